@@ -1,0 +1,1 @@
+"""The HTTP side of ragqueue: FastAPI app, routes, and the SSE relay."""

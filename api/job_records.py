@@ -1,0 +1,39 @@
+"""API side of job records: accept a job (write it queued), dispatch it to Celery, read it back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis.asyncio as aioredis
+from celery import Celery
+from starlette.concurrency import run_in_threadpool
+
+from api.errors import ApiError
+from shared import keys
+from shared.jobs import JobKind, JobRecord, initial_fields, new_job_id, parse_job
+from shared.settings import Settings
+
+
+async def create_job(redis: aioredis.Redis, settings: Settings, kind: JobKind, collection: str | None) -> str:
+    job_id = new_job_id()
+    key = keys.job_key(job_id)
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.hset(key, mapping=initial_fields(job_id, kind, collection))
+        pipe.expire(key, settings.JOB_TTL_S)
+        await pipe.execute()
+    return job_id
+
+
+async def dispatch(celery: Celery, task: str, queue: str, job_id: str, args: list[Any]) -> None:
+    """Send the task with the job id as its Celery task id (so Flower shows the same id)."""
+    try:
+        await run_in_threadpool(celery.send_task, task, args=args, queue=queue, task_id=job_id)
+    except Exception as exc:  # broker unreachable: the job cannot run
+        raise ApiError(503, "broker_unavailable", f"could not queue the job: {exc}") from exc
+
+
+async def load_job(redis: aioredis.Redis, job_id: str) -> JobRecord:
+    fields = await redis.hgetall(keys.job_key(job_id))
+    if not fields:
+        raise ApiError(404, "job_not_found", f"no job {job_id!r} (unknown, or expired)")
+    return parse_job(fields)

@@ -1,0 +1,56 @@
+"""The ASGI app (`api.main:app`): builds FastAPI, its Redis clients and routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from api.errors import install_error_handlers
+from api.routes import collections, health, jobs, queries, seed
+from shared.settings import get_settings
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    from workers.celery_app import create_app as create_celery
+
+    settings = get_settings()
+    app.state.settings = settings
+    app.state.redis = aioredis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
+    app.state.relay_redis = aioredis.Redis.from_url(
+        settings.REDIS_URL, decode_responses=True, socket_timeout=None, max_connections=None
+    )
+    app.state.celery = create_celery()
+    try:
+        yield
+    finally:
+        await app.state.redis.aclose()
+        await app.state.relay_redis.aclose()
+
+
+def create_app() -> FastAPI:
+    settings = get_settings()
+    app = FastAPI(
+        title="ragqueue",
+        version="0.1.0",
+        summary="RAG over your own documents: index jobs and streamed answers through Celery, Redis and SSE.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.CORS_ORIGINS,
+        allow_methods=["*"],
+        allow_headers=["*"],
+        expose_headers=["Content-Type"],
+    )
+    install_error_handlers(app)
+    for module in (health, collections, jobs, queries, seed):
+        app.include_router(module.router)
+    return app
+
+
+app = create_app()

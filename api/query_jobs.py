@@ -1,0 +1,49 @@
+"""Accepting a query: validate it, record the job, dispatch it to the `query` queue."""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+from celery import Celery
+from starlette.concurrency import run_in_threadpool
+
+from api.errors import ApiError
+from api.job_records import create_job, dispatch
+from shared.jobs import JobKind
+from shared.settings import Settings
+from shared.store import CollectionStore, valid_collection_name
+from shared.tasks import QUERY_QUEUE, QUERY_TASK
+
+
+async def check_query(settings: Settings, collection: str, question: str) -> str:
+    """The cleaned question, or a 4xx ApiError a person can act on."""
+    if not valid_collection_name(collection):
+        raise ApiError(
+            422, "invalid_collection", f"collection name {collection!r} must match ^[a-z0-9][a-z0-9_-]{{0,63}}$"
+        )
+    question = question.strip()
+    if not question:
+        raise ApiError(422, "empty_question", "the question is empty")
+    if len(question) > settings.MAX_QUESTION_CHARS:
+        raise ApiError(
+            413,
+            "question_too_long",
+            f"the question has {len(question)} characters; the limit is "
+            f"{settings.MAX_QUESTION_CHARS} (MAX_QUESTION_CHARS)",
+        )
+    store = CollectionStore(settings.collections_dir, collection)
+    if not await run_in_threadpool(store.exists):
+        raise ApiError(
+            404,
+            "collection_not_found",
+            f"collection {collection!r} does not exist; index documents into it first "
+            f"(POST /v1/collections/{collection}/index-jobs)",
+        )
+    return question
+
+
+async def submit_query(
+    redis: aioredis.Redis, celery: Celery, settings: Settings, collection: str, question: str, top_k: int | None
+) -> str:
+    job_id = await create_job(redis, settings, JobKind.QUERY, collection)
+    await dispatch(celery, QUERY_TASK, QUERY_QUEUE, job_id, [job_id, collection, question, top_k or settings.TOP_K])
+    return job_id

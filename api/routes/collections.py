@@ -1,0 +1,72 @@
+"""Collections: index jobs over server-side paths, and what each collection holds."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Path
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import CeleryDep, RedisDep, SettingsDep
+from api.errors import ApiError, ErrorResponse
+from api.job_records import create_job, dispatch
+from api.schemas import CollectionName, CollectionSummary, IndexJobRequest, JobAccepted
+from shared.importing import ImportPathError, resolve_import_path
+from shared.jobs import JobKind
+from shared.settings import Settings
+from shared.store import CollectionStore, valid_collection_name
+from shared.tasks import INDEX_QUEUE, INDEX_TASK
+
+router = APIRouter(prefix="/v1/collections", tags=["collections"])
+
+CollectionPath = Path(
+    pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$", description="Lower-case letters, digits, '_' and '-', 1-64 characters"
+)
+
+
+def _summary(store: CollectionStore) -> CollectionSummary:
+    info = store.info()
+    return CollectionSummary(**info.__dict__)
+
+
+def _list(settings: Settings) -> list[CollectionSummary]:
+    root = settings.collections_dir
+    names = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.exists() else []
+    stores = [CollectionStore(root, n) for n in names if valid_collection_name(n)]
+    return [_summary(s) for s in stores if s.exists()]
+
+
+@router.get("", response_model=list[CollectionSummary], summary="Every collection with its counts and model")
+async def list_collections(settings: SettingsDep) -> list[CollectionSummary]:
+    return await run_in_threadpool(_list, settings)
+
+
+@router.get("/{collection}", response_model=CollectionSummary, responses={404: {"model": ErrorResponse}})
+async def get_collection(settings: SettingsDep, collection: CollectionName = CollectionPath) -> CollectionSummary:
+    store = CollectionStore(settings.collections_dir, collection)
+    if not await run_in_threadpool(store.exists):
+        raise ApiError(404, "collection_not_found", f"collection {collection!r} does not exist")
+    return await run_in_threadpool(_summary, store)
+
+
+@router.post(
+    "/{collection}/index-jobs",
+    status_code=202,
+    response_model=JobAccepted,
+    responses={400: {"model": ErrorResponse}, 403: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
+    summary="Index files or folders already on the server (under an allowed import root)",
+)
+async def create_index_job(
+    body: IndexJobRequest,
+    settings: SettingsDep,
+    redis: RedisDep,
+    celery: CeleryDep,
+    collection: CollectionName = CollectionPath,
+) -> JobAccepted:
+    for raw in body.paths:  # refuse bad paths now, with a 4xx, rather than as a failed job later
+        try:
+            resolve_import_path(raw, settings)
+        except ImportPathError as exc:
+            status = {"path_not_allowed": 403, "path_not_found": 404}.get(exc.code, 400)
+            raise ApiError(status, exc.code, exc.message) from exc
+    job_id = await create_job(redis, settings, JobKind.INDEX, collection)
+    await dispatch(celery, INDEX_TASK, INDEX_QUEUE, job_id, [job_id, collection, body.paths])
+    return JobAccepted(job_id=job_id, status_url=f"/v1/jobs/{job_id}")

@@ -1,0 +1,77 @@
+"""Query jobs: submit a question, then relay its answer as SSE (resumable with Last-Event-ID)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query
+from sse_starlette import EventSourceResponse
+
+from api.deps import CeleryDep, RedisDep, RelayRedisDep, SettingsDep
+from api.errors import ApiError, ErrorResponse
+from api.job_records import load_job
+from api.query_jobs import check_query, submit_query
+from api.relay import relay_events
+from api.schemas import QueryAccepted, QueryRequest
+from api.sse import event_source_response
+from shared import keys
+from shared.jobs import JobKind
+
+router = APIRouter(prefix="/v1/queries", tags=["queries"])
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=QueryAccepted,
+    responses={
+        404: {"model": ErrorResponse},
+        413: {"model": ErrorResponse},
+        422: {"model": ErrorResponse},
+        503: {"model": ErrorResponse},
+    },
+    summary="Ask a question of a collection; the answer streams from stream_url",
+)
+async def create_query(body: QueryRequest, settings: SettingsDep, redis: RedisDep, celery: CeleryDep) -> QueryAccepted:
+    question = await check_query(settings, body.collection, body.question)
+    job_id = await submit_query(redis, celery, settings, body.collection, question, body.top_k)
+    return QueryAccepted(job_id=job_id, stream_url=f"/v1/queries/{job_id}/stream", status_url=f"/v1/jobs/{job_id}")
+
+
+def _parse_last_event_id(raw: str | None) -> int:
+    if raw is None or raw == "":
+        return 0
+    if not raw.isdigit():
+        raise ApiError(422, "invalid_last_event_id", f"Last-Event-ID must be a non-negative integer, got {raw!r}")
+    return int(raw)
+
+
+@router.get(
+    "/{job_id}/stream",
+    response_class=EventSourceResponse,
+    responses={404: {"model": ErrorResponse}, 410: {"model": ErrorResponse}},
+    summary="SSE: `sources`, `token`s, then exactly one `done` or `error`; each event has an `id:`",
+)
+async def stream_query(
+    job_id: str,
+    settings: SettingsDep,
+    redis: RedisDep,
+    relay_redis: RelayRedisDep,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    last_event_id_param: Annotated[
+        str | None, Query(alias="last_event_id", description="For clients that cannot set headers")
+    ] = None,
+) -> EventSourceResponse:
+    job = await load_job(redis, job_id)
+    if job.kind != JobKind.QUERY:
+        raise ApiError(404, "job_not_found", f"job {job_id!r} is an {job.kind} job, not a query")
+    after = _parse_last_event_id(last_event_id if last_event_id is not None else last_event_id_param)
+    if after and not await redis.exists(keys.replay_key(job_id)):
+        raise ApiError(
+            410,
+            "replay_expired",
+            f"the events of job {job_id!r} are no longer kept "
+            f"(REPLAY_TTL_S={settings.REPLAY_TTL_S}); ask the question again",
+        )
+    events = relay_events(relay_redis, job_id, after_seq=after, idle_timeout_s=settings.STREAM_IDLE_TIMEOUT_S)
+    return event_source_response(events, settings)

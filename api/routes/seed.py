@@ -1,0 +1,62 @@
+"""The wow-rag seed's `GET /stream_chat`: submit and relay in one call.
+
+A plain client (the seed's `requests` loop over `iter_content(decode_unicode=True)`) gets the answer as
+UTF-8 text chunks; a client sending `Accept: text/event-stream` (a browser EventSource) gets framed SSE.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+from starlette.responses import Response
+
+from api.deps import CeleryDep, RedisDep, RelayRedisDep, SettingsDep
+from api.job_records import create_job, dispatch
+from api.query_jobs import check_query
+from api.relay import relay_events, subscribe
+from api.sse import STREAM_HEADERS, event_source_response, wants_event_stream
+from shared.events import EventName, StreamEvent
+from shared.jobs import JobKind
+from shared.tasks import QUERY_QUEUE, QUERY_TASK
+
+router = APIRouter(tags=["seed"])
+
+
+async def _answer_text(events: AsyncIterator[StreamEvent]) -> AsyncIterator[str]:
+    async for event in events:
+        if event.event == EventName.TOKEN:
+            yield event.data["text"]
+        elif event.event == EventName.ERROR:
+            yield f"\n[error {event.data['code']}] {event.data['message']}\n"
+
+
+@router.get("/stream_chat", summary="The seed's endpoint: ask and stream the answer in one call")
+async def stream_chat(
+    request: Request,
+    settings: SettingsDep,
+    redis: RedisDep,
+    relay_redis: RelayRedisDep,
+    celery: CeleryDep,
+    param: Annotated[str, Query(description="The question", examples=["什么是 KV 缓存？"])],
+    collection: Annotated[str | None, Query(description="Defaults to DEFAULT_COLLECTION")] = None,
+    top_k: Annotated[int | None, Query(ge=1, le=50)] = None,
+) -> Response:
+    name = collection or settings.DEFAULT_COLLECTION
+    question = await check_query(settings, name, param)
+    job_id = await create_job(redis, settings, JobKind.QUERY, name)
+    pubsub = await subscribe(relay_redis, job_id)  # before dispatch: no event can be missed
+    try:
+        await dispatch(celery, QUERY_TASK, QUERY_QUEUE, job_id, [job_id, name, question, top_k or settings.TOP_K])
+    except Exception:
+        await pubsub.aclose()
+        raise
+    events = relay_events(relay_redis, job_id, pubsub=pubsub, idle_timeout_s=settings.STREAM_IDLE_TIMEOUT_S)
+    headers = {**STREAM_HEADERS, "X-Job-Id": job_id}
+    if wants_event_stream(request):
+        response = event_source_response(events, settings)
+        response.headers.update(headers)
+        return response
+    return StreamingResponse(_answer_text(events), media_type="text/plain; charset=utf-8", headers=headers)

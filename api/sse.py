@@ -1,0 +1,33 @@
+"""Turn a relayed event stream into an SSE response (sse-starlette), with `: ping` comments."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from fastapi import Request
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from shared.events import StreamEvent
+from shared.settings import Settings
+
+# Proxies must neither cache nor buffer a token stream (issue 4, "Heartbeats and proxies").
+STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def wants_event_stream(request: Request) -> bool:
+    return "text/event-stream" in request.headers.get("accept", "")
+
+
+def _ping() -> ServerSentEvent:
+    return ServerSentEvent(comment="ping")
+
+
+async def _frames(events: AsyncIterator[StreamEvent]) -> AsyncIterator[ServerSentEvent]:
+    async for event in events:
+        yield ServerSentEvent(id=str(event.seq), event=event.event.value, data=event.data_json())
+
+
+def event_source_response(events: AsyncIterator[StreamEvent], settings: Settings) -> EventSourceResponse:
+    return EventSourceResponse(
+        _frames(events), ping=settings.PING_INTERVAL_S, ping_message_factory=_ping, headers=STREAM_HEADERS
+    )

@@ -1,0 +1,60 @@
+"""The query-stream event contract: names, payload shape and the wire form on Redis and SSE."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel
+
+
+class EventName(StrEnum):
+    """SSE event names on a query stream (DESIGN.md)."""
+
+    SOURCES = "sources"
+    TOKEN = "token"
+    DONE = "done"
+    ERROR = "error"
+
+
+TERMINAL_EVENTS = frozenset({EventName.DONE, EventName.ERROR})
+
+# Field name of the event JSON inside each replay-buffer (Redis Stream) entry.
+REPLAY_FIELD = "e"
+
+
+class StreamEvent(BaseModel):
+    """One event of a query stream; `seq` starts at 1 and is the SSE `id:`."""
+
+    seq: int
+    event: EventName
+    data: Any
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.event in TERMINAL_EVENTS
+
+    def to_wire(self) -> str:
+        return json.dumps({"seq": self.seq, "event": self.event.value, "data": self.data}, ensure_ascii=False)
+
+    @classmethod
+    def from_wire(cls, raw: str | bytes) -> StreamEvent:
+        return cls.model_validate_json(raw)
+
+    def data_json(self) -> str:
+        """The SSE `data:` payload."""
+        return json.dumps(self.data, ensure_ascii=False)
+
+
+class ErrorCode(StrEnum):
+    """Stable `code` values for `error` events and failed jobs."""
+
+    UPSTREAM = "upstream_error"
+    UPSTREAM_TIMEOUT = "upstream_timeout"
+    RATE_LIMITED = "upstream_rate_limited"
+    WORKER_LOST = "worker_lost"
+    STREAM_TIMEOUT = "stream_timeout"
+    INTERNAL = "internal_error"
+    NOT_FOUND = "not_found"
+    EMBEDDING_MISMATCH = "embedding_mismatch"

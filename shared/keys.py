@@ -1,0 +1,30 @@
+"""Every Redis key and channel name ragqueue uses, defined once (DESIGN.md: job state in rag:job:{id})."""
+
+from __future__ import annotations
+
+PREFIX = "rag"
+
+
+def job_key(job_id: str) -> str:
+    """Hash holding a job's state, progress, result and error."""
+    return f"{PREFIX}:job:{job_id}"
+
+
+def stream_channel(job_id: str) -> str:
+    """Pub/sub channel carrying a query job's events live."""
+    return f"{PREFIX}:stream:{job_id}"
+
+
+def replay_key(job_id: str) -> str:
+    """Redis Stream keeping a query job's events for late subscribers and Last-Event-ID."""
+    return f"{PREFIX}:replay:{job_id}"
+
+
+def progress_channel(job_id: str) -> str:
+    """Pub/sub channel announcing an index job's progress changes."""
+    return f"{PREFIX}:progress:{job_id}"
+
+
+def cancel_key(job_id: str) -> str:
+    """Flag a worker checks between chunks; set by a cancel request."""
+    return f"{PREFIX}:cancel:{job_id}"

@@ -1,0 +1,96 @@
+"""Answerers turn a question and its retrieved chunks into a stream of text pieces.
+
+`LLMAnswerer` prompts any LlamaIndex LLM (GLM-4-Flash by default) and yields its deltas as they arrive.
+`ExtractiveAnswerer` is the no-LLM fallback: it quotes the retrieved sentences closest to the question
+and says plainly that no language model wrote the answer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from typing import Protocol
+
+import numpy as np
+from llama_index.core.base.embeddings.base import BaseEmbedding
+from llama_index.core.llms import LLM
+from llama_index.core.prompts import PromptTemplate
+
+from shared.store import ScoredChunk
+
+NO_CONTEXT_ANSWER = "知识库中没有找到与这个问题相关的内容，无法根据资料回答。"
+EXTRACTIVE_NOTICE = "【未配置大模型：以下是从资料中摘录的与问题最相关的原文，并非生成的回答。】\n"
+
+QA_PROMPT = PromptTemplate(
+    "以下是检索到的参考资料，每段以 [编号] 开头。\n"
+    "---------------------\n"
+    "{context_str}\n"
+    "---------------------\n"
+    "请只根据参考资料回答问题，不要使用资料以外的知识；引用资料时在句末注明编号，如 [1]。"
+    "如果资料中没有答案，请直接说明资料中没有相关内容。\n"
+    "问题：{query_str}\n"
+    "回答："
+)
+
+_SENTENCE_END = re.compile(r"(?<=[。！？!?；;])|\n+")
+
+
+class Answerer(Protocol):
+    name: str
+
+    def stream(self, question: str, chunks: Sequence[ScoredChunk]) -> Iterator[str]: ...
+
+
+def format_context(chunks: Sequence[ScoredChunk]) -> str:
+    return "\n\n".join(f"[{i}] {c.text}" for i, c in enumerate(chunks, start=1))
+
+
+class LLMAnswerer:
+    """Streams an LLM's answer grounded in the retrieved chunks."""
+
+    def __init__(self, llm: LLM, name: str) -> None:
+        self.llm = llm
+        self.name = name
+
+    def stream(self, question: str, chunks: Sequence[ScoredChunk]) -> Iterator[str]:
+        prompt = QA_PROMPT.format(context_str=format_context(chunks), query_str=question)
+        for response in self.llm.stream_complete(prompt):
+            if response.delta:
+                yield response.delta
+
+
+class ExtractiveAnswerer:
+    """Quotes the most relevant retrieved sentences, citing their chunk numbers; no LLM involved."""
+
+    name = "extractive"
+
+    def __init__(
+        self, embed_model: BaseEmbedding, max_sentences: int = 3, piece_chars: int = 8, min_chars: int = 10
+    ) -> None:
+        self.embed_model = embed_model
+        self.min_chars = min_chars
+        self.max_sentences = max_sentences
+        self.piece_chars = piece_chars
+
+    def stream(self, question: str, chunks: Sequence[ScoredChunk]) -> Iterator[str]:
+        sentences: list[tuple[int, str]] = []
+        seen: set[str] = set()
+        for number, chunk in enumerate(chunks, start=1):
+            for raw in _SENTENCE_END.split(chunk.text):
+                sentence = raw.strip()
+                # Overlapping chunks repeat sentences; headings are too short to answer anything.
+                if len(sentence) >= self.min_chars and sentence not in seen:
+                    seen.add(sentence)
+                    sentences.append((number, sentence))
+        if not sentences:
+            yield NO_CONTEXT_ANSWER
+            return
+        q = np.asarray(self.embed_model.get_query_embedding(question))
+        vectors = np.asarray(self.embed_model.get_text_embedding_batch([s for _, s in sentences]))
+        best = np.argsort(-(vectors @ q))[: self.max_sentences]
+        yield EXTRACTIVE_NOTICE
+        for rank in best:
+            number, sentence = sentences[int(rank)]
+            line = f"{sentence} [{number}]\n"
+            for start in range(0, len(line), self.piece_chars):
+                yield line[start : start + self.piece_chars]

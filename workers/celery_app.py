@@ -1,0 +1,43 @@
+"""The Celery app (`workers.celery_app:app`): broker config and the `index` / `query` queues.
+
+Importing this module is cheap and has no side effects beyond building the app object; models and
+clients are created per worker process (workers/runtime.py), after the prefork.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+
+from shared.settings import get_settings
+from shared.tasks import INDEX_QUEUE, INDEX_TASK, QUERY_QUEUE, QUERY_TASK
+
+
+def create_app() -> Celery:
+    settings = get_settings()
+    celery = Celery(
+        "ragqueue", broker=settings.REDIS_URL, include=["workers.signals", "workers.tasks.index", "workers.tasks.query"]
+    )
+    celery.conf.update(
+        task_queues=[Queue(INDEX_QUEUE), Queue(QUERY_QUEUE)],
+        task_default_queue=QUERY_QUEUE,
+        task_routes={INDEX_TASK: {"queue": INDEX_QUEUE}, QUERY_TASK: {"queue": QUERY_QUEUE}},
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,  # job state lives in rag:job:{id}, not in a Celery result backend
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_soft_time_limit=settings.TASK_SOFT_TIME_LIMIT_S,
+        task_time_limit=settings.TASK_TIME_LIMIT_S,
+        # Above the hard time limit, or a long task is delivered a second time while still running.
+        broker_transport_options={"visibility_timeout": settings.TASK_TIME_LIMIT_S + 600},
+        broker_connection_retry_on_startup=True,
+        worker_send_task_events=True,  # Flower
+        task_send_sent_event=True,
+        worker_hijack_root_logger=False,
+    )
+    return celery
+
+
+app = create_app()

@@ -1,0 +1,63 @@
+"""The index pipeline's steps: load a file, normalise, split into chunks, embed in batches."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from llama_index.core import SimpleDirectoryReader
+from llama_index.core.base.embeddings.base import BaseEmbedding
+from llama_index.core.node_parser import SentenceSplitter
+
+from shared.store import ChunkRecord
+from shared.text_normalize import normalize_text
+
+
+@dataclass(frozen=True)
+class SplitDocument:
+    doc_id: str
+    source: str
+    sha256: str
+    chunks: list[ChunkRecord]
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def document_id(source: Path) -> str:
+    """A path-imported document is identified by its resolved path: re-importing it replaces it."""
+    return hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:32]
+
+
+def load_and_split(path: Path, splitter: SentenceSplitter) -> SplitDocument:
+    """Read one file with LlamaIndex's readers, normalise its text and split it into chunks."""
+    documents = SimpleDirectoryReader(input_files=[path], encoding="utf-8", errors="strict").load_data()
+    text = normalize_text("\n\n".join(d.text for d in documents))
+    if not text:
+        raise ValueError("no text could be extracted")
+    doc_id = document_id(path)
+    pieces = [p for p in splitter.split_text(text) if p.strip()]
+    chunks = [ChunkRecord(doc_id=doc_id, position=i, text=p) for i, p in enumerate(pieces)]
+    return SplitDocument(doc_id=doc_id, source=str(path), sha256=file_sha256(path), chunks=chunks)
+
+
+def embed_chunks(
+    embed_model: BaseEmbedding, chunks: Sequence[ChunkRecord], batch_size: int, on_batch: Callable[[int], None]
+) -> np.ndarray:
+    """Embed chunk texts batch by batch, calling `on_batch(n)` after each so progress stays true."""
+    rows: list[list[float]] = []
+    for start in range(0, len(chunks), batch_size):
+        batch = [c.text for c in chunks[start : start + batch_size]]
+        rows.extend(embed_model.get_text_embedding_batch(batch))
+        on_batch(len(batch))
+    vectors = np.asarray(rows, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.where(norms == 0, 1.0, norms)

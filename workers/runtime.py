@@ -1,0 +1,78 @@
+"""Per-process resources of a worker: Redis client, embedding model, answerer, open collection stores.
+
+Created lazily on first use inside the worker process (and warmed by `worker_process_init`), never at
+import time: the local embedding engine is not fork-safe (STYLE.md pitfalls).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from llama_index.core.base.embeddings.base import BaseEmbedding
+
+from shared.providers.answerers import Answerer
+from shared.providers.factory import build_answerer, build_embedding, embedding_model_name
+from shared.settings import Settings, get_settings
+from shared.store import CollectionStore
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    _stores: dict[str, CollectionStore] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    _built: dict[str, Any] = field(default_factory=dict)
+
+    def _once(self, name: str, factory: Callable[[], Any]) -> Any:
+        """Build a resource once per process, even when a threaded pool asks for it concurrently."""
+        with self._lock:
+            if name not in self._built:
+                self._built[name] = factory()
+            return self._built[name]
+
+    @property
+    def redis(self) -> redis.Redis:
+        return self._once("redis", lambda: redis.Redis.from_url(self.settings.REDIS_URL, health_check_interval=30))
+
+    @property
+    def embed_model(self) -> BaseEmbedding:
+        return self._once("embed", lambda: build_embedding(self.settings))
+
+    @property
+    def embed_model_name(self) -> str:
+        return embedding_model_name(self.settings)
+
+    @property
+    def answerer(self) -> Answerer:
+        embed = self.embed_model
+        return self._once("answerer", lambda: build_answerer(self.settings, embed))
+
+    def store(self, collection: str) -> CollectionStore:
+        """One store object per collection per process, so its search matrix cache is reused."""
+        with self._lock:
+            if collection not in self._stores:
+                self._stores[collection] = CollectionStore(self.settings.collections_dir, collection)
+            return self._stores[collection]
+
+
+_runtime: Runtime | None = None
+_runtime_lock = threading.Lock()
+
+
+def get_runtime() -> Runtime:
+    global _runtime
+    with _runtime_lock:
+        if _runtime is None:
+            _runtime = Runtime(settings=get_settings())
+        return _runtime
+
+
+def warm_up() -> None:
+    """Load the models now, so the first task does not pay for it."""
+    rt = get_runtime()
+    _ = rt.embed_model, rt.answerer
