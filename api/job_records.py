@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from celery import Celery
@@ -18,7 +18,7 @@ async def create_job(redis: aioredis.Redis, settings: Settings, kind: JobKind, c
     job_id = new_job_id()
     key = keys.job_key(job_id)
     async with redis.pipeline(transaction=True) as pipe:
-        pipe.hset(key, mapping=initial_fields(job_id, kind, collection))
+        pipe.hset(key, mapping=cast(Any, initial_fields(job_id, kind, collection)))
         pipe.expire(key, settings.JOB_TTL_S)
         await pipe.execute()
     return job_id
@@ -33,7 +33,7 @@ async def dispatch(celery: Celery, task: str, queue: str, job_id: str, args: lis
 
 
 async def load_job(redis: aioredis.Redis, job_id: str) -> JobRecord:
-    fields = await redis.hgetall(keys.job_key(job_id))
+    fields = cast(dict[str, str], await redis.hgetall(keys.job_key(job_id)))
     if not fields:
         raise ApiError(404, "job_not_found", f"no job {job_id!r} (unknown, or expired)")
     return parse_job(fields)

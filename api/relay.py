@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from typing import cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
@@ -27,7 +28,9 @@ async def subscribe(redis: aioredis.Redis, job_id: str) -> PubSub:
 
 async def buffered_events(redis: aioredis.Redis, job_id: str, after_seq: int) -> list[StreamEvent]:
     """Events in the replay buffer with seq > after_seq, in order (entry ids are 0-{seq})."""
-    entries = await redis.xrange(keys.replay_key(job_id), min=f"0-{after_seq + 1}")
+    entries = cast(
+        list[tuple[str, dict[str, str]]], await redis.xrange(keys.replay_key(job_id), min=f"0-{after_seq + 1}")
+    )
     return [StreamEvent.from_wire(fields[REPLAY_FIELD]) for _, fields in entries]
 
 
@@ -75,7 +78,7 @@ async def relay_events(
 
 async def _timeout_event(redis: aioredis.Redis, job_id: str, last: int, idle_timeout_s: float) -> StreamEvent:
     """The terminal event a client gets when its job stopped producing events."""
-    state = await redis.hget(keys.job_key(job_id), "state")
+    state = cast(str | None, await redis.hget(keys.job_key(job_id), "state"))
     if state is None:
         code, message = ErrorCode.NOT_FOUND, f"no job {job_id!r} (unknown, or expired)"
     elif JobState(state) in FINAL_STATES:

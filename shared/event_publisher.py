@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -11,7 +11,7 @@ from shared.events import REPLAY_FIELD, EventName, StreamEvent
 
 
 class EventPublisher:
-    """Publishes a query job's events with consecutive sequence numbers starting at 1."""
+    """Publishes a query job's events with consecutive sequence numbers starting at 1 (client decodes to str)."""
 
     def __init__(self, client: redis.Redis, job_id: str, replay_ttl_s: int) -> None:
         self.client = client
@@ -22,10 +22,10 @@ class EventPublisher:
 
     def resume_from_buffer(self) -> StreamEvent | None:
         """Continue numbering after what a previous delivery of this job already published; return its last."""
-        last = self.client.xrevrange(keys.replay_key(self.job_id), count=1)
+        last = cast(list[tuple[str, dict[str, str]]], self.client.xrevrange(keys.replay_key(self.job_id), count=1))
         if not last:
             return None
-        event = StreamEvent.from_wire(last[0][1][REPLAY_FIELD.encode()])
+        event = StreamEvent.from_wire(last[0][1][REPLAY_FIELD])
         self.seq = event.seq
         self.finished = event.is_terminal
         return event

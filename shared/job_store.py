@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -24,16 +24,14 @@ class JobStore:
         fields["updated_at"] = str(time.time())
         key = keys.job_key(self.job_id)
         pipe = self.client.pipeline(transaction=True)
-        pipe.hset(key, mapping=fields)
+        pipe.hset(key, mapping=cast(Any, fields))
         pipe.expire(key, self.ttl_s)
         pipe.publish(keys.progress_channel(self.job_id), json.dumps(fields))
         pipe.execute()
 
     def load(self) -> JobRecord | None:
-        raw = self.client.hgetall(keys.job_key(self.job_id))
-        if not raw:
-            return None
-        return parse_job({k.decode(): v.decode() for k, v in raw.items()})
+        raw = cast(dict[str, str], self.client.hgetall(keys.job_key(self.job_id)))
+        return parse_job(raw) if raw else None
 
     def running(self, stage: str | None = None) -> None:
         self._write({"state": JobState.RUNNING.value, "stage": stage or ""})

@@ -37,7 +37,10 @@ class Runtime:
 
     @property
     def redis(self) -> redis.Redis:
-        return self._once("redis", lambda: redis.Redis.from_url(self.settings.REDIS_URL, health_check_interval=30))
+        return self._once(
+            "redis",
+            lambda: redis.Redis.from_url(self.settings.REDIS_URL, health_check_interval=30, decode_responses=True),
+        )
 
     @property
     def embed_model(self) -> BaseEmbedding:

@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from tests.fakes.zhipu_vectors import dimension_for, embed_text
+from .zhipu_vectors import dimension_for, embed_text
 
 API_PREFIX = "/api/paas/v4"
 DEFAULT_TOKENS = ["根据", "资料", "，", "KV", " 缓存", "可以", "避免", "重复", "计算", "，", "加速", "推理",

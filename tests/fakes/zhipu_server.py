@@ -46,7 +46,7 @@ from typing import Any
 import httpx
 import uvicorn
 
-from tests.fakes.zhipu_app import API_PREFIX, DEFAULT_CONFIG, DEFAULT_TOKENS, FakeState, build_app
+from .zhipu_app import API_PREFIX, DEFAULT_CONFIG, DEFAULT_TOKENS, FakeState, build_app
 
 __all__ = ["API_PREFIX", "DEFAULT_CONFIG", "DEFAULT_TOKENS", "FakeState", "ZhipuFakeServer", "build_app",
            "main"]

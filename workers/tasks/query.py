@@ -6,6 +6,7 @@ import logging
 import time
 from typing import Any
 
+import numpy as np
 from celery import Task
 
 from shared.event_publisher import EventPublisher
@@ -78,7 +79,7 @@ def _answer(
         raise EmbeddingMismatchError(
             f"query embedding has {len(query_vector)} dimensions, collection has {store.info().dimension}"
         )
-    chunks = store.search(query_vector, top_k)
+    chunks = store.search(np.asarray(query_vector, dtype=np.float32), top_k)
     retrieved = time.perf_counter()
     events.publish(EventName.SOURCES, _source_payload(chunks))
     job.running("generating")

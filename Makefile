@@ -1,0 +1,38 @@
+# ragqueue: the two commands are `make demo` and `make test`.
+SHELL := /bin/bash
+export REDIS_URL ?= redis://127.0.0.1:6379/0
+export API_PORT ?= 8000
+export FLOWER_PORT ?= 5555
+PY := .venv/bin/python
+
+.PHONY: help install up down status demo test lint
+
+help:  ## List the targets
+	@grep -E '^[a-z]+:.*## ' Makefile | sed 's/:.*## /\t/'
+
+install:  ## Create .venv and install ragqueue with dev tools
+	@scripts/bootstrap.sh
+
+up: install  ## Start Redis (if none answers), workers, Flower and the API in the background
+	@scripts/stack.sh up
+
+down:  ## Stop what `make up` started
+	@scripts/stack.sh down
+
+status:  ## Show which parts of the stack are running
+	@scripts/stack.sh status
+
+demo: up  ## Start the stack, index docs/kb with a progress bar, stream an answer
+	@$(PY) scripts/demo.py
+	@echo
+	@echo "API docs: http://127.0.0.1:$(API_PORT)/docs   Flower: http://127.0.0.1:$(FLOWER_PORT)   Stop: make down"
+
+lint: install  ## ruff and mypy
+	@.venv/bin/ruff check api workers shared tests scripts bench
+	@.venv/bin/mypy
+
+test: install  ## Lint, then run the test suite against a real Redis and real Celery workers
+	@scripts/ensure_redis.sh
+	@.venv/bin/ruff check api workers shared tests scripts bench
+	@.venv/bin/mypy
+	@.venv/bin/pytest

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Start or stop the ragqueue stack in the background: index worker, query worker, Flower, API.
+#   scripts/stack.sh up | down | status
+# Ports and Redis come from the environment: API_PORT (8000), FLOWER_PORT (5555), REDIS_URL.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0}
+API_PORT=${API_PORT:-8000}
+FLOWER_PORT=${FLOWER_PORT:-5555}
+INDEX_CONCURRENCY=${INDEX_CONCURRENCY:-1}
+QUERY_CONCURRENCY=${QUERY_CONCURRENCY:-8}
+RUN_DIR=${RUN_DIR:-.run}
+BIN=.venv/bin
+
+start() { # name, command...
+  local name=$1; shift
+  if [ -f "$RUN_DIR/$name.pid" ] && kill -0 "$(cat "$RUN_DIR/$name.pid")" 2>/dev/null; then
+    echo "  $name already running (pid $(cat "$RUN_DIR/$name.pid"))"; return
+  fi
+  nohup "$@" >"$RUN_DIR/$name.log" 2>&1 &
+  echo $! >"$RUN_DIR/$name.pid"
+  echo "  $name started (pid $!, log $RUN_DIR/$name.log)"
+}
+
+stop() { # name
+  local pidfile="$RUN_DIR/$1.pid"
+  [ -f "$pidfile" ] || return 0
+  local pid; pid=$(cat "$pidfile")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    echo "  $1 stopped"
+  fi
+  rm -f "$pidfile"
+}
+
+wait_ready() {
+  for _ in $(seq 120); do
+    if curl -fsS "http://127.0.0.1:$API_PORT/readyz" >/dev/null 2>&1; then return 0; fi
+    sleep 0.5
+  done
+  echo "The API did not become ready; last answer from /readyz:" >&2
+  curl -sS "http://127.0.0.1:$API_PORT/readyz" >&2 || true
+  echo >&2; echo "Logs are in $RUN_DIR/*.log" >&2
+  return 1
+}
+
+case "${1:-}" in
+  up)
+    mkdir -p "$RUN_DIR"
+    scripts/ensure_redis.sh
+    echo "Starting ragqueue (Redis $REDIS_URL):"
+    start worker-index $BIN/celery -A workers.celery_app:app worker -Q index -P prefork \
+      -c "$INDEX_CONCURRENCY" -n "index@%h" --loglevel=INFO
+    start worker-query $BIN/celery -A workers.celery_app:app worker -Q query -P threads \
+      -c "$QUERY_CONCURRENCY" -n "query@%h" --loglevel=INFO
+    FLOWER_UNAUTHENTICATED_API=true start flower $BIN/celery -A workers.celery_app:app flower \
+      --port="$FLOWER_PORT" --address=127.0.0.1
+    start api $BIN/uvicorn api.main:app --host 127.0.0.1 --port "$API_PORT"
+    wait_ready
+    echo "ragqueue is up: API http://127.0.0.1:$API_PORT/docs  Flower http://127.0.0.1:$FLOWER_PORT  (stop: make down)"
+    ;;
+  down)
+    for name in api flower worker-query worker-index; do stop "$name"; done
+    stop redis  # only a Redis that ensure_redis.sh started has a pid file here
+    ;;
+  status)
+    for name in api flower worker-query worker-index redis; do
+      if [ -f "$RUN_DIR/$name.pid" ] && kill -0 "$(cat "$RUN_DIR/$name.pid")" 2>/dev/null; then
+        echo "$name: running (pid $(cat "$RUN_DIR/$name.pid"))"
+      else
+        echo "$name: stopped"
+      fi
+    done
+    ;;
+  *) echo "usage: scripts/stack.sh up|down|status" >&2; exit 2 ;;
+esac

