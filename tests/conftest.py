@@ -40,8 +40,14 @@ def zhipu_server() -> Iterator[ZhipuFakeServer]:
 
 def _base_env(redis_url: str, data_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ZHIPU", "LLM_", "EMBED_"))}
-    env.update(REDIS_URL=redis_url, DATA_DIR=str(data_dir), UPSTREAM_MAX_RETRIES="0", PYTHONUNBUFFERED="1",
-               STREAM_IDLE_TIMEOUT_S="30", OMP_NUM_THREADS="1")
+    env.update(
+        REDIS_URL=redis_url,
+        DATA_DIR=str(data_dir),
+        UPSTREAM_MAX_RETRIES="0",
+        PYTHONUNBUFFERED="1",
+        STREAM_IDLE_TIMEOUT_S="30",
+        OMP_NUM_THREADS="1",
+    )
     return env
 
 
@@ -54,10 +60,12 @@ def _fresh_db(url: str) -> str:
 def offline_stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("offline")
     env = _base_env(_fresh_db(redis_server.url(OFFLINE_DB)), root / "data")
-    stack = Stack("offline", env, root).start([
-        ("index", "index", "prefork", 1),
-        ("query", "query", "threads", 4),
-    ])
+    stack = Stack("offline", env, root).start(
+        [
+            ("index", "index", "prefork", 1),
+            ("query", "query", "threads", 4),
+        ]
+    )
     yield stack
     stack.stop()
 

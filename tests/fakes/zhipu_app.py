@@ -25,8 +25,7 @@ from starlette.types import Receive, Scope, Send
 from .zhipu_vectors import dimension_for, embed_text
 
 API_PREFIX = "/api/paas/v4"
-DEFAULT_TOKENS = ["根据", "资料", "，", "KV", " 缓存", "可以", "避免", "重复", "计算", "，", "加速", "推理",
-                  "。"]
+DEFAULT_TOKENS = ["根据", "资料", "，", "KV", " 缓存", "可以", "避免", "重复", "计算", "，", "加速", "推理", "。"]
 DEFAULT_CONFIG: dict[str, Any] = {
     "tokens": DEFAULT_TOKENS,
     "first_token_delay_ms": 0,
@@ -40,8 +39,17 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "require_auth": True,
 }
 _ERROR_CODES = {401: "1000", 429: "1302", 400: "1214"}
-_COUNTERS = ("chat_requests", "stream_requests", "embedding_requests", "embedding_inputs", "failures",
-             "completed_streams", "disconnects", "active_streams", "max_active_streams")
+_COUNTERS = (
+    "chat_requests",
+    "stream_requests",
+    "embedding_requests",
+    "embedding_inputs",
+    "failures",
+    "completed_streams",
+    "disconnects",
+    "active_streams",
+    "max_active_streams",
+)
 
 
 class FakeState:
@@ -92,8 +100,9 @@ class FakeState:
         with self.lock:
             self.counters[name] += n
             if name == "active_streams":
-                self.counters["max_active_streams"] = max(self.counters["max_active_streams"],
-                                                          self.counters["active_streams"])
+                self.counters["max_active_streams"] = max(
+                    self.counters["max_active_streams"], self.counters["active_streams"]
+                )
 
     def dump(self) -> dict[str, Any]:
         with self.lock:
@@ -112,8 +121,11 @@ def _sse(payload: Any) -> bytes:
 
 
 def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
-    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens}
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
 
 
 def _prompt_len(body: dict[str, Any]) -> int:
@@ -133,16 +145,18 @@ class ChatStream:
         self.id = f"fake-{uuid.uuid4().hex[:16]}"
         self.finishing = False
 
-    def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None,
-               usage: dict[str, int] | None = None) -> bytes:
+    def _chunk(
+        self, delta: dict[str, Any], finish_reason: str | None = None, usage: dict[str, int] | None = None
+    ) -> bytes:
         choice: dict[str, Any] = {"index": 0, "delta": delta}
         extra: dict[str, Any] = {}
         if finish_reason:
             choice["finish_reason"] = finish_reason
         if usage:
             extra["usage"] = usage
-        return _sse({"id": self.id, "created": int(time.time()), "model": self.body.get("model"),
-                     "choices": [choice], **extra})
+        return _sse(
+            {"id": self.id, "created": int(time.time()), "model": self.body.get("model"), "choices": [choice], **extra}
+        )
 
     async def _produce(self, send: Send) -> None:
         tokens, fail_after = list(self.cfg["tokens"]), self.cfg["chat_fail_after"]
@@ -163,8 +177,9 @@ class ChatStream:
             err = {"error": {"code": "1234", "message": f"fake stream failure after {fail_after} chunks"}}
             await send({"type": "http.response.body", "body": _sse(err), "more_body": False})
             return
-        final = self._chunk({"role": "assistant"}, finish_reason="stop",
-                            usage=_usage(_prompt_len(self.body), len(tokens)))
+        final = self._chunk(
+            {"role": "assistant"}, finish_reason="stop", usage=_usage(_prompt_len(self.body), len(tokens))
+        )
         await send({"type": "http.response.body", "body": final + _sse("[DONE]"), "more_body": False})
         self.state.update(self.rec, completed=True)
         self.state.bump("completed_streams")
@@ -206,13 +221,22 @@ def build_app(state: FakeState) -> Starlette:
                 state.record(request.url.path, body, auth, status=401)
                 return _error(401, "身份验证失败。")
             return await handler(request, body, auth)
+
         return endpoint
 
     async def chat(request: Request, body: dict[str, Any], auth: str | None) -> Any:
         cfg, stream = state.snapshot(), bool(body.get("stream"))
         state.bump("chat_requests")
-        rec = state.record(request.url.path, body, auth, stream=stream, chunks_sent=0,
-                           completed=False, disconnected=False, failed=False)
+        rec = state.record(
+            request.url.path,
+            body,
+            auth,
+            stream=stream,
+            chunks_sent=0,
+            completed=False,
+            disconnected=False,
+            failed=False,
+        )
         if cfg["chat_fail_status"]:
             state.bump("failures")
             state.update(rec, failed=True, status=cfg["chat_fail_status"])
@@ -224,12 +248,16 @@ def build_app(state: FakeState) -> Starlette:
         await _sleep_ms(cfg["first_token_delay_ms"] + cfg["token_delay_ms"] * max(len(tokens) - 1, 0))
         state.update(rec, completed=True, chunks_sent=len(tokens))
         message = {"role": "assistant", "content": "".join(tokens)}
-        return JSONResponse({
-            "id": f"fake-{uuid.uuid4().hex[:16]}", "request_id": body.get("request_id"),
-            "created": int(time.time()), "model": body.get("model"),
-            "choices": [{"index": 0, "finish_reason": "stop", "message": message}],
-            "usage": _usage(_prompt_len(body), len(tokens)),
-        })
+        return JSONResponse(
+            {
+                "id": f"fake-{uuid.uuid4().hex[:16]}",
+                "request_id": body.get("request_id"),
+                "created": int(time.time()),
+                "model": body.get("model"),
+                "choices": [{"index": 0, "finish_reason": "stop", "message": message}],
+                "usage": _usage(_prompt_len(body), len(tokens)),
+            }
+        )
 
     async def embeddings(request: Request, body: dict[str, Any], auth: str | None) -> Any:
         cfg = state.snapshot()
@@ -244,12 +272,10 @@ def build_app(state: FakeState) -> Starlette:
         if cfg["embedding_fail_status"]:
             state.bump("failures")
             state.update(rec, failed=True, status=cfg["embedding_fail_status"])
-            return _error(cfg["embedding_fail_status"], "fake injected embedding failure",
-                          cfg["fail_should_retry"])
+            return _error(cfg["embedding_fail_status"], "fake injected embedding failure", cfg["fail_should_retry"])
         model = str(body.get("model") or "embedding-2")
         dim = dimension_for(model, body.get("dimensions"))
-        data = [{"index": i, "object": "embedding", "embedding": embed_text(t, dim)}
-                for i, t in enumerate(texts)]
+        data = [{"index": i, "object": "embedding", "embedding": embed_text(t, dim)} for i, t in enumerate(texts)]
         n = sum(len(t) for t in texts)
         return JSONResponse({"data": data, "model": model, "object": "list", "usage": _usage(n, 0)})
 
@@ -268,10 +294,12 @@ def build_app(state: FakeState) -> Starlette:
     async def requests_(request: Request) -> JSONResponse:
         return JSONResponse(state.dump())
 
-    return Starlette(routes=[
-        Route(f"{API_PREFIX}/chat/completions", guarded(chat), methods=["POST"]),
-        Route(f"{API_PREFIX}/embeddings", guarded(embeddings), methods=["POST"]),
-        Route("/_control", control, methods=["GET", "POST"]),
-        Route("/_control/reset", reset, methods=["POST"]),
-        Route("/_requests", requests_, methods=["GET"]),
-    ])
+    return Starlette(
+        routes=[
+            Route(f"{API_PREFIX}/chat/completions", guarded(chat), methods=["POST"]),
+            Route(f"{API_PREFIX}/embeddings", guarded(embeddings), methods=["POST"]),
+            Route("/_control", control, methods=["GET", "POST"]),
+            Route("/_control/reset", reset, methods=["POST"]),
+            Route("/_requests", requests_, methods=["GET"]),
+        ]
+    )

@@ -48,8 +48,7 @@ import uvicorn
 
 from .zhipu_app import API_PREFIX, DEFAULT_CONFIG, DEFAULT_TOKENS, FakeState, build_app
 
-__all__ = ["API_PREFIX", "DEFAULT_CONFIG", "DEFAULT_TOKENS", "FakeState", "ZhipuFakeServer", "build_app",
-           "main"]
+__all__ = ["API_PREFIX", "DEFAULT_CONFIG", "DEFAULT_TOKENS", "FakeState", "ZhipuFakeServer", "build_app", "main"]
 
 
 class ZhipuFakeServer:
@@ -74,11 +73,18 @@ class ZhipuFakeServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(build_app(self.state), log_level="warning", access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=1, timeout_keep_alive=30)
+        config = uvicorn.Config(
+            build_app(self.state),
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=1,
+            timeout_keep_alive=30,
+        )
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
-                                        name=f"zhipu-fake-{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, name=f"zhipu-fake-{self.port}", daemon=True
+        )
         self._thread.start()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -117,10 +123,12 @@ class ZhipuFakeServer:
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="python -m tests.fakes.zhipu_server", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        prog="python -m tests.fakes.zhipu_server",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Fake ZhipuAI API (chat/completions + embeddings). Point the zhipuai SDK at "
-                    "http://HOST:PORT/api/paas/v4 (base_url=... or env ZHIPUAI_BASE_URL). "
-                    "Tweak at runtime with POST /_control, inspect with GET /_requests.")
+        "http://HOST:PORT/api/paas/v4 (base_url=... or env ZHIPUAI_BASE_URL). "
+        "Tweak at runtime with POST /_control, inspect with GET /_requests.",
+    )
     p.add_argument("--host", default="127.0.0.1", help="interface to bind")
     p.add_argument("--port", type=int, default=8765, help="TCP port")
     p.add_argument("--first-token-delay-ms", type=float, default=0, help="delay before the first chunk")
@@ -129,8 +137,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--tokens-count", type=int, help="emit N tokens '词0'..'词N-1'; None: built-in 13-token list")
     p.add_argument("--chat-fail-status", type=int, help="answer every chat request with this HTTP status")
     p.add_argument("--chat-fail-after", type=int, help="abort streams after N token chunks")
-    p.add_argument("--chat-fail-mode", choices=["error_frame", "disconnect"], default="error_frame",
-                   help="how --chat-fail-after aborts: SSE error frame or dropped connection")
+    p.add_argument(
+        "--chat-fail-mode",
+        choices=["error_frame", "disconnect"],
+        default="error_frame",
+        help="how --chat-fail-after aborts: SSE error frame or dropped connection",
+    )
     p.add_argument("--embedding-fail-status", type=int, help="answer every /embeddings call with this status")
     p.add_argument("--no-auth", action="store_true", help="do not require an Authorization header")
     p.add_argument("--log-level", default="warning", help="uvicorn log level")
@@ -139,15 +151,28 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     a = _parse_args(argv)
-    keys = ("first_token_delay_ms", "token_delay_ms", "embedding_delay_ms", "chat_fail_status",
-            "chat_fail_after", "chat_fail_mode", "embedding_fail_status")
+    keys = (
+        "first_token_delay_ms",
+        "token_delay_ms",
+        "embedding_delay_ms",
+        "chat_fail_status",
+        "chat_fail_after",
+        "chat_fail_mode",
+        "embedding_fail_status",
+    )
     config: dict[str, Any] = {k: getattr(a, k) for k in keys}
     config["require_auth"] = not a.no_auth
     if a.tokens_count is not None:
         config["tokens"] = [f"词{i}" for i in range(a.tokens_count)]
     print(f"fake ZhipuAI listening: base_url=http://{a.host}:{a.port}{API_PREFIX}", flush=True)
-    uvicorn.run(build_app(FakeState(**config)), host=a.host, port=a.port, log_level=a.log_level,
-                access_log=False, lifespan="off")
+    uvicorn.run(
+        build_app(FakeState(**config)),
+        host=a.host,
+        port=a.port,
+        log_level=a.log_level,
+        access_log=False,
+        lifespan="off",
+    )
 
 
 if __name__ == "__main__":

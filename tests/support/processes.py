@@ -49,9 +49,21 @@ class RedisServer:
             return cls(host=parsed.get("host", "127.0.0.1"), port=int(parsed.get("port", 6379)))
         port = free_port()
         proc = subprocess.Popen(
-            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(tmp)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                "redis-server",
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(tmp),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         server = cls(host="127.0.0.1", port=port, process=proc)
         _wait(lambda: redis_answers(server.url(0)), 10, "redis-server to answer")
@@ -101,18 +113,44 @@ class Stack:
         return proc
 
     def start_worker(self, name: str, queues: str, pool: str, concurrency: int) -> subprocess.Popen[bytes]:
-        return self.spawn(name, [
-            str(BIN / "celery"), "-A", "workers.celery_app:app", "worker", "-Q", queues, "-P", pool,
-            "-c", str(concurrency), "-n", f"{self.name}-{name}@%h", "--loglevel=INFO", "--without-mingle",
-            "--without-gossip",
-        ])
+        return self.spawn(
+            name,
+            [
+                str(BIN / "celery"),
+                "-A",
+                "workers.celery_app:app",
+                "worker",
+                "-Q",
+                queues,
+                "-P",
+                pool,
+                "-c",
+                str(concurrency),
+                "-n",
+                f"{self.name}-{name}@%h",
+                "--loglevel=INFO",
+                "--without-mingle",
+                "--without-gossip",
+            ],
+        )
 
     def start(self, workers: list[tuple[str, str, str, int]]) -> Stack:
         self.import_dir.mkdir(parents=True, exist_ok=True)
         for worker in workers:
             self.start_worker(*worker)
-        self.spawn("api", [str(BIN / "uvicorn"), "api.main:app", "--host", "127.0.0.1",
-                           "--port", str(self.api_port), "--log-level", "warning"])
+        self.spawn(
+            "api",
+            [
+                str(BIN / "uvicorn"),
+                "api.main:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.api_port),
+                "--log-level",
+                "warning",
+            ],
+        )
         _wait(self._ready, 90, f"{self.name} stack to be ready (logs in {self.log_dir})")
         return self
 

@@ -24,8 +24,11 @@ def iter_events(response: httpx.Response) -> Iterator[Event]:
     for line in response.iter_lines():
         if line == "":
             if data:
-                yield Event(id=int(fields["id"]) if "id" in fields else None,
-                            event=fields.get("event", "message"), data=json.loads("\n".join(data)))
+                yield Event(
+                    id=int(fields["id"]) if "id" in fields else None,
+                    event=fields.get("event", "message"),
+                    data=json.loads("\n".join(data)),
+                )
             fields, data = {}, []
         elif line.startswith(":"):
             continue
