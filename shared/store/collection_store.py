@@ -216,6 +216,35 @@ class CollectionStore:
                 self._cache = _Matrix(version=version, ids=[r[0] for r in rows], vectors=vectors)
             return self._cache
 
+    def version(self) -> str:
+        """Changes whenever any writer commits a change to the collection (used to invalidate caches)."""
+        with self._connect() as conn:
+            return str(conn.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()[0])
+
+    def chunk_texts(self) -> tuple[str, list[str], list[str]]:
+        """(version, chunk ids, chunk texts) of the whole collection, read in one transaction."""
+        with self._connect() as conn:
+            conn.execute("BEGIN")
+            version = conn.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()[0]
+            rows = conn.execute("SELECT id, text FROM chunks ORDER BY rowid").fetchall()
+            conn.execute("COMMIT")
+        return str(version), [r[0] for r in rows], [r[1] for r in rows]
+
+    def chunks_by_ids(self, ids: Sequence[str], scores: Sequence[float]) -> list[ScoredChunk]:
+        """The chunks with these ids, in the given order, carrying the given scores (missing ids dropped)."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT c.id, c.doc_id, d.source, c.text FROM chunks c JOIN documents d ON d.id = c.doc_id "
+                "WHERE c.id IN (SELECT value FROM json_each(?))",
+                (_json_list(ids),),
+            ).fetchall()
+        by_id = {r[0]: r for r in rows}
+        return [
+            ScoredChunk(chunk_id=i, doc_id=by_id[i][1], source=by_id[i][2], text=by_id[i][3], score=float(score))
+            for i, score in zip(ids, scores, strict=True)
+            if i in by_id
+        ]
+
     def search(self, query_vector: np.ndarray, top_k: int) -> list[ScoredChunk]:
         """The `top_k` chunks by cosine similarity (vectors are stored L2-normalised)."""
         matrix = self._matrix()
@@ -227,19 +256,7 @@ class CollectionStore:
         k = min(top_k, len(matrix.ids))
         best = np.argpartition(-scores, k - 1)[:k]
         best = best[np.argsort(-scores[best])]
-        wanted = [matrix.ids[i] for i in best]
-        with self._connect() as conn:
-            rows = conn.execute(
-                "SELECT c.id, c.doc_id, d.source, c.text FROM chunks c JOIN documents d ON d.id = c.doc_id "
-                "WHERE c.id IN (SELECT value FROM json_each(?))",
-                (_json_list(wanted),),
-            ).fetchall()
-        by_id = {r[0]: r for r in rows}
-        return [
-            ScoredChunk(chunk_id=i, doc_id=by_id[i][1], source=by_id[i][2], text=by_id[i][3], score=float(scores[j]))
-            for i, j in zip(wanted, best, strict=True)
-            if i in by_id
-        ]
+        return self.chunks_by_ids([matrix.ids[i] for i in best], [float(scores[i]) for i in best])
 
 
 def _json_list(items: Sequence[str]) -> str:
