@@ -2,8 +2,10 @@
 
 Pub/sub is at-most-once, so the relay subscribes before it reads the replay buffer, and drops anything
 whose seq it already sent (DESIGN.md). Do not fix: events can arrive twice (buffer and live) by design;
-the seq check is what makes delivery exactly-once. A disconnecting client cancels the generator, and the
-`finally` frees the pub/sub connection at once.
+the seq check is what makes delivery exactly-once. While the stream is quiet the relay is also the
+watchdog: a running job without a heartbeat gets its terminal `error` written to the log, which then
+reaches every subscriber the normal way. A disconnecting client cancels the generator, and the `finally`
+frees the pub/sub connection at once.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from typing import cast
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
 
+from api.stream_control import end_stream, finish_job, reap_if_dead
 from shared import keys
-from shared.events import REPLAY_FIELD, ErrorCode, EventName, StreamEvent
-from shared.jobs import FINAL_STATES, JobState
+from shared.events import REPLAY_FIELD, ErrorCode, StreamEvent
+from shared.jobs import JobError, JobState
 
 
 async def subscribe(redis: aioredis.Redis, job_id: str) -> PubSub:
@@ -38,15 +41,16 @@ async def relay_events(
     redis: aioredis.Redis,
     job_id: str,
     *,
+    replay_ttl_s: int,
+    queue_timeout_s: float,
     after_seq: int = 0,
     pubsub: PubSub | None = None,
-    idle_timeout_s: float = 120.0,
     poll_s: float = 1.0,
 ) -> AsyncIterator[StreamEvent]:
     """Every event after `after_seq` exactly once, in order, ending with the terminal one."""
     pubsub = pubsub or await subscribe(redis, job_id)
     last = after_seq
-    last_activity = time.monotonic()
+    quiet_since = time.monotonic()
     try:
         for event in await buffered_events(redis, job_id, last):
             yield event
@@ -56,11 +60,14 @@ async def relay_events(
         while True:
             message = await pubsub.get_message(timeout=poll_s)
             if message is None:
-                if time.monotonic() - last_activity > idle_timeout_s:
-                    yield await _timeout_event(redis, job_id, last, idle_timeout_s)
-                    return
-                continue
-            last_activity = time.monotonic()
+                if (
+                    not await reap_if_dead(redis, job_id, replay_ttl_s)
+                    and time.monotonic() - quiet_since > queue_timeout_s
+                ):
+                    await _end_if_still_queued(redis, job_id, queue_timeout_s, replay_ttl_s)
+                    quiet_since = time.monotonic()
+                continue  # a terminal event written by the watchdog arrives as a message
+            quiet_since = time.monotonic()
             event = StreamEvent.from_wire(message["data"])
             if event.seq <= last:
                 continue
@@ -76,14 +83,11 @@ async def relay_events(
         await pubsub.aclose()
 
 
-async def _timeout_event(redis: aioredis.Redis, job_id: str, last: int, idle_timeout_s: float) -> StreamEvent:
-    """The terminal event a client gets when its job stopped producing events."""
-    state = cast(str | None, await redis.hget(keys.job_key(job_id), "state"))
-    if state is None:
-        code, message = ErrorCode.NOT_FOUND, f"no job {job_id!r} (unknown, or expired)"
-    elif JobState(state) in FINAL_STATES:
-        code, message = ErrorCode.WORKER_LOST, f"job ended ({state}) without finishing its stream"
-    else:
-        code = ErrorCode.STREAM_TIMEOUT
-        message = f"no event for {idle_timeout_s:.0f} s while the job is {state}; is a query worker running?"
-    return StreamEvent(seq=last + 1, event=EventName.ERROR, data={"code": code, "message": message})
+async def _end_if_still_queued(redis: aioredis.Redis, job_id: str, waited_s: float, replay_ttl_s: int) -> None:
+    """No worker picked the job up in time: end its stream with an error a person can act on."""
+    state = await redis.hget(keys.job_key(job_id), "state")  # type: ignore[misc]
+    if state != JobState.QUEUED:
+        return
+    message = f"no query worker picked this job up within {waited_s:.0f} s; is a worker running on the `query` queue?"
+    if await end_stream(redis, job_id, ErrorCode.QUEUE_TIMEOUT, message, replay_ttl_s):
+        await finish_job(redis, job_id, JobState.FAILED, JobError(code=ErrorCode.QUEUE_TIMEOUT, message=message))

@@ -1,4 +1,4 @@
-"""Worker side of the token bus: every event goes to the replay buffer and to pub/sub in one round trip."""
+"""Worker side of the token bus: each event is appended to the replay buffer and published in one step."""
 
 from __future__ import annotations
 
@@ -7,43 +7,47 @@ from typing import Any, cast
 import redis
 
 from shared import keys
+from shared.event_log import APPEND_SCRIPT, CANCELLED, STREAM_ENDED, TERMINAL_FIELD, append_call
 from shared.events import REPLAY_FIELD, EventName, StreamEvent
 
 
+class StreamClosed(Exception):
+    """The stream cannot take more events: it already ended, or the job was cancelled."""
+
+    def __init__(self, cancelled: bool) -> None:
+        super().__init__("job cancelled" if cancelled else "stream already ended")
+        self.cancelled = cancelled
+
+
 class EventPublisher:
-    """Publishes a query job's events with consecutive sequence numbers starting at 1 (client decodes to str)."""
+    """Publishes one query job's events; Redis assigns the sequence numbers (see shared/event_log.py)."""
 
     def __init__(self, client: redis.Redis, job_id: str, replay_ttl_s: int) -> None:
         self.client = client
         self.job_id = job_id
         self.replay_ttl_s = replay_ttl_s
-        self.seq = 0
-        self.finished = False
+        self._append = client.register_script(APPEND_SCRIPT)
 
-    def resume_from_buffer(self) -> StreamEvent | None:
-        """Continue numbering after what a previous delivery of this job already published; return its last."""
-        last = cast(list[tuple[str, dict[str, str]]], self.client.xrevrange(keys.replay_key(self.job_id), count=1))
-        if not last:
+    def last_event(self) -> tuple[StreamEvent, bool] | None:
+        """The newest buffered event and whether it ended the stream, or None if nothing was published."""
+        entries = cast(list[tuple[str, dict[str, str]]], self.client.xrevrange(keys.replay_key(self.job_id), count=1))
+        if not entries:
             return None
-        event = StreamEvent.from_wire(last[0][1][REPLAY_FIELD])
-        self.seq = event.seq
-        self.finished = event.is_terminal
-        return event
+        fields = entries[0][1]
+        return StreamEvent.from_wire(fields[REPLAY_FIELD]), TERMINAL_FIELD in fields
 
-    def publish(self, event: EventName, data: Any) -> StreamEvent:
-        if self.finished:
-            raise RuntimeError(f"job {self.job_id} already ended its stream")
-        self.seq += 1
-        item = StreamEvent(seq=self.seq, event=event, data=data)
-        wire = item.to_wire()
-        # Buffer first, then publish: a subscriber that replays after subscribing sees every event at
-        # least once, and de-duplicates by seq (DESIGN.md "The flow").
-        pipe = self.client.pipeline(transaction=False)
-        # Entry id 0-{seq}: readers can ask for "everything after seq N" directly, and Redis refuses a
-        # second append of the same seq.
-        pipe.xadd(keys.replay_key(self.job_id), {REPLAY_FIELD: wire}, id=f"0-{self.seq}")
-        pipe.expire(keys.replay_key(self.job_id), self.replay_ttl_s)
-        pipe.publish(keys.stream_channel(self.job_id), wire)
-        pipe.execute()
-        self.finished = item.is_terminal
-        return item
+    def publish(self, event: EventName, data: Any, honour_cancel: bool = True) -> int:
+        """Append and publish; returns the event's seq. Raises StreamClosed if ended or cancelled."""
+        script_keys, args = append_call(self.job_id, event, data, self.replay_ttl_s, honour_cancel)
+        seq = int(self._append(keys=script_keys, args=args))
+        if seq in (STREAM_ENDED, CANCELLED):
+            raise StreamClosed(cancelled=seq == CANCELLED)
+        return seq
+
+    def end(self, event: EventName, data: Any) -> bool:
+        """Publish a terminal event unless the stream already ended; True if this call ended it."""
+        try:
+            self.publish(event, data, honour_cancel=False)
+        except StreamClosed:
+            return False
+        return True

@@ -54,7 +54,11 @@ class ErrorCode(StrEnum):
     UPSTREAM_TIMEOUT = "upstream_timeout"
     RATE_LIMITED = "upstream_rate_limited"
     WORKER_LOST = "worker_lost"
-    STREAM_TIMEOUT = "stream_timeout"
     INTERNAL = "internal_error"
+    CANCELLED = "cancelled"
+    QUEUE_TIMEOUT = "queue_timeout"
     NOT_FOUND = "not_found"
     EMBEDDING_MISMATCH = "embedding_mismatch"
+
+
+CANCELLED_MESSAGE = "the query was cancelled (DELETE /v1/queries/{job_id})"

@@ -28,3 +28,8 @@ def progress_channel(job_id: str) -> str:
 def cancel_key(job_id: str) -> str:
     """Flag a worker checks between chunks; set by a cancel request."""
     return f"{PREFIX}:cancel:{job_id}"
+
+
+def heartbeat_key(job_id: str) -> str:
+    """Expiring key a worker refreshes while it runs the job; its absence means the worker is gone."""
+    return f"{PREFIX}:heartbeat:{job_id}"

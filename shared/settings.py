@@ -45,8 +45,12 @@ class Settings(BaseSettings):
     REPLAY_TTL_S: int = 3600
     JOB_TTL_S: int = 7 * 24 * 3600
     PING_INTERVAL_S: float = 15.0
-    # A query stream with no event for this long ends with an `error` (worker lost, queue stuck).
-    STREAM_IDLE_TIMEOUT_S: float = 120.0
+    # A query job no worker has picked up after this long ends with `error` `queue_timeout`.
+    QUEUE_TIMEOUT_S: float = 120.0
+    # A running job's worker refreshes its heartbeat every interval; a heartbeat older than the TTL means the
+    # worker is gone, and the job's stream ends with `error` `worker_lost` (so within about TTL + 1 s).
+    HEARTBEAT_INTERVAL_S: float = 2.0
+    HEARTBEAT_TTL_S: float = 10.0
     TASK_SOFT_TIME_LIMIT_S: int = 1800
     TASK_TIME_LIMIT_S: int = 1900
 

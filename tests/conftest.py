@@ -14,14 +14,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis
 
 from tests.fakes.zhipu_server import ZhipuFakeServer
 from tests.support.processes import RedisServer, Stack
 
-# Redis DBs the tests own (flushed at start), away from a stack `make up` may be running on DB 0.
-OFFLINE_DB = int(os.environ.get("TEST_REDIS_DB_OFFLINE", "14"))
-ZHIPU_DB = int(os.environ.get("TEST_REDIS_DB_ZHIPU", "15"))
 SAMPLE_DOCS = Path(__file__).resolve().parents[1] / "docs" / "kb"
 
 
@@ -45,21 +41,16 @@ def _base_env(redis_url: str, data_dir: Path) -> dict[str, str]:
         DATA_DIR=str(data_dir),
         UPSTREAM_MAX_RETRIES="0",
         PYTHONUNBUFFERED="1",
-        STREAM_IDLE_TIMEOUT_S="30",
+        QUEUE_TIMEOUT_S="30",
         OMP_NUM_THREADS="1",
     )
     return env
 
 
-def _fresh_db(url: str) -> str:
-    redis.Redis.from_url(url).flushdb()
-    return url
-
-
 @pytest.fixture(scope="session")
 def offline_stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("offline")
-    env = _base_env(_fresh_db(redis_server.url(OFFLINE_DB)), root / "data")
+    env = _base_env(redis_server.url(redis_server.claim_db("offline")), root / "data")
     stack = Stack("offline", env, root).start(
         [
             ("index", "index", "prefork", 1),
@@ -75,7 +66,7 @@ def zhipu_stack(
     redis_server: RedisServer, zhipu_server: ZhipuFakeServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("zhipu")
-    env = _base_env(_fresh_db(redis_server.url(ZHIPU_DB)), root / "data")
+    env = _base_env(redis_server.url(redis_server.claim_db("zhipu")), root / "data")
     env.update(ZHIPU_API_KEY="test-key.secret", ZHIPUAI_BASE_URL=zhipu_server.base_url)
     stack = Stack("zhipu", env, root).start([("worker", "index,query", "threads", 4)])
     yield stack

@@ -7,7 +7,7 @@ clients are created per worker process (workers/runtime.py), after the prefork.
 from __future__ import annotations
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from shared.settings import get_settings
 from shared.tasks import INDEX_QUEUE, INDEX_TASK, QUERY_QUEUE, QUERY_TASK
@@ -19,7 +19,9 @@ def create_app() -> Celery:
         "ragqueue", broker=settings.REDIS_URL, include=["workers.signals", "workers.tasks.index", "workers.tasks.query"]
     )
     celery.conf.update(
-        task_queues=[Queue(INDEX_QUEUE), Queue(QUERY_QUEUE)],
+        # Each queue gets its own exchange and routing key: with a shared default exchange, a message for one
+        # queue would be delivered to both.
+        task_queues=[Queue(q, Exchange(q), routing_key=q) for q in (INDEX_QUEUE, QUERY_QUEUE)],
         task_default_queue=QUERY_QUEUE,
         task_routes={INDEX_TASK: {"queue": INDEX_QUEUE}, QUERY_TASK: {"queue": QUERY_QUEUE}},
         task_serializer="json",

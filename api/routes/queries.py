@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
+from pydantic import BaseModel
 from sse_starlette import EventSourceResponse
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import CeleryDep, RedisDep, RelayRedisDep, SettingsDep
 from api.errors import ApiError, ErrorResponse
@@ -14,8 +16,10 @@ from api.query_jobs import check_query, submit_query
 from api.relay import relay_events
 from api.schemas import QueryAccepted, QueryRequest
 from api.sse import event_source_response
+from api.stream_control import end_stream, finish_job
 from shared import keys
-from shared.jobs import JobKind
+from shared.events import CANCELLED_MESSAGE, ErrorCode
+from shared.jobs import FINAL_STATES, JobError, JobKind, JobState
 
 router = APIRouter(prefix="/v1/queries", tags=["queries"])
 
@@ -73,5 +77,41 @@ async def stream_query(
             f"the events of job {job_id!r} are no longer kept "
             f"(REPLAY_TTL_S={settings.REPLAY_TTL_S}); ask the question again",
         )
-    events = relay_events(relay_redis, job_id, after_seq=after, idle_timeout_s=settings.STREAM_IDLE_TIMEOUT_S)
+    events = relay_events(
+        relay_redis,
+        job_id,
+        after_seq=after,
+        replay_ttl_s=settings.REPLAY_TTL_S,
+        queue_timeout_s=settings.QUEUE_TIMEOUT_S,
+    )
     return event_source_response(events, settings)
+
+
+class CancelAccepted(BaseModel):
+    job_id: str
+    state: JobState
+
+
+@router.delete(
+    "/{job_id}",
+    status_code=202,
+    response_model=CancelAccepted,
+    responses={404: {"model": ErrorResponse}, 409: {"model": ErrorResponse}},
+    summary="Cancel: the worker stops the upstream LLM call within one chunk; the stream ends with "
+    "`error` code `cancelled`, and the job becomes `cancelled`",
+)
+async def cancel_query(job_id: str, settings: SettingsDep, redis: RedisDep, celery: CeleryDep) -> CancelAccepted:
+    job = await load_job(redis, job_id)
+    if job.kind != JobKind.QUERY:
+        raise ApiError(404, "job_not_found", f"job {job_id!r} is an {job.kind} job, not a query")
+    if job.state in FINAL_STATES:
+        raise ApiError(409, "job_finished", f"job {job_id!r} already ended ({job.state}); nothing to cancel")
+    await redis.set(keys.cancel_key(job_id), "1", ex=settings.REPLAY_TTL_S)
+    if job.state == JobState.QUEUED:
+        # No worker holds it yet: end it here. A worker that picks it up later finds the stream ended.
+        await run_in_threadpool(celery.control.revoke, job_id)
+        message = CANCELLED_MESSAGE.format(job_id=job_id)
+        if await end_stream(redis, job_id, ErrorCode.CANCELLED, message, settings.REPLAY_TTL_S):
+            await finish_job(redis, job_id, JobState.CANCELLED, JobError(code=ErrorCode.CANCELLED, message=message))
+        return CancelAccepted(job_id=job_id, state=JobState.CANCELLED)
+    return CancelAccepted(job_id=job_id, state=job.state)

@@ -53,7 +53,9 @@ async def stream_chat(
     except Exception:
         await pubsub.aclose()
         raise
-    events = relay_events(relay_redis, job_id, pubsub=pubsub, idle_timeout_s=settings.STREAM_IDLE_TIMEOUT_S)
+    events = relay_events(
+        relay_redis, job_id, pubsub=pubsub, replay_ttl_s=settings.REPLAY_TTL_S, queue_timeout_s=settings.QUEUE_TIMEOUT_S
+    )
     headers = {**STREAM_HEADERS, "X-Job-Id": job_id}
     if wants_event_stream(request):
         response = event_source_response(events, settings)

@@ -16,6 +16,7 @@ from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.llms import LLM
 from llama_index.core.prompts import PromptTemplate
 
+from shared.providers.open_responses import OpenResponses
 from shared.store import ScoredChunk
 
 NO_CONTEXT_ANSWER = "知识库中没有找到与这个问题相关的内容，无法根据资料回答。"
@@ -40,6 +41,9 @@ class Answerer(Protocol):
 
     def stream(self, question: str, chunks: Sequence[ScoredChunk]) -> Iterator[str]: ...
 
+    def abort(self) -> None:
+        """Stop the current thread's upstream call now (after its stream generator was closed)."""
+
 
 def format_context(chunks: Sequence[ScoredChunk]) -> str:
     return "\n\n".join(f"[{i}] {c.text}" for i, c in enumerate(chunks, start=1))
@@ -48,15 +52,22 @@ def format_context(chunks: Sequence[ScoredChunk]) -> str:
 class LLMAnswerer:
     """Streams an LLM's answer grounded in the retrieved chunks."""
 
-    def __init__(self, llm: LLM, name: str) -> None:
+    def __init__(self, llm: LLM, name: str, open_responses: OpenResponses | None = None) -> None:
         self.llm = llm
         self.name = name
+        self.open_responses = open_responses
 
     def stream(self, question: str, chunks: Sequence[ScoredChunk]) -> Iterator[str]:
         prompt = QA_PROMPT.format(context_str=format_context(chunks), query_str=question)
+        if self.open_responses:
+            self.open_responses.forget()
         for response in self.llm.stream_complete(prompt):
             if response.delta:
                 yield response.delta
+
+    def abort(self) -> None:
+        if self.open_responses:
+            self.open_responses.close_all()
 
 
 class ExtractiveAnswerer:
@@ -94,3 +105,6 @@ class ExtractiveAnswerer:
             line = f"{sentence} [{number}]\n"
             for start in range(0, len(line), self.piece_chars):
                 yield line[start : start + self.piece_chars]
+
+    def abort(self) -> None:
+        """Nothing upstream to stop."""

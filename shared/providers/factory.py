@@ -31,5 +31,6 @@ def build_answerer(settings: Settings, embed_model: BaseEmbedding) -> Answerer:
     if settings.LLM_PROVIDER == "zhipu":
         from shared.providers.zhipu import build_zhipu_llm
 
-        return LLMAnswerer(build_zhipu_llm(settings), name=f"zhipu/{settings.CHAT_MODEL}")
+        llm, open_responses = build_zhipu_llm(settings)
+        return LLMAnswerer(llm, name=f"zhipu/{settings.CHAT_MODEL}", open_responses=open_responses)
     return ExtractiveAnswerer(embed_model)

@@ -25,7 +25,8 @@ TOKENS = ["预填充", "阶段", "一次", "处理", "整个", "提示", "，", 
 def collection(zhipu_stack: Stack) -> str:
     copy_sample_docs(zhipu_stack, "kb")
     with client_for(zhipu_stack) as client:
-        assert index_and_wait(client, "default", ["kb"])["state"] == "succeeded"
+        job = index_and_wait(client, "default", ["kb"])
+        assert job["state"] == "succeeded", job
     return "default"
 
 

@@ -15,6 +15,7 @@ import redis
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+CLAIM_KEY = "ragqueue:test-session"
 
 
 def free_port() -> int:
@@ -37,6 +38,7 @@ class RedisServer:
     host: str
     port: int
     process: subprocess.Popen[bytes] | None = None
+    claimed: list[int] = field(default_factory=list)
 
     def url(self, db: int) -> str:
         return f"redis://{self.host}:{self.port}/{db}"
@@ -69,7 +71,20 @@ class RedisServer:
         _wait(lambda: redis_answers(server.url(0)), 10, "redis-server to answer")
         return server
 
+    def claim_db(self, purpose: str) -> int:
+        """A Redis DB no other test session is using (several may share one server), flushed for us."""
+        for db in range(15, 0, -1):
+            client = redis.Redis.from_url(self.url(db))
+            if client.set(CLAIM_KEY, f"{os.getpid()} {purpose}", nx=True, ex=3600):
+                client.flushdb()
+                client.set(CLAIM_KEY, f"{os.getpid()} {purpose}", ex=3600)
+                self.claimed.append(db)
+                return db
+        raise RuntimeError(f"every Redis DB 1-15 at {self.host}:{self.port} is claimed by another test session")
+
     def stop(self) -> None:
+        for db in self.claimed:
+            redis.Redis.from_url(self.url(db)).flushdb()
         if self.process:
             self.process.terminate()
             self.process.wait(10)

@@ -9,6 +9,7 @@ from celery import Task
 from llama_index.core.node_parser import SentenceSplitter
 
 from shared.events import ErrorCode
+from shared.heartbeat import Heartbeat
 from shared.importing import ImportPathError, expand_files, resolve_import_path
 from shared.job_store import JobStore
 from shared.jobs import JobError, JobState
@@ -27,19 +28,21 @@ def index_documents(self: Task, job_id: str, collection: str, paths: list[str]) 
     rt = get_runtime()
     settings = rt.settings
     job = JobStore(rt.redis, job_id, settings.JOB_TTL_S)
-    job.running("loading")
-    try:
-        result = _run(rt, job, collection, paths)
-    except (ImportPathError, EmbeddingMismatchError, _NothingIndexed) as exc:
-        code = getattr(exc, "code", ErrorCode.EMBEDDING_MISMATCH.value)
-        job.finish(JobState.FAILED, error=JobError(code=code, message=str(exc)))
-        return {"state": "failed"}
-    except Exception as exc:
-        log.exception("index job %s failed", job_id)
-        job.finish(JobState.FAILED, error=JobError(code=ErrorCode.INTERNAL, message=f"{type(exc).__name__}: {exc}"))
-        return {"state": "failed"}
-    job.finish(JobState.SUCCEEDED, result=result)
-    return result
+    with Heartbeat(rt.redis, job_id, settings.HEARTBEAT_INTERVAL_S, settings.HEARTBEAT_TTL_S):
+        job.running("loading")
+        try:
+            result = _run(rt, job, collection, paths)
+        except (ImportPathError, EmbeddingMismatchError, _NothingIndexed) as exc:
+            code = getattr(exc, "code", ErrorCode.EMBEDDING_MISMATCH.value)
+            job.finish(JobState.FAILED, error=JobError(code=code, message=str(exc)))
+            return {"state": "failed"}
+        except Exception as exc:
+            log.exception("index job %s failed", job_id)
+            message = f"{type(exc).__name__}: {exc}"
+            job.finish(JobState.FAILED, error=JobError(code=ErrorCode.INTERNAL, message=message))
+            return {"state": "failed"}
+        job.finish(JobState.SUCCEEDED, result=result)
+        return result
 
 
 class _NothingIndexed(ValueError):

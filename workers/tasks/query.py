@@ -9,8 +9,10 @@ from typing import Any
 import numpy as np
 from celery import Task
 
-from shared.event_publisher import EventPublisher
-from shared.events import ErrorCode, EventName
+from shared import keys
+from shared.event_publisher import EventPublisher, StreamClosed
+from shared.events import CANCELLED_MESSAGE, ErrorCode, EventName
+from shared.heartbeat import Heartbeat
 from shared.job_store import JobStore
 from shared.jobs import JobError, JobState
 from shared.providers.answerers import NO_CONTEXT_ANSWER
@@ -21,6 +23,8 @@ from workers.celery_app import app
 from workers.runtime import Runtime, get_runtime
 
 log = logging.getLogger(__name__)
+
+WORKER_LOST_MESSAGE = "the worker generating this answer stopped before it finished; please ask again"
 
 
 def _source_payload(chunks: list[ScoredChunk]) -> list[dict[str, Any]]:
@@ -41,44 +45,54 @@ def _source_payload(chunks: list[ScoredChunk]) -> list[dict[str, Any]]:
 def answer_query(self: Task, job_id: str, collection: str, question: str, top_k: int) -> dict[str, Any]:
     """Publish `sources`, then every answer chunk the moment it exists, then `done` or `error`."""
     rt = get_runtime()
-    job = JobStore(rt.redis, job_id, rt.settings.JOB_TTL_S)
-    events = EventPublisher(rt.redis, job_id, rt.settings.REPLAY_TTL_S)
-    previous = events.resume_from_buffer()
-    if previous is not None:
-        # A redelivery after a worker died mid-answer: the client already holds part of an answer that
-        # cannot be continued, so end the stream honestly instead of starting a second answer.
-        if not events.finished:
-            message = "the worker generating this answer stopped before it finished; please ask again"
-            events.publish(EventName.ERROR, {"code": ErrorCode.WORKER_LOST, "message": message})
-            job.finish(JobState.FAILED, error=JobError(code=ErrorCode.WORKER_LOST, message=message))
+    settings = rt.settings
+    job = JobStore(rt.redis, job_id, settings.JOB_TTL_S)
+    events = EventPublisher(rt.redis, job_id, settings.REPLAY_TTL_S)
+    if events.last_event() is not None:
+        # Delivered again after a worker died mid-answer: part of an answer is already out and cannot be
+        # continued, so end the stream honestly (if the watchdog has not already) instead of starting over.
+        if events.end(EventName.ERROR, {"code": ErrorCode.WORKER_LOST, "message": WORKER_LOST_MESSAGE}):
+            job.finish(JobState.FAILED, error=JobError(code=ErrorCode.WORKER_LOST, message=WORKER_LOST_MESSAGE))
         return {"state": "redelivered"}
 
-    job.running("retrieving")
-    started = time.perf_counter()
-    try:
-        return _answer(rt, job, events, collection, question, top_k, started)
-    except Exception as exc:
-        code, message = classify_upstream_error(exc)
-        if code == ErrorCode.INTERNAL:
-            log.exception("query job %s failed", job_id)
-        if not events.finished:
-            events.publish(EventName.ERROR, {"code": code, "message": message})
-        job.finish(JobState.FAILED, error=JobError(code=code, message=message))
-        return {"state": "failed", "code": code}
+    with Heartbeat(rt.redis, job_id, settings.HEARTBEAT_INTERVAL_S, settings.HEARTBEAT_TTL_S):
+        job.running("retrieving")
+        try:
+            return _answer(rt, job, events, collection, question, top_k)
+        except StreamClosed as closed:
+            return _closed(rt, job, events, job_id, closed)
+        except Exception as exc:
+            code, message = classify_upstream_error(exc)
+            if code == ErrorCode.INTERNAL:
+                log.exception("query job %s failed", job_id)
+            events.end(EventName.ERROR, {"code": code, "message": message})
+            job.finish(JobState.FAILED, error=JobError(code=code, message=message))
+            return {"state": "failed", "code": code}
+
+
+def _closed(rt: Runtime, job: JobStore, events: EventPublisher, job_id: str, closed: StreamClosed) -> dict[str, Any]:
+    """The stream refused an event: the job was cancelled, or someone else (cancel, watchdog) ended it."""
+    message = CANCELLED_MESSAGE.format(job_id=job_id)
+    if closed.cancelled:
+        events.end(EventName.ERROR, {"code": ErrorCode.CANCELLED, "message": message})
+    if closed.cancelled or rt.redis.exists(keys.cancel_key(job_id)):
+        job.finish(JobState.CANCELLED, error=JobError(code=ErrorCode.CANCELLED, message=message))
+        return {"state": "cancelled"}
+    return {"state": "stream ended elsewhere"}
 
 
 def _answer(
-    rt: Runtime, job: JobStore, events: EventPublisher, collection: str, question: str, top_k: int, started: float
+    rt: Runtime, job: JobStore, events: EventPublisher, collection: str, question: str, top_k: int
 ) -> dict[str, Any]:
+    started = time.perf_counter()
     store = rt.store(collection)
     if not store.exists():
         raise LookupError(f"collection {collection!r} does not exist")
-    store.check_embedding(rt.embed_model_name, store.info().dimension)
+    dimension = store.info().dimension
+    store.check_embedding(rt.embed_model_name, dimension)
     query_vector = rt.embed_model.get_query_embedding(question)
-    if len(query_vector) != store.info().dimension:
-        raise EmbeddingMismatchError(
-            f"query embedding has {len(query_vector)} dimensions, collection has {store.info().dimension}"
-        )
+    if len(query_vector) != dimension:
+        raise EmbeddingMismatchError(f"query embedding has {len(query_vector)} dimensions, collection has {dimension}")
     chunks = store.search(np.asarray(query_vector, dtype=np.float32), top_k)
     retrieved = time.perf_counter()
     events.publish(EventName.SOURCES, _source_payload(chunks))
@@ -87,11 +101,19 @@ def _answer(
     tokens = 0
     first_token_at: float | None = None
     pieces = rt.answerer.stream(question, chunks) if chunks else iter([NO_CONTEXT_ANSWER])
-    for piece in pieces:
-        if first_token_at is None:
-            first_token_at = time.perf_counter()
-        events.publish(EventName.TOKEN, {"text": piece})
-        tokens += 1
+    try:
+        for piece in pieces:
+            if first_token_at is None:
+                first_token_at = time.perf_counter()
+            events.publish(EventName.TOKEN, {"text": piece})
+            tokens += 1
+    except StreamClosed:
+        # Cancelled or ended elsewhere: stop generating and close the upstream HTTP stream now.
+        close = getattr(pieces, "close", None)
+        if close:
+            close()
+        rt.answerer.abort()
+        raise
     finished = time.perf_counter()
     summary = {
         "tokens": tokens,
@@ -103,6 +125,6 @@ def _answer(
             "total": round((finished - started) * 1000, 1),
         },
     }
-    events.publish(EventName.DONE, summary)
+    events.publish(EventName.DONE, summary, honour_cancel=False)
     job.finish(JobState.SUCCEEDED, result=summary)
     return summary

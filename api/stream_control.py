@@ -1,0 +1,43 @@
+"""API-side writes to a query stream: ending it on cancel, and the watchdog that reaps dead jobs."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import cast
+
+import redis.asyncio as aioredis
+
+from shared import keys
+from shared.event_log import APPEND_SCRIPT, STREAM_ENDED, append_call
+from shared.events import ErrorCode, EventName
+from shared.jobs import JobError, JobKind, JobState
+
+
+async def end_stream(redis: aioredis.Redis, job_id: str, code: str, message: str, ttl_s: int) -> bool:
+    """Append a terminal `error` unless the stream already ended; True if this call ended it."""
+    script_keys, args = append_call(job_id, EventName.ERROR, {"code": code, "message": message}, ttl_s, False)
+    seq = await redis.eval(APPEND_SCRIPT, len(script_keys), *script_keys, *args)  # type: ignore[misc]
+    return int(seq) != STREAM_ENDED
+
+
+async def finish_job(redis: aioredis.Redis, job_id: str, state: JobState, error: JobError) -> None:
+    fields = {"state": state.value, "stage": "", "error": error.model_dump_json(), "updated_at": str(time.time())}
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.hset(keys.job_key(job_id), mapping=cast(dict, fields))
+        pipe.publish(keys.progress_channel(job_id), json.dumps(fields))
+        await pipe.execute()
+
+
+async def reap_if_dead(redis: aioredis.Redis, job_id: str, replay_ttl_s: int) -> bool:
+    """End a `running` query job whose worker stopped sending heartbeats; True if it was reaped."""
+    state, kind = await redis.hmget(keys.job_key(job_id), ["state", "kind"])  # type: ignore[misc]
+    if state != JobState.RUNNING or kind != JobKind.QUERY:
+        return False
+    if await redis.exists(keys.heartbeat_key(job_id)):
+        return False
+    message = "the worker running this query stopped (killed or crashed) before it finished; please ask again"
+    if await end_stream(redis, job_id, ErrorCode.WORKER_LOST, message, replay_ttl_s):
+        await finish_job(redis, job_id, JobState.FAILED, JobError(code=ErrorCode.WORKER_LOST, message=message))
+        return True
+    return False
