@@ -33,6 +33,7 @@ lint: install  ## ruff and mypy
 
 test: install  ## Lint, then run the test suite against a real Redis and real Celery workers
 	@scripts/ensure_redis.sh
+	@scripts/install_browser.sh
 	@.venv/bin/ruff check .
 	@.venv/bin/mypy
 	@.venv/bin/pytest

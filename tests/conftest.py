@@ -47,10 +47,20 @@ def _base_env(redis_url: str, data_dir: Path) -> dict[str, str]:
     return env
 
 
+def stack_env(
+    redis_server: RedisServer, purpose: str, root: Path, zhipu_server: ZhipuFakeServer | None = None
+) -> dict[str, str]:
+    """Environment for a stack on its own Redis DB and DATA_DIR; Zhipu providers if a server is given."""
+    env = _base_env(redis_server.url(redis_server.claim_db(purpose)), root / "data")
+    if zhipu_server:
+        env.update(ZHIPU_API_KEY="test-key.secret", ZHIPUAI_BASE_URL=zhipu_server.base_url)
+    return env
+
+
 @pytest.fixture(scope="session")
 def offline_stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("offline")
-    env = _base_env(redis_server.url(redis_server.claim_db("offline")), root / "data")
+    env = stack_env(redis_server, "offline", root)
     stack = Stack("offline", env, root).start(
         [
             ("index", "index", "prefork", 1),
@@ -66,8 +76,7 @@ def zhipu_stack(
     redis_server: RedisServer, zhipu_server: ZhipuFakeServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("zhipu")
-    env = _base_env(redis_server.url(redis_server.claim_db("zhipu")), root / "data")
-    env.update(ZHIPU_API_KEY="test-key.secret", ZHIPUAI_BASE_URL=zhipu_server.base_url)
+    env = stack_env(redis_server, "zhipu", root, zhipu_server)
     stack = Stack("zhipu", env, root).start([("worker", "index,query", "threads", 4)])
     yield stack
     stack.stop()

@@ -1,0 +1,179 @@
+"""Every stream ends with exactly one terminal event: on cancel, and when the worker is killed mid-answer."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import redis
+
+from tests.conftest import client_for, copy_sample_docs, stack_env
+from tests.fakes.zhipu_server import ZhipuFakeServer
+from tests.support.jobs import index_and_wait, wait_for_job
+from tests.support.processes import RedisServer, Stack
+from tests.support.sse import Event, iter_events
+
+pytestmark = pytest.mark.integration
+
+SLOW_TOKENS = [f"词{i}" for i in range(60)]
+
+
+def _collection(stack: Stack, client: httpx.Client, name: str) -> str:
+    copy_sample_docs(stack, "kb")
+    job = index_and_wait(client, name, ["kb"])
+    assert job["state"] == "succeeded", job
+    return name
+
+
+def _ask(client: httpx.Client, collection: str) -> str:
+    response = client.post("/v1/queries", json={"collection": collection, "question": "什么是投机解码？"})
+    assert response.status_code == 202, response.text
+    return str(response.json()["job_id"])
+
+
+def _read_until(response: httpx.Response, tokens: int) -> tuple[Iterator[Event], list[Event]]:
+    events = iter_events(response)
+    seen: list[Event] = []
+    for event in events:
+        seen.append(event)
+        if sum(e.event == "token" for e in seen) == tokens:
+            break
+    return events, seen
+
+
+def _rest(events: Iterator[Event], seen: list[Event]) -> list[Event]:
+    for event in events:
+        seen.append(event)
+        if event.event in ("done", "error"):
+            break
+    return seen
+
+
+def _wait_for(check: object, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not reached")
+
+
+class TestCancel:
+    @pytest.fixture(scope="class")
+    def client(self, zhipu_stack: Stack) -> Iterator[httpx.Client]:
+        with client_for(zhipu_stack) as c:
+            yield c
+
+    def test_cancel_stops_the_upstream_call_and_ends_the_stream(
+        self, client: httpx.Client, zhipu_stack: Stack, zhipu: ZhipuFakeServer
+    ) -> None:
+        collection = _collection(zhipu_stack, client, "cancel")
+        zhipu.configure(tokens=SLOW_TOKENS, token_delay_ms=100)
+        job_id = _ask(client, collection)
+        with client.stream("GET", f"/v1/queries/{job_id}/stream") as response:
+            events, seen = _read_until(response, 3)
+            cancel = client.delete(f"/v1/queries/{job_id}")
+            assert cancel.status_code == 202, cancel.text
+            seen = _rest(events, seen)
+
+        assert seen[-1].event == "error" and seen[-1].data["code"] == "cancelled"
+        assert [e.event for e in seen].count("error") == 1
+        tokens = [e.data["text"] for e in seen if e.event == "token"]
+        assert tokens == SLOW_TOKENS[: len(tokens)] and len(tokens) < len(SLOW_TOKENS)
+        # the upstream server saw its streaming connection closed before it finished
+        _wait_for(lambda: zhipu.requests("/chat/completions")[-1].get("disconnected"))
+        record = zhipu.requests("/chat/completions")[-1]
+        assert not record["completed"] and record["chunks_sent"] < len(SLOW_TOKENS)
+        job, _ = wait_for_job(client, job_id)
+        assert job["state"] == "cancelled"
+
+    def test_cancelling_a_finished_query_is_a_conflict(
+        self, client: httpx.Client, zhipu_stack: Stack, zhipu: ZhipuFakeServer
+    ) -> None:
+        job_id = _ask(client, _collection(zhipu_stack, client, "cancel"))
+        wait_for_job(client, job_id)
+        response = client.delete(f"/v1/queries/{job_id}")
+        assert response.status_code == 409 and response.json()["error"]["code"] == "job_finished"
+
+
+@pytest.fixture(scope="module")
+def crash_stack(
+    redis_server: RedisServer, zhipu_server: ZhipuFakeServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """A stack of its own, since a test kills its worker; heartbeats and pings tuned to show within seconds."""
+    root = tmp_path_factory.mktemp("crash")
+    env = stack_env(redis_server, "crash", root, zhipu_server)
+    env.update(HEARTBEAT_INTERVAL_S="0.5", HEARTBEAT_TTL_S="3", PING_INTERVAL_S="0.2")
+    stack = Stack("crash", env, root).start([("worker", "index,query", "threads", 4)])
+    yield stack
+    stack.stop()
+
+
+def test_a_quiet_stream_gets_pings_and_proxy_headers(crash_stack: Stack, zhipu: ZhipuFakeServer) -> None:
+    with client_for(crash_stack) as client:
+        collection = _collection(crash_stack, client, "crash")
+        zhipu.configure(tokens=SLOW_TOKENS[:4], first_token_delay_ms=1000)
+        job_id = _ask(client, collection)
+        with client.stream("GET", f"/v1/queries/{job_id}/stream") as response:
+            assert response.headers["cache-control"] == "no-cache"
+            assert response.headers["x-accel-buffering"] == "no"
+            lines = []
+            for line in response.iter_lines():
+                lines.append(line)
+                if line.startswith("event: done"):
+                    break
+        assert ": ping" in lines
+
+
+def test_a_disconnecting_client_frees_its_subscription_and_can_resume(
+    crash_stack: Stack, zhipu: ZhipuFakeServer, redis_server: RedisServer
+) -> None:
+    db = int(crash_stack.env["REDIS_URL"].rsplit("/", 1)[1])
+    r = redis.Redis.from_url(redis_server.url(db))
+    with client_for(crash_stack) as client:
+        collection = _collection(crash_stack, client, "crash")
+        zhipu.configure(tokens=SLOW_TOKENS[:20], token_delay_ms=100)
+        job_id = _ask(client, collection)
+        channel = f"rag:stream:{job_id}"
+        with client.stream("GET", f"/v1/queries/{job_id}/stream") as response:
+            _, seen = _read_until(response, 2)
+            assert r.pubsub_numsub(channel)[0][1] == 1
+        _wait_for(lambda: r.pubsub_numsub(channel)[0][1] == 0)  # freed on disconnect, not at the stream's end
+        assert client.get(f"/v1/jobs/{job_id}").json()["state"] == "running"  # generation goes on
+        last = seen[-1].id
+        with client.stream("GET", f"/v1/queries/{job_id}/stream", headers={"Last-Event-ID": str(last)}) as again:
+            rest = _rest(iter_events(again), [])
+    ids = [e.id for e in seen + rest]
+    assert ids == list(range(1, len(ids) + 1))  # nothing lost, nothing twice
+    assert [e.data["text"] for e in seen + rest if e.event == "token"] == SLOW_TOKENS[:20]
+
+
+def test_killing_the_worker_mid_answer_ends_the_stream_with_worker_lost(
+    crash_stack: Stack, zhipu: ZhipuFakeServer
+) -> None:
+    with client_for(crash_stack) as client:
+        collection = _collection(crash_stack, client, "crash")
+        zhipu.configure(tokens=SLOW_TOKENS, token_delay_ms=100)
+        job_id = _ask(client, collection)
+        with client.stream("GET", f"/v1/queries/{job_id}/stream") as response:
+            events, seen = _read_until(response, 3)
+            worker = crash_stack.processes["worker"]
+            os.kill(worker.pid, signal.SIGKILL)
+            worker.wait(10)
+            seen = _rest(events, seen)  # the client's read timeout bounds how long this may take
+
+        assert [e.event for e in seen if e.event in ("done", "error")] == ["error"]
+        assert seen[-1].data["code"] == "worker_lost"
+        tokens = [e.data["text"] for e in seen if e.event == "token"]
+        assert tokens == SLOW_TOKENS[: len(tokens)]
+        assert [e.id for e in seen] == list(range(1, len(seen) + 1))
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        assert job["state"] == "failed" and job["error"]["code"] == "worker_lost"
+        # a client reconnecting later gets the same ending from the replay buffer
+        with client.stream("GET", f"/v1/queries/{job_id}/stream", headers={"Last-Event-ID": "3"}) as again:
+            replay = _rest(iter_events(again), [])
+        assert [e.id for e in replay] == [e.id for e in seen[3:]]
