@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import redis.asyncio as aioredis
 from celery import Celery
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import ApiError
 from api.job_records import create_job, dispatch
+from api.relay import relay_events, subscribe
+from shared.events import StreamEvent
 from shared.jobs import JobKind
 from shared.settings import Settings
 from shared.store import CollectionStore, valid_collection_name
@@ -42,8 +46,44 @@ async def check_query(settings: Settings, collection: str, question: str) -> str
 
 
 async def submit_query(
-    redis: aioredis.Redis, celery: Celery, settings: Settings, collection: str, question: str, top_k: int | None
+    redis: aioredis.Redis,
+    celery: Celery,
+    settings: Settings,
+    collection: str,
+    question: str,
+    top_k: int | None,
+    history: list[dict[str, str]] | None = None,
 ) -> str:
     job_id = await create_job(redis, settings, JobKind.QUERY, collection)
-    await dispatch(celery, QUERY_TASK, QUERY_QUEUE, job_id, [job_id, collection, question, top_k or settings.TOP_K])
+    args = [job_id, collection, question, top_k or settings.TOP_K, history or []]
+    await dispatch(celery, QUERY_TASK, QUERY_QUEUE, job_id, args)
     return job_id
+
+
+async def submit_and_subscribe(
+    redis: aioredis.Redis,
+    relay_redis: aioredis.Redis,
+    celery: Celery,
+    settings: Settings,
+    collection: str,
+    question: str,
+    top_k: int | None,
+    history: list[dict[str, str]] | None = None,
+) -> tuple[str, AsyncIterator[StreamEvent]]:
+    """Submit a query and return its events, subscribed before dispatch so none can be missed."""
+    job_id = await create_job(redis, settings, JobKind.QUERY, collection)
+    pubsub = await subscribe(relay_redis, job_id)
+    try:
+        args = [job_id, collection, question, top_k or settings.TOP_K, history or []]
+        await dispatch(celery, QUERY_TASK, QUERY_QUEUE, job_id, args)
+    except Exception:
+        await pubsub.aclose()
+        raise
+    events = relay_events(
+        relay_redis,
+        job_id,
+        pubsub=pubsub,
+        replay_ttl_s=settings.REPLAY_TTL_S,
+        queue_timeout_s=settings.QUEUE_TIMEOUT_S,
+    )
+    return job_id, events

@@ -27,7 +27,7 @@ def _summary(store: CollectionStore) -> CollectionSummary:
     return CollectionSummary(**info.__dict__)
 
 
-def _list(settings: Settings) -> list[CollectionSummary]:
+def list_collection_infos(settings: Settings) -> list[CollectionSummary]:
     root = settings.collections_dir
     names = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.exists() else []
     stores = [CollectionStore(root, n) for n in names if valid_collection_name(n)]
@@ -36,7 +36,7 @@ def _list(settings: Settings) -> list[CollectionSummary]:
 
 @router.get("", response_model=list[CollectionSummary], summary="Every collection with its counts and model")
 async def list_collections(settings: SettingsDep) -> list[CollectionSummary]:
-    return await run_in_threadpool(_list, settings)
+    return await run_in_threadpool(list_collection_infos, settings)
 
 
 @router.get("/{collection}", response_model=CollectionSummary, responses={404: {"model": ErrorResponse}})

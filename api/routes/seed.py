@@ -14,13 +14,9 @@ from fastapi.responses import StreamingResponse
 from starlette.responses import Response
 
 from api.deps import CeleryDep, RedisDep, RelayRedisDep, SettingsDep
-from api.job_records import create_job, dispatch
-from api.query_jobs import check_query
-from api.relay import relay_events, subscribe
+from api.query_jobs import check_query, submit_and_subscribe
 from api.sse import STREAM_HEADERS, event_source_response, wants_event_stream
 from shared.events import EventName, StreamEvent
-from shared.jobs import JobKind
-from shared.tasks import QUERY_QUEUE, QUERY_TASK
 
 router = APIRouter(tags=["seed"])
 
@@ -46,16 +42,7 @@ async def stream_chat(
 ) -> Response:
     name = collection or settings.DEFAULT_COLLECTION
     question = await check_query(settings, name, param)
-    job_id = await create_job(redis, settings, JobKind.QUERY, name)
-    pubsub = await subscribe(relay_redis, job_id)  # before dispatch: no event can be missed
-    try:
-        await dispatch(celery, QUERY_TASK, QUERY_QUEUE, job_id, [job_id, name, question, top_k or settings.TOP_K])
-    except Exception:
-        await pubsub.aclose()
-        raise
-    events = relay_events(
-        relay_redis, job_id, pubsub=pubsub, replay_ttl_s=settings.REPLAY_TTL_S, queue_timeout_s=settings.QUEUE_TIMEOUT_S
-    )
+    job_id, events = await submit_and_subscribe(redis, relay_redis, celery, settings, name, question, top_k)
     headers = {**STREAM_HEADERS, "X-Job-Id": job_id}
     if wants_event_stream(request):
         response = event_source_response(events, settings)

@@ -33,11 +33,22 @@ QA_PROMPT = PromptTemplate(
     "回答："
 )
 
+CONDENSE_PROMPT = PromptTemplate(
+    "下面是一段对话和一个后续问题。请把后续问题改写成一个不依赖对话、可以单独理解的完整问题，"
+    "保持原来的语言，只输出改写后的问题。\n"
+    "对话：\n{chat_history}\n"
+    "后续问题：{question}\n"
+    "独立问题："
+)
+
 _SENTENCE_END = re.compile(r"(?<=[。！？!?；;])|\n+")
 
 
 class Answerer(Protocol):
     name: str
+
+    def condense(self, question: str, history: Sequence[dict[str, str]]) -> str:
+        """A standalone question from a follow-up and the earlier turns ({role, content} dicts)."""
 
     def stream(self, question: str, chunks: Sequence[ScoredChunk]) -> Iterator[str]: ...
 
@@ -56,6 +67,13 @@ class LLMAnswerer:
         self.llm = llm
         self.name = name
         self.open_responses = open_responses
+
+    def condense(self, question: str, history: Sequence[dict[str, str]]) -> str:
+        if not history:
+            return question
+        chat_history = "\n".join(f"{turn['role']}: {turn['content']}" for turn in history)
+        condensed = self.llm.complete(CONDENSE_PROMPT.format(chat_history=chat_history, question=question)).text
+        return condensed.strip() or question
 
     def stream(self, question: str, chunks: Sequence[ScoredChunk]) -> Iterator[str]:
         prompt = QA_PROMPT.format(context_str=format_context(chunks), query_str=question)
@@ -82,6 +100,11 @@ class ExtractiveAnswerer:
         self.min_chars = min_chars
         self.max_sentences = max_sentences
         self.piece_chars = piece_chars
+
+    def condense(self, question: str, history: Sequence[dict[str, str]]) -> str:
+        """Without an LLM to rewrite it, a follow-up is searched together with the previous user turn."""
+        earlier = [turn["content"] for turn in history if turn.get("role") == "user"]
+        return f"{earlier[-1]}\n{question}" if earlier else question
 
     def stream(self, question: str, chunks: Sequence[ScoredChunk]) -> Iterator[str]:
         sentences: list[tuple[int, str]] = []

@@ -42,7 +42,9 @@ def _source_payload(chunks: list[ScoredChunk]) -> list[dict[str, Any]]:
 
 
 @app.task(name=QUERY_TASK, bind=True)
-def answer_query(self: Task, job_id: str, collection: str, question: str, top_k: int) -> dict[str, Any]:
+def answer_query(
+    self: Task, job_id: str, collection: str, question: str, top_k: int, history: list[dict[str, str]] | None = None
+) -> dict[str, Any]:
     """Publish `sources`, then every answer chunk the moment it exists, then `done` or `error`."""
     rt = get_runtime()
     settings = rt.settings
@@ -58,7 +60,7 @@ def answer_query(self: Task, job_id: str, collection: str, question: str, top_k:
     with Heartbeat(rt.redis, job_id, settings.HEARTBEAT_INTERVAL_S, settings.HEARTBEAT_TTL_S):
         job.running("retrieving")
         try:
-            return _answer(rt, job, events, collection, question, top_k)
+            return _answer(rt, job, events, collection, question, top_k, history or [])
         except StreamClosed as closed:
             return _closed(rt, job, events, job_id, closed)
         except Exception as exc:
@@ -82,9 +84,17 @@ def _closed(rt: Runtime, job: JobStore, events: EventPublisher, job_id: str, clo
 
 
 def _answer(
-    rt: Runtime, job: JobStore, events: EventPublisher, collection: str, question: str, top_k: int
+    rt: Runtime,
+    job: JobStore,
+    events: EventPublisher,
+    collection: str,
+    question: str,
+    top_k: int,
+    history: list[dict[str, str]],
 ) -> dict[str, Any]:
     started = time.perf_counter()
+    # A follow-up in a conversation ("and its memory cost?") is rewritten into a standalone question first.
+    question = rt.answerer.condense(question, history)
     store = rt.store(collection)
     if not store.exists():
         raise LookupError(f"collection {collection!r} does not exist")
@@ -119,6 +129,7 @@ def _answer(
         "tokens": tokens,
         "sources": len(chunks),
         "answerer": rt.answerer.name,
+        "question": question,
         "timings_ms": {
             "retrieval": round((retrieved - started) * 1000, 1),
             "first_token": round(((first_token_at or finished) - started) * 1000, 1),

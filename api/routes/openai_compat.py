@@ -1,0 +1,126 @@
+"""OpenAI-compatible chat: `POST /v1/chat/completions` (model = collection) and `GET /v1/models`.
+
+The last user message is the question; earlier user/assistant turns go to the worker, which condenses
+them with the question into a standalone one. Streaming answers are `data: {chunk}` frames ending with
+`data: [DONE]`; the retrieved chunks travel in an extension field, `sources`, on the first chunk (and
+on the non-streaming completion). An `error` event becomes a `data: {"error": ...}` frame, which the
+official SDK raises as an APIError.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from api.deps import CeleryDep, RedisDep, RelayRedisDep, SettingsDep
+from api.errors import ApiError, ErrorResponse, error_json
+from api.openai_schemas import (
+    ChatCompletion,
+    ChatCompletionRequest,
+    Choice,
+    ModelCard,
+    ModelList,
+    ResponseMessage,
+    Usage,
+)
+from api.query_jobs import check_query, submit_and_subscribe
+from api.routes.collections import list_collection_infos
+from api.sse import STREAM_HEADERS
+from shared.events import EventName, StreamEvent
+
+router = APIRouter(prefix="/v1", tags=["openai"])
+
+
+def _split(request: ChatCompletionRequest) -> tuple[str, list[dict[str, str]]]:
+    """(question, earlier turns) from the messages; the last one must be the user's."""
+    last = request.messages[-1]
+    if last.role != "user":
+        raise ApiError(422, "invalid_request", "the last message must have role 'user' (it is the question)")
+    history = [{"role": m.role, "content": m.text()} for m in request.messages[:-1] if m.role in ("user", "assistant")]
+    return last.text(), history
+
+
+def _chunk(job_id: str, created: int, model: str, delta: dict[str, Any], finish: str | None, **extra: Any) -> str:
+    body = {
+        "id": f"chatcmpl-{job_id}",
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        **extra,
+    }
+    return json.dumps(body, ensure_ascii=False)
+
+
+async def _stream_frames(job_id: str, model: str, events: AsyncIterator[StreamEvent]) -> AsyncIterator[ServerSentEvent]:
+    created = int(time.time())
+    async for event in events:
+        if event.event == EventName.SOURCES:
+            first = _chunk(job_id, created, model, {"role": "assistant", "content": ""}, None, sources=event.data)
+            yield ServerSentEvent(data=first)
+        elif event.event == EventName.TOKEN:
+            yield ServerSentEvent(data=_chunk(job_id, created, model, {"content": event.data["text"]}, None))
+        elif event.event == EventName.DONE:
+            yield ServerSentEvent(data=_chunk(job_id, created, model, {}, "stop"))
+            yield ServerSentEvent(data="[DONE]")
+        elif event.event == EventName.ERROR:
+            error = {"error": {"code": event.data["code"], "message": event.data["message"], "type": "server_error"}}
+            yield ServerSentEvent(data=json.dumps(error, ensure_ascii=False))
+
+
+async def _complete(job_id: str, model: str, events: AsyncIterator[StreamEvent]) -> Response:
+    sources: list[dict[str, Any]] = []
+    pieces: list[str] = []
+    async for event in events:
+        if event.event == EventName.SOURCES:
+            sources = event.data
+        elif event.event == EventName.TOKEN:
+            pieces.append(event.data["text"])
+        elif event.event == EventName.ERROR:
+            return error_json(502, event.data["code"], event.data["message"])
+    completion = ChatCompletion(
+        id=f"chatcmpl-{job_id}",
+        created=int(time.time()),
+        model=model,
+        choices=[Choice(message=ResponseMessage(content="".join(pieces)), finish_reason="stop")],
+        usage=Usage(completion_tokens=len(pieces), total_tokens=len(pieces)),
+        sources=sources,
+    )
+    return JSONResponse(completion.model_dump())
+
+
+@router.post(
+    "/chat/completions",
+    response_model=ChatCompletion,
+    responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}, 502: {"model": ErrorResponse}},
+    summary="OpenAI-compatible chat over a collection (model = collection); `stream: true` for SSE chunks",
+)
+async def chat_completions(
+    body: ChatCompletionRequest, settings: SettingsDep, redis: RedisDep, relay_redis: RelayRedisDep, celery: CeleryDep
+) -> Response:
+    question, history = _split(body)
+    question = await check_query(settings, body.model, question)
+    job_id, events = await submit_and_subscribe(
+        redis, relay_redis, celery, settings, body.model, question, body.top_k, history
+    )
+    if body.stream:
+        return EventSourceResponse(
+            _stream_frames(job_id, body.model, events),
+            ping=settings.PING_INTERVAL_S,
+            headers={**STREAM_HEADERS, "X-Job-Id": job_id},
+        )
+    return await _complete(job_id, body.model, events)
+
+
+@router.get("/models", response_model=ModelList, summary="Collections, as OpenAI models")
+async def list_models(settings: SettingsDep) -> ModelList:
+    infos = await run_in_threadpool(list_collection_infos, settings)
+    return ModelList(data=[ModelCard(id=i.name, created=int(i.created_at)) for i in infos])
