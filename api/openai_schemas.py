@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.store.retrieval import DEFAULT_MODE, RetrievalMode
+
 
 class ContentPart(BaseModel):
     model_config = ConfigDict(extra="allow")
@@ -32,6 +34,7 @@ class ChatCompletionRequest(BaseModel):
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
     top_k: int | None = Field(default=None, ge=1, le=50, description="ragqueue extension: chunks to retrieve")
+    mode: RetrievalMode = Field(default=DEFAULT_MODE, description="ragqueue extension: vector, bm25 or hybrid")
 
 
 class ResponseMessage(BaseModel):

@@ -15,6 +15,7 @@ from shared.events import StreamEvent
 from shared.jobs import JobKind
 from shared.settings import Settings
 from shared.store import CollectionStore, valid_collection_name
+from shared.store.retrieval import DEFAULT_MODE, RetrievalMode
 from shared.tasks import QUERY_QUEUE, QUERY_TASK
 
 
@@ -53,9 +54,10 @@ async def submit_query(
     question: str,
     top_k: int | None,
     history: list[dict[str, str]] | None = None,
+    mode: RetrievalMode = DEFAULT_MODE,
 ) -> str:
     job_id = await create_job(redis, settings, JobKind.QUERY, collection)
-    args = [job_id, collection, question, top_k or settings.TOP_K, history or []]
+    args = [job_id, collection, question, top_k or settings.TOP_K, history or [], mode]
     await dispatch(celery, QUERY_TASK, QUERY_QUEUE, job_id, args)
     return job_id
 
@@ -69,12 +71,13 @@ async def submit_and_subscribe(
     question: str,
     top_k: int | None,
     history: list[dict[str, str]] | None = None,
+    mode: RetrievalMode = DEFAULT_MODE,
 ) -> tuple[str, AsyncIterator[StreamEvent]]:
     """Submit a query and return its events, subscribed before dispatch so none can be missed."""
     job_id = await create_job(redis, settings, JobKind.QUERY, collection)
     pubsub = await subscribe(relay_redis, job_id)
     try:
-        args = [job_id, collection, question, top_k or settings.TOP_K, history or []]
+        args = [job_id, collection, question, top_k or settings.TOP_K, history or [], mode]
         await dispatch(celery, QUERY_TASK, QUERY_QUEUE, job_id, args)
     except Exception:
         await pubsub.aclose()

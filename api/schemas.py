@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import BaseModel, Field, StringConstraints
 
 from shared.store import COLLECTION_NAME_RULE
+from shared.store.retrieval import DEFAULT_MODE, RetrievalMode
 
 CollectionName = Annotated[str, StringConstraints(pattern=COLLECTION_NAME_RULE)]
 
@@ -32,6 +33,9 @@ class QueryRequest(BaseModel):
         examples=["什么是 KV 缓存？"]
     )
     top_k: int | None = Field(default=None, ge=1, le=50)
+    mode: RetrievalMode = Field(
+        default=DEFAULT_MODE, description="vector, bm25 (jieba tokens), or hybrid (both, fused with RRF)"
+    )
 
 
 class QueryAccepted(BaseModel):

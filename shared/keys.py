@@ -33,3 +33,18 @@ def cancel_key(job_id: str) -> str:
 def heartbeat_key(job_id: str) -> str:
     """Expiring key a worker refreshes while it runs the job; its absence means the worker is gone."""
     return f"{PREFIX}:heartbeat:{job_id}"
+
+
+def job_batches_key(job_id: str) -> str:
+    """Hash of an index job's per-batch progress: `{n}:planned` and `{n}:done` chunk counts."""
+    return f"{PREFIX}:job:{job_id}:batches"
+
+
+def job_finished_batches_key(job_id: str) -> str:
+    """Set of an index job's batch numbers that have finished."""
+    return f"{PREFIX}:job:{job_id}:finished"
+
+
+def job_documents_key(job_id: str) -> str:
+    """Hash of an index job's per-document status: document name -> JSON {doc_id, status, chunks, error}."""
+    return f"{PREFIX}:job:{job_id}:documents"

@@ -39,7 +39,15 @@ class Settings(BaseSettings):
     CHUNK_OVERLAP: int = 64
     TOP_K: int = 4
     MAX_QUESTION_CHARS: int = 2000
-    EMBED_BATCH_SIZE: int = 32
+    # Texts handed to the embedding model per call (the Zhipu embedding splits them into requests).
+    EMBED_BATCH_SIZE: int = 64
+    # Texts per Zhipu /embeddings request: at most 64 (embedding-3); embedding-2 allows 8K tokens per list,
+    # i.e. 16 chunks at CHUNK_SIZE 512.
+    ZHIPU_EMBED_BATCH_SIZE: int = Field(default=16, ge=1, le=64)
+    # Zhipu /embeddings requests in flight at once, per worker process.
+    EMBED_CONCURRENCY: int = Field(default=4, ge=1)
+    # An index job is split into batch tasks of this many files, shared by all index workers.
+    INDEX_BATCH_FILES: int = 16
 
     CORS_ORIGINS: list[str] = ["*"]
     REPLAY_TTL_S: int = 3600

@@ -6,4 +6,5 @@ INDEX_QUEUE = "index"
 QUERY_QUEUE = "query"
 
 INDEX_TASK = "ragqueue.index_documents"
+INDEX_BATCH_TASK = "ragqueue.index_batch"
 QUERY_TASK = "ragqueue.answer_query"

@@ -10,7 +10,7 @@ from celery import Celery
 from kombu import Exchange, Queue
 
 from shared.settings import get_settings
-from shared.tasks import INDEX_QUEUE, INDEX_TASK, QUERY_QUEUE, QUERY_TASK
+from shared.tasks import INDEX_BATCH_TASK, INDEX_QUEUE, INDEX_TASK, QUERY_QUEUE, QUERY_TASK
 
 
 def create_app() -> Celery:
@@ -23,7 +23,11 @@ def create_app() -> Celery:
         # queue would be delivered to both.
         task_queues=[Queue(q, Exchange(q), routing_key=q) for q in (INDEX_QUEUE, QUERY_QUEUE)],
         task_default_queue=QUERY_QUEUE,
-        task_routes={INDEX_TASK: {"queue": INDEX_QUEUE}, QUERY_TASK: {"queue": QUERY_QUEUE}},
+        task_routes={
+            INDEX_TASK: {"queue": INDEX_QUEUE},
+            INDEX_BATCH_TASK: {"queue": INDEX_QUEUE},
+            QUERY_TASK: {"queue": QUERY_QUEUE},
+        },
         task_serializer="json",
         accept_content=["json"],
         task_ignore_result=True,  # job state lives in rag:job:{id}, not in a Celery result backend

@@ -12,6 +12,7 @@ from llama_index.core import SimpleDirectoryReader
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.node_parser import SentenceSplitter
 
+from shared.index_items import IndexItem
 from shared.store import ChunkRecord
 from shared.text_normalize import normalize_text
 
@@ -32,21 +33,16 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def document_id(source: Path) -> str:
-    """A path-imported document is identified by its resolved path: re-importing it replaces it."""
-    return hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:32]
-
-
-def load_and_split(path: Path, splitter: SentenceSplitter) -> SplitDocument:
+def load_and_split(item: IndexItem, splitter: SentenceSplitter) -> SplitDocument:
     """Read one file with LlamaIndex's readers, normalise its text and split it into chunks."""
+    path = Path(item.path)
     documents = SimpleDirectoryReader(input_files=[path], encoding="utf-8", errors="strict").load_data()
     text = normalize_text("\n\n".join(d.text for d in documents))
     if not text:
         raise ValueError("no text could be extracted")
-    doc_id = document_id(path)
     pieces = [p for p in splitter.split_text(text) if p.strip()]
-    chunks = [ChunkRecord(doc_id=doc_id, position=i, text=p) for i, p in enumerate(pieces)]
-    return SplitDocument(doc_id=doc_id, source=str(path), sha256=file_sha256(path), chunks=chunks)
+    chunks = [ChunkRecord(doc_id=item.doc_id, position=i, text=p) for i, p in enumerate(pieces)]
+    return SplitDocument(doc_id=item.doc_id, source=item.name, sha256=file_sha256(path), chunks=chunks)
 
 
 def embed_chunks(

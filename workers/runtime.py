@@ -18,6 +18,7 @@ from shared.providers.answerers import Answerer
 from shared.providers.factory import build_answerer, build_embedding, embedding_model_name
 from shared.settings import Settings, get_settings
 from shared.store import CollectionStore
+from shared.store.retrieval import Retriever
 
 
 @dataclass
@@ -54,6 +55,10 @@ class Runtime:
     def answerer(self) -> Answerer:
         embed = self.embed_model
         return self._once("answerer", lambda: build_answerer(self.settings, embed))
+
+    @property
+    def retriever(self) -> Retriever:
+        return self._once("retriever", Retriever)
 
     def store(self, collection: str) -> CollectionStore:
         """One store object per collection per process, so its search matrix cache is reused."""

@@ -68,5 +68,5 @@ async def create_index_job(
             status = {"path_not_allowed": 403, "path_not_found": 404}.get(exc.code, 400)
             raise ApiError(status, exc.code, exc.message) from exc
     job_id = await create_job(redis, settings, JobKind.INDEX, collection)
-    await dispatch(celery, INDEX_TASK, INDEX_QUEUE, job_id, [job_id, collection, body.paths])
+    await dispatch(celery, INDEX_TASK, INDEX_QUEUE, job_id, [job_id, collection, {"paths": body.paths}])
     return JobAccepted(job_id=job_id, status_url=f"/v1/jobs/{job_id}")

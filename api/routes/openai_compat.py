@@ -109,7 +109,7 @@ async def chat_completions(
     question, history = _split(body)
     question = await check_query(settings, body.model, question)
     job_id, events = await submit_and_subscribe(
-        redis, relay_redis, celery, settings, body.model, question, body.top_k, history
+        redis, relay_redis, celery, settings, body.model, question, body.top_k, history, body.mode
     )
     if body.stream:
         return EventSourceResponse(

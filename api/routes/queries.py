@@ -38,7 +38,7 @@ router = APIRouter(prefix="/v1/queries", tags=["queries"])
 )
 async def create_query(body: QueryRequest, settings: SettingsDep, redis: RedisDep, celery: CeleryDep) -> QueryAccepted:
     question = await check_query(settings, body.collection, body.question)
-    job_id = await submit_query(redis, celery, settings, body.collection, question, body.top_k)
+    job_id = await submit_query(redis, celery, settings, body.collection, question, body.top_k, mode=body.mode)
     return QueryAccepted(job_id=job_id, stream_url=f"/v1/queries/{job_id}/stream", status_url=f"/v1/jobs/{job_id}")
 
 

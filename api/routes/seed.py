@@ -17,6 +17,7 @@ from api.deps import CeleryDep, RedisDep, RelayRedisDep, SettingsDep
 from api.query_jobs import check_query, submit_and_subscribe
 from api.sse import STREAM_HEADERS, event_source_response, wants_event_stream
 from shared.events import EventName, StreamEvent
+from shared.store.retrieval import DEFAULT_MODE, RetrievalMode
 
 router = APIRouter(tags=["seed"])
 
@@ -39,10 +40,11 @@ async def stream_chat(
     param: Annotated[str, Query(description="The question", examples=["什么是 KV 缓存？"])],
     collection: Annotated[str | None, Query(description="Defaults to DEFAULT_COLLECTION")] = None,
     top_k: Annotated[int | None, Query(ge=1, le=50)] = None,
+    mode: Annotated[RetrievalMode, Query(description="vector, bm25 or hybrid")] = DEFAULT_MODE,
 ) -> Response:
     name = collection or settings.DEFAULT_COLLECTION
     question = await check_query(settings, name, param)
-    job_id, events = await submit_and_subscribe(redis, relay_redis, celery, settings, name, question, top_k)
+    job_id, events = await submit_and_subscribe(redis, relay_redis, celery, settings, name, question, top_k, mode=mode)
     headers = {**STREAM_HEADERS, "X-Job-Id": job_id}
     if wants_event_stream(request):
         response = event_source_response(events, settings)

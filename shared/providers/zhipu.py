@@ -9,11 +9,11 @@ open responses, so a cancel can close the upstream stream.
 from __future__ import annotations
 
 import httpx
-from llama_index.embeddings.zhipuai import ZhipuAIEmbedding
 from llama_index.llms.zhipuai import ZhipuAI
 from zhipuai import ZhipuAI as ZhipuAIClient
 
 from shared.providers.open_responses import OpenResponses
+from shared.providers.zhipu_batched import BatchedZhipuEmbedding
 from shared.settings import Settings
 
 
@@ -40,9 +40,14 @@ def build_zhipu_llm(settings: Settings) -> tuple[ZhipuAI, OpenResponses]:
     return llm, responses
 
 
-def build_zhipu_embedding(settings: Settings) -> ZhipuAIEmbedding:
-    embed = ZhipuAIEmbedding(
-        model=settings.EMBED_MODEL, api_key=settings.ZHIPU_API_KEY or "", embed_batch_size=settings.EMBED_BATCH_SIZE
+def build_zhipu_embedding(settings: Settings) -> BatchedZhipuEmbedding:
+    """Batched, concurrent embedding with retries (the stock class sends one text per request, serially)."""
+    return BatchedZhipuEmbedding(
+        model=settings.EMBED_MODEL,
+        api_key=settings.ZHIPU_API_KEY or "",
+        base_url=settings.ZHIPUAI_BASE_URL,
+        timeout=settings.UPSTREAM_TIMEOUT_S,
+        batch_size=settings.ZHIPU_EMBED_BATCH_SIZE,
+        max_concurrency=settings.EMBED_CONCURRENCY,
+        max_attempts=settings.UPSTREAM_MAX_RETRIES + 1,
     )
-    embed._client = _client(settings)
-    return embed

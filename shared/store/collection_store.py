@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 import sqlite3
 import threading
 import time
@@ -35,6 +36,13 @@ CREATE TABLE IF NOT EXISTS chunks (
     text TEXT NOT NULL, embedding BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks (doc_id);
 """
+
+
+# A collection's version: its creation time plus a write counter, so a collection deleted and created again
+# never repeats a version a reader has cached.
+_VERSION_SQL = (
+    "SELECT (SELECT value FROM meta WHERE key = 'created_at') || ':' || (SELECT value FROM meta WHERE key = 'version')"
+)
 
 
 def valid_collection_name(name: str) -> bool:
@@ -68,6 +76,15 @@ class ScoredChunk:
     source: str
     text: str
     score: float
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    id: str
+    source: str
+    sha256: str
+    chunks: int
+    updated_at: float
 
 
 @dataclass(frozen=True)
@@ -177,6 +194,30 @@ class CollectionStore:
             self._bump(conn, now)
             conn.execute("COMMIT")
 
+    def delete_document(self, doc_id: str) -> int | None:
+        """Remove a document and all its chunks; how many chunks went, or None if there is no such document."""
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            removed = conn.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,)).rowcount
+            found = conn.execute("DELETE FROM documents WHERE id = ?", (doc_id,)).rowcount
+            if found or removed:
+                self._bump(conn, time.time())
+            conn.execute("COMMIT")
+        return int(removed) if found else None
+
+    def documents(self, limit: int = 1000, offset: int = 0) -> list[DocumentInfo]:
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT id, source, sha256, chunks, updated_at FROM documents ORDER BY source LIMIT ? OFFSET ?",
+                (limit, offset),
+            ).fetchall()
+        return [DocumentInfo(id=r[0], source=r[1], sha256=r[2], chunks=r[3], updated_at=r[4]) for r in rows]
+
+    def drop(self) -> None:
+        """Delete the whole collection from disk."""
+        shutil.rmtree(self.path.parent, ignore_errors=True)
+        self._cache = None
+
     def document_sha256(self, doc_id: str) -> str | None:
         with self._connect() as conn:
             row = conn.execute("SELECT sha256 FROM documents WHERE id = ?", (doc_id,)).fetchone()
@@ -204,7 +245,7 @@ class CollectionStore:
 
     def _matrix(self) -> _Matrix:
         with self._lock, self._connect() as conn:
-            version = conn.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()[0]
+            version = conn.execute(_VERSION_SQL).fetchone()[0]
             if self._cache is None or self._cache.version != version:
                 rows = conn.execute("SELECT id, embedding FROM chunks ORDER BY rowid").fetchall()
                 dim = int(self._meta(conn)["dimension"])
@@ -219,13 +260,13 @@ class CollectionStore:
     def version(self) -> str:
         """Changes whenever any writer commits a change to the collection (used to invalidate caches)."""
         with self._connect() as conn:
-            return str(conn.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()[0])
+            return str(conn.execute(_VERSION_SQL).fetchone()[0])
 
     def chunk_texts(self) -> tuple[str, list[str], list[str]]:
         """(version, chunk ids, chunk texts) of the whole collection, read in one transaction."""
         with self._connect() as conn:
             conn.execute("BEGIN")
-            version = conn.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()[0]
+            version = conn.execute(_VERSION_SQL).fetchone()[0]
             rows = conn.execute("SELECT id, text FROM chunks ORDER BY rowid").fetchall()
             conn.execute("COMMIT")
         return str(version), [r[0] for r in rows], [r[1] for r in rows]

@@ -1,4 +1,11 @@
-"""The `index` queue's task: turn files under the import roots into a collection's chunks."""
+"""The `index` queue's tasks: a coordinator that plans a job, and batch tasks that index its documents.
+
+The coordinator turns the request into one item per document and splits them into batches of
+INDEX_BATCH_FILES, so several index workers share one job and no task holds more than a batch of
+documents in memory. Each batch loads, normalises, splits, embeds and stores its documents and reports
+progress into the job's shared record (shared/index_progress.py); the batch that finishes last
+finalises the job. Every step is idempotent: a redelivered task leaves one copy of each chunk.
+"""
 
 from __future__ import annotations
 
@@ -8,98 +15,157 @@ from typing import Any
 from celery import Task
 from llama_index.core.node_parser import SentenceSplitter
 
+from shared import keys
 from shared.events import ErrorCode
-from shared.heartbeat import Heartbeat
 from shared.importing import ImportPathError, expand_files, resolve_import_path
+from shared.index_items import IndexItem, path_item
+from shared.index_progress import DocStatus, IndexProgress, document_statuses, queue_documents
 from shared.job_store import JobStore
 from shared.jobs import JobError, JobState
 from shared.store import EmbeddingMismatchError
-from shared.tasks import INDEX_TASK
+from shared.tasks import INDEX_BATCH_TASK, INDEX_QUEUE, INDEX_TASK
 from workers.celery_app import app
 from workers.indexing import SplitDocument, embed_chunks, load_and_split
-from workers.runtime import get_runtime
+from workers.runtime import Runtime, get_runtime
 
 log = logging.getLogger(__name__)
+MAX_FAILURES_IN_RESULT = 50
 
 
 @app.task(name=INDEX_TASK, bind=True)
-def index_documents(self: Task, job_id: str, collection: str, paths: list[str]) -> dict[str, Any]:
-    """Load → normalise → split → embed → store; progress counts chunks embedded of chunks planned."""
+def index_documents(self: Task, job_id: str, collection: str, request: dict[str, Any]) -> dict[str, Any]:
+    """Plan the job: `request` is {"paths": [...]} (server-side) or {"items": [IndexItem, ...]} (uploads)."""
     rt = get_runtime()
     settings = rt.settings
     job = JobStore(rt.redis, job_id, settings.JOB_TTL_S)
-    with Heartbeat(rt.redis, job_id, settings.HEARTBEAT_INTERVAL_S, settings.HEARTBEAT_TTL_S):
-        job.running("loading")
-        try:
-            result = _run(rt, job, collection, paths)
-        except (ImportPathError, EmbeddingMismatchError, _NothingIndexed) as exc:
-            code = getattr(exc, "code", ErrorCode.EMBEDDING_MISMATCH.value)
-            job.finish(JobState.FAILED, error=JobError(code=code, message=str(exc)))
-            return {"state": "failed"}
-        except Exception as exc:
-            log.exception("index job %s failed", job_id)
-            message = f"{type(exc).__name__}: {exc}"
-            job.finish(JobState.FAILED, error=JobError(code=ErrorCode.INTERNAL, message=message))
-            return {"state": "failed"}
-        job.finish(JobState.SUCCEEDED, result=result)
-        return result
+    job.running("planning")
+    try:
+        items = _plan(rt, collection, request)
+    except (ImportPathError, EmbeddingMismatchError) as exc:
+        code = getattr(exc, "code", ErrorCode.EMBEDDING_MISMATCH.value)
+        job.finish(JobState.FAILED, error=JobError(code=code, message=str(exc)))
+        return {"state": "failed"}
+    if not items:
+        message = f"no supported files (txt, md, pdf, docx, html) found in {request.get('paths')}"
+        job.finish(JobState.FAILED, error=JobError(code="nothing_indexed", message=message))
+        return {"state": "failed"}
+
+    size = settings.INDEX_BATCH_FILES
+    batches = [items[i : i + size] for i in range(0, len(items), size)]
+    queue_documents(rt.redis, job_id, [(item.name, item.doc_id) for item in items], settings.JOB_TTL_S)
+    rt.redis.hset(keys.job_key(job_id), mapping={"files": len(items), "batches": len(batches)})
+    job.running("loading")
+    for number, batch in enumerate(batches):
+        app.send_task(
+            INDEX_BATCH_TASK,
+            args=[job_id, collection, number, len(batches), [item.model_dump() for item in batch]],
+            queue=INDEX_QUEUE,
+        )
+    return {"files": len(items), "batches": len(batches)}
 
 
-class _NothingIndexed(ValueError):
-    code = "nothing_indexed"
-
-
-def _run(rt: Any, job: JobStore, collection: str, paths: list[str]) -> dict[str, Any]:
-    settings = rt.settings
-    files = expand_files([resolve_import_path(p, settings) for p in paths])
-    if not files:
-        raise _NothingIndexed(f"no supported files (txt, md, pdf, docx, html) found in {paths}")
-
-    splitter = SentenceSplitter(chunk_size=settings.CHUNK_SIZE, chunk_overlap=settings.CHUNK_OVERLAP)
-    documents: list[SplitDocument] = []
-    failures: list[dict[str, str]] = []
-    for n, path in enumerate(files, start=1):
-        try:
-            documents.append(load_and_split(path, splitter))
-        except Exception as exc:  # one broken file fails alone; the rest are indexed
-            failures.append({"source": str(path), "error": f"{type(exc).__name__}: {exc}"})
-        job.progress(0, 0, f"splitting {n}/{len(files)} files")
-    if not documents:
-        raise _NothingIndexed("; ".join(f"{f['source']}: {f['error']}" for f in failures))
-
+def _plan(rt: Runtime, collection: str, request: dict[str, Any]) -> list[IndexItem]:
     store = rt.store(collection)
     if store.exists():
         store.check_embedding(rt.embed_model_name, store.info().dimension)
-    total = sum(len(d.chunks) for d in documents)
-    done = 0
-    job.progress(done, total, "embedding")
+    if "items" in request:
+        return [IndexItem.model_validate(item) for item in request["items"]]
+    files = expand_files([resolve_import_path(p, rt.settings) for p in request["paths"]])
+    return [path_item(f) for f in files]
+
+
+@app.task(name=INDEX_BATCH_TASK, bind=True)
+def index_batch(
+    self: Task, job_id: str, collection: str, batch: int, batches: int, items: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Index one batch of documents; the batch that completes the job finalises it."""
+    rt = get_runtime()
+    progress = IndexProgress(rt.redis, job_id, batch, rt.settings.JOB_TTL_S)
+    try:
+        counts = _index_batch(rt, progress, collection, [IndexItem.model_validate(i) for i in items])
+    except Exception as exc:  # the store or the embedding service failed: every document of the batch fails
+        log.exception("index job %s batch %s failed", job_id, batch)
+        for item in items:
+            progress.document(item["name"], item["doc_id"], DocStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+        counts = {"failed": len(items)}
+    if progress.finish_batch(batches):
+        _finalise(rt, job_id, collection)
+    return counts
+
+
+def _index_batch(rt: Runtime, progress: IndexProgress, collection: str, items: list[IndexItem]) -> dict[str, int]:
+    settings = rt.settings
+    splitter = SentenceSplitter(chunk_size=settings.CHUNK_SIZE, chunk_overlap=settings.CHUNK_OVERLAP)
+    documents: list[tuple[IndexItem, SplitDocument]] = []
+    failed = 0
+    for item in items:
+        progress.document(item.name, item.doc_id, DocStatus.INDEXING)
+        try:
+            documents.append((item, load_and_split(item, splitter)))
+        except Exception as exc:  # one broken file fails alone; the rest are indexed
+            progress.document(item.name, item.doc_id, DocStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+            failed += 1
+    progress.planned = sum(len(doc.chunks) for _, doc in documents)
+    progress.update("embedding")
 
     def advance(n: int) -> None:
-        nonlocal done
-        done += n
-        job.progress(done, total, "embedding")
+        progress.done += n
+        progress.update("embedding")
 
-    unchanged = 0
-    for doc in documents:
+    store = rt.store(collection)
+    changed: list[tuple[IndexItem, SplitDocument]] = []
+    for item, doc in documents:
         if store.exists() and store.document_sha256(doc.doc_id) == doc.sha256:
-            unchanged += 1
             advance(len(doc.chunks))
-            continue
-        vectors = embed_chunks(rt.embed_model, doc.chunks, settings.EMBED_BATCH_SIZE, advance)
+            progress.document(item.name, item.doc_id, DocStatus.UNCHANGED, chunks=len(doc.chunks))
+        else:
+            changed.append((item, doc))
+    if changed:  # one embedding stream for the whole batch keeps every concurrent request slot busy
+        vectors = embed_chunks(
+            rt.embed_model, [c for _, doc in changed for c in doc.chunks], settings.EMBED_BATCH_SIZE, advance
+        )
         store.ensure(rt.embed_model_name, int(vectors.shape[1]))
-        job.progress(done, total, "storing")
-        store.replace_document(doc.doc_id, doc.source, doc.sha256, doc.chunks, vectors)
+        progress.update("storing")
+        start = 0
+        for item, doc in changed:  # every document has at least one chunk (load_and_split ensures it)
+            end = start + len(doc.chunks)
+            store.replace_document(doc.doc_id, doc.source, doc.sha256, doc.chunks, vectors[start:end])
+            progress.document(item.name, item.doc_id, DocStatus.INDEXED, chunks=len(doc.chunks))
+            start = end
+    unchanged = len(documents) - len(changed)
+    return {"indexed": len(documents) - unchanged, "unchanged": unchanged, "failed": failed}
 
-    info = store.info()
-    return {
+
+def _finalise(rt: Runtime, job_id: str, collection: str) -> None:
+    """Summarise the job from its documents' statuses and end it."""
+    job = JobStore(rt.redis, job_id, rt.settings.JOB_TTL_S)
+    statuses = document_statuses(rt.redis, job_id)
+    by_status = {s.value: 0 for s in DocStatus}
+    for status in statuses.values():
+        by_status[status["status"]] += 1
+    failures = [
+        {"source": name, "error": status["error"]} for name, status in statuses.items() if status["status"] == "failed"
+    ]
+    result: dict[str, Any] = {
         "collection": collection,
-        "files": len(files),
-        "documents_indexed": len(documents) - unchanged,
-        "documents_unchanged": unchanged,
-        "chunks": total,
-        "failed": failures,
-        "collection_documents": info.documents,
-        "collection_chunks": info.chunks,
-        "embed_model": info.embed_model,
-        "dimension": info.dimension,
+        "files": len(statuses),
+        "documents_indexed": by_status[DocStatus.INDEXED],
+        "documents_unchanged": by_status[DocStatus.UNCHANGED],
+        "documents_failed": by_status[DocStatus.FAILED],
+        "chunks": sum(s["chunks"] for s in statuses.values()),
+        "failed": failures[:MAX_FAILURES_IN_RESULT],
     }
+    store = rt.store(collection)
+    if store.exists():
+        info = store.info()
+        result.update(
+            collection_documents=info.documents,
+            collection_chunks=info.chunks,
+            embed_model=info.embed_model,
+            dimension=info.dimension,
+        )
+    if by_status[DocStatus.INDEXED] + by_status[DocStatus.UNCHANGED] == 0:
+        reasons = "; ".join(f"{f['source']}: {f['error']}" for f in failures[:5])
+        job.finish(JobState.FAILED, result=result, error=JobError(code="nothing_indexed", message=reasons))
+    else:
+        job.finish(JobState.SUCCEEDED, result=result)

@@ -18,6 +18,7 @@ from shared.jobs import JobError, JobState
 from shared.providers.answerers import NO_CONTEXT_ANSWER
 from shared.providers.upstream_errors import classify_upstream_error
 from shared.store import EmbeddingMismatchError, ScoredChunk
+from shared.store.retrieval import DEFAULT_MODE, RetrievalMode
 from shared.tasks import QUERY_TASK
 from workers.celery_app import app
 from workers.runtime import Runtime, get_runtime
@@ -43,7 +44,13 @@ def _source_payload(chunks: list[ScoredChunk]) -> list[dict[str, Any]]:
 
 @app.task(name=QUERY_TASK, bind=True)
 def answer_query(
-    self: Task, job_id: str, collection: str, question: str, top_k: int, history: list[dict[str, str]] | None = None
+    self: Task,
+    job_id: str,
+    collection: str,
+    question: str,
+    top_k: int,
+    history: list[dict[str, str]] | None = None,
+    mode: RetrievalMode = DEFAULT_MODE,
 ) -> dict[str, Any]:
     """Publish `sources`, then every answer chunk the moment it exists, then `done` or `error`."""
     rt = get_runtime()
@@ -60,7 +67,7 @@ def answer_query(
     with Heartbeat(rt.redis, job_id, settings.HEARTBEAT_INTERVAL_S, settings.HEARTBEAT_TTL_S):
         job.running("retrieving")
         try:
-            return _answer(rt, job, events, collection, question, top_k, history or [])
+            return _answer(rt, job, events, collection, question, top_k, history or [], mode)
         except StreamClosed as closed:
             return _closed(rt, job, events, job_id, closed)
         except Exception as exc:
@@ -91,6 +98,7 @@ def _answer(
     question: str,
     top_k: int,
     history: list[dict[str, str]],
+    mode: RetrievalMode,
 ) -> dict[str, Any]:
     started = time.perf_counter()
     # A follow-up in a conversation ("and its memory cost?") is rewritten into a standalone question first.
@@ -100,10 +108,14 @@ def _answer(
         raise LookupError(f"collection {collection!r} does not exist")
     dimension = store.info().dimension
     store.check_embedding(rt.embed_model_name, dimension)
-    query_vector = rt.embed_model.get_query_embedding(question)
-    if len(query_vector) != dimension:
-        raise EmbeddingMismatchError(f"query embedding has {len(query_vector)} dimensions, collection has {dimension}")
-    chunks = store.search(np.asarray(query_vector, dtype=np.float32), top_k)
+    query_vector = None
+    if mode != "bm25":
+        query_vector = np.asarray(rt.embed_model.get_query_embedding(question), dtype=np.float32)
+        if len(query_vector) != dimension:
+            raise EmbeddingMismatchError(
+                f"query embedding has {len(query_vector)} dimensions, collection has {dimension}"
+            )
+    chunks = rt.retriever.retrieve(store, question, query_vector, top_k, mode)
     retrieved = time.perf_counter()
     events.publish(EventName.SOURCES, _source_payload(chunks))
     job.running("generating")
@@ -130,6 +142,7 @@ def _answer(
         "sources": len(chunks),
         "answerer": rt.answerer.name,
         "question": question,
+        "mode": mode,
         "timings_ms": {
             "retrieval": round((retrieved - started) * 1000, 1),
             "first_token": round(((first_token_at or finished) - started) * 1000, 1),

@@ -1,0 +1,369 @@
+"""Index throughput: one index job through the ragqueue stack (1, 2, 4 index workers) vs the seed's in-process path.
+
+Both embed through the fake Zhipu server with a fixed delay per /embeddings request, so the figures measure how
+well each path hides upstream latency, not the speed of a real model. The stack embeds with whatever
+`shared/providers/zhipu.py` wires; this script never imports an embedding class for it.
+
+Run from the repository root:  .venv/bin/python -m bench.index_throughput --help
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import redis
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tests.fakes.zhipu_server import ZhipuFakeServer
+from tests.support.processes import ROOT, RedisServer, Stack
+
+SECTION = "## Index throughput (bench/index_throughput.py)"
+API_KEY = "bench.key"
+FINAL_STATES = {"succeeded", "failed", "cancelled"}
+
+console = Console(width=None if sys.stdout.isatty() else 120)
+app = typer.Typer(add_completion=False, rich_markup_mode="rich", help=__doc__)
+
+
+@dataclass
+class StackRun:
+    workers: int
+    state: str
+    chunks: int
+    seconds: float
+    requests: int
+    texts: int
+    peak_kib: int
+    error: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.chunks / self.seconds if self.seconds else 0.0
+
+
+@dataclass
+class SeedRun:
+    chunks: int
+    seconds: float
+    requests: int
+
+    @property
+    def rate(self) -> float:
+        return self.chunks / self.seconds if self.seconds else 0.0
+
+
+def default_corpus() -> Path:
+    shared = ROOT.parent / "shared" / "corpus"
+    return shared if shared.is_dir() else ROOT / "docs" / "kb"
+
+
+def _proc_children() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # the process ended while we looked
+            children.setdefault(ppid, []).append(int(entry.name))
+    return children
+
+
+def _vm_hwm_kib(pid: int) -> int:
+    """Peak resident set of a process (VmHWM), so a short spike between two samples is not missed."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+@dataclass
+class PeakMemory:
+    """Samples the peak RSS of some processes and all their descendants (prefork children come and go)."""
+
+    roots: list[int]
+    interval: float = 0.2
+    peaks: dict[int, int] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def sample(self) -> None:
+        tree, pending = _proc_children(), list(self.roots)
+        while pending:
+            pid = pending.pop()
+            self.peaks[pid] = max(self.peaks.get(pid, 0), _vm_hwm_kib(pid))
+            pending.extend(tree.get(pid, []))
+
+    def __enter__(self) -> PeakMemory:
+        def loop() -> None:
+            while not self._stop.wait(self.interval):
+                self.sample()
+
+        self.sample()
+        self._thread = threading.Thread(target=loop, name="peak-memory", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sample()
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def max_kib(self) -> int:
+        return max(self.peaks.values(), default=0)
+
+
+def stack_env(redis_url: str, data_dir: Path, fake: ZhipuFakeServer, extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ZHIPU", "LLM_", "EMBED_"))}
+    env.update(
+        REDIS_URL=redis_url,
+        DATA_DIR=str(data_dir),
+        ZHIPU_API_KEY=API_KEY,
+        ZHIPUAI_BASE_URL=fake.base_url,
+        UPSTREAM_MAX_RETRIES="0",
+        PYTHONUNBUFFERED="1",
+        OMP_NUM_THREADS="1",
+    )
+    env.update(extra)
+    return env
+
+
+def run_stack(
+    workers: int, fake: ZhipuFakeServer, redis_url: str, corpus: Path, tmp: Path, extra: dict[str, str], timeout: float
+) -> StackRun:
+    """Start API + N prefork index workers + a query worker, index the corpus once, measure."""
+    redis.Redis.from_url(redis_url).flushdb()
+    root = tmp / f"stack-{workers}"
+    stack = Stack(f"bench{workers}", stack_env(redis_url, root / "data", fake, extra), root)
+    root.mkdir(parents=True)
+    layout = [(f"index-{i}", "index", "prefork", 1) for i in range(workers)] + [("query", "query", "threads", 4)]
+    stack.start(layout)
+    try:
+        shutil.copytree(corpus, stack.import_dir / "corpus")
+        fake.reset()
+        index_pids = [p.pid for name, p in stack.processes.items() if name.startswith("index-")]
+        with httpx.Client(base_url=stack.base_url, timeout=30) as client, PeakMemory(index_pids) as memory:
+            started = time.perf_counter()
+            response = client.post("/v1/collections/bench/index-jobs", json={"paths": ["corpus"]})
+            response.raise_for_status()
+            job = _wait(client, response.json()["job_id"], timeout)
+            seconds = time.perf_counter() - started
+        counters = fake.counters()
+        result, error = job.get("result") or {}, job.get("error") or {}
+        return StackRun(
+            workers=workers,
+            state=job["state"],
+            chunks=int(result.get("chunks", 0)),
+            seconds=seconds,
+            requests=counters["embedding_requests"],
+            texts=counters["embedding_inputs"],
+            peak_kib=memory.max_kib,
+            error=str(error.get("message", "")),
+        )
+    finally:
+        stack.stop()
+
+
+def _wait(client: httpx.Client, job_id: str, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").json()
+        if job["state"] in FINAL_STATES:
+            return job
+        time.sleep(0.05)
+    raise TimeoutError(f"index job {job_id} did not finish in {timeout:.0f} s")
+
+
+def run_seed(fake: ZhipuFakeServer, corpus: Path) -> SeedRun:
+    """The seed's path: stock ZhipuAIEmbedding inside VectorStoreIndex.from_documents, in this process."""
+    from llama_index.core import SimpleDirectoryReader, VectorStoreIndex
+    from llama_index.embeddings.zhipuai import ZhipuAIEmbedding
+    from zhipuai import ZhipuAI as ZhipuAIClient
+
+    for noisy in ("httpx", "zhipuai"):  # one INFO line per request would bury the table
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    embed = ZhipuAIEmbedding(model="embedding-2", api_key=API_KEY)
+    embed._client = ZhipuAIClient(api_key=API_KEY, base_url=fake.base_url, max_retries=0)
+    fake.reset()
+    started = time.perf_counter()
+    documents = SimpleDirectoryReader(str(corpus), recursive=True).load_data()
+    index = VectorStoreIndex.from_documents(documents, embed_model=embed)
+    seconds = time.perf_counter() - started
+    return SeedRun(chunks=len(index.docstore.docs), seconds=seconds, requests=fake.counters()["embedding_requests"])
+
+
+def results_table(runs: list[StackRun], seed: SeedRun | None) -> Table:
+    table = Table(title="Index throughput (one index job, fake Zhipu)")
+    for name in ("path", "workers", "state", "chunks", "wall s", "chunks/s", "vs seed", "requests", "texts/req"):
+        table.add_column(name, justify="left" if name in ("path", "state") else "right")
+    table.add_column("peak RSS MiB", justify="right")
+    for r in runs:
+        ratio = f"{r.rate / seed.rate:.2f}x" if seed and seed.rate else "-"
+        per_request = f"{r.texts / r.requests:.1f}" if r.requests else "-"
+        table.add_row(
+            "stack",
+            str(r.workers),
+            r.state,
+            str(r.chunks),
+            f"{r.seconds:.2f}",
+            f"{r.rate:.1f}",
+            ratio,
+            str(r.requests),
+            per_request,
+            f"{r.peak_kib / 1024:.0f}",
+        )
+    if seed:
+        row = ["seed", "-", "succeeded", str(seed.chunks), f"{seed.seconds:.2f}", f"{seed.rate:.1f}"]
+        table.add_row(*row, "1.00x", str(seed.requests), f"{seed.chunks / max(seed.requests, 1):.1f}", "-")
+    return table
+
+
+def machine() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
+    model = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), "unknown CPU")
+    system = f"{platform.system()} {platform.release()}, Python {platform.python_version()}"
+    return f"{os.cpu_count()} cores ({model}), {system}"
+
+
+def markdown(
+    command: str, corpus: Path, files: int, delay_ms: float, runs: list[StackRun], seed: SeedRun | None
+) -> str:
+    lines = [
+        SECTION,
+        "",
+        f"Command: `{command}` — run on {date.today().isoformat()}, {machine()}.",
+        "",
+        f"Corpus: `{_shown(corpus)}` ({files} files). The fake Zhipu server (`tests/fakes/zhipu_server.py`) waits "
+        f"{delay_ms:g} ms per `/embeddings` request. Each stack run starts the API, N prefork index workers "
+        "(`-c 1`) and one threaded query worker against Redis DB 12, submits one index job, and polls "
+        "`GET /v1/jobs/{id}`: chunks/s is `result.chunks` / wall time from submit to the final state. Peak worker "
+        "RSS is the largest VmHWM among the index worker processes and their children. The seed row is "
+        "`VectorStoreIndex.from_documents(SimpleDirectoryReader(corpus, recursive=True).load_data(), "
+        "embed_model=ZhipuAIEmbedding(...))` in one process (its own splitter settings, so its chunk count differs).",
+        "",
+        "| path | index workers | state | chunks | wall s | chunks/s | vs seed | requests | texts/request "
+        "| peak RSS MiB |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in runs:
+        ratio = f"{r.rate / seed.rate:.2f}x" if seed and seed.rate else "-"
+        per_request = f"{r.texts / r.requests:.1f}" if r.requests else "-"
+        lines.append(
+            f"| stack | {r.workers} | {r.state} | {r.chunks} | {r.seconds:.2f} | {r.rate:.1f} | {ratio} "
+            f"| {r.requests} | {per_request} | {r.peak_kib / 1024:.0f} |"
+        )
+    if seed:
+        lines.append(
+            f"| seed (in-process) | - | succeeded | {seed.chunks} | {seed.seconds:.2f} | {seed.rate:.1f} | 1.00x "
+            f"| {seed.requests} | {seed.chunks / max(seed.requests, 1):.1f} | - |"
+        )
+    if runs and all(r.requests and r.texts == r.requests for r in runs):
+        lines += ["", "The stack sent one text per request: it ran the stock one-call-per-chunk embedding."]
+    return "\n".join(lines) + "\n"
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(ROOT.parent))
+    except ValueError:
+        return str(path)
+
+
+def write_section(path: Path, section: str) -> None:
+    """Replace this script's section of `path` (or append it), leaving every other section alone."""
+    text = path.read_text() if path.exists() else "# Benchmarks\n\nHow each figure was produced, next to the figure.\n"
+    start = text.find(SECTION)
+    if start < 0:
+        text = text.rstrip("\n") + "\n\n" + section
+    else:
+        end = text.find("\n## ", start + len(SECTION))
+        text = text[:start] + section + (text[end:] if end >= 0 else "")
+    path.write_text(text)
+
+
+@app.command()
+def main(
+    corpus: Annotated[
+        Path | None, typer.Option(help="Folder to index. Default: ../shared/corpus if present, else docs/kb.")
+    ] = None,
+    workers: Annotated[list[int] | None, typer.Option("--workers", "-w", help="Index worker counts to run.")] = None,
+    embedding_delay_ms: Annotated[float, typer.Option(help="Fake Zhipu latency per /embeddings request.")] = 50,
+    quick: Annotated[bool, typer.Option(help="Smaller run: docs/kb, 1 and 2 workers, no docs update.")] = False,
+    seed: Annotated[bool, typer.Option(help="Also time the seed's in-process path.")] = True,
+    env: Annotated[
+        list[str] | None, typer.Option(help="Extra KEY=VALUE for the stack, e.g. EMBED_BATCH_SIZE=64.")
+    ] = None,
+    redis_db: Annotated[int, typer.Option(help="Redis DB the stacks use; flushed before each run.")] = 12,
+    timeout: Annotated[float, typer.Option(help="Give up on an index job after this many seconds.")] = 1800,
+    docs: Annotated[Path, typer.Option(help="Markdown file whose section gets the results.")] = ROOT
+    / "docs"
+    / "benchmarks.md",
+    write_docs: Annotated[
+        bool | None, typer.Option(help="Write the results to --docs. Default: unless --quick.")
+    ] = None,
+) -> None:
+    """Index a corpus through the stack with 1, 2 and 4 index workers and through the seed's path; compare.
+
+    Starts the fake Zhipu server (latency --embedding-delay-ms per /embeddings request), then for each worker
+    count a fresh stack (API, N prefork index workers, a threaded query worker; Redis DB --redis-db, a temp
+    DATA_DIR), submits one index job for the corpus and reports chunks/s, upstream requests and peak worker
+    RSS; last, the seed's in-process VectorStoreIndex.from_documents with the stock ZhipuAIEmbedding.
+    Results go to the "Index throughput" section of --docs.
+
+    Example: .venv/bin/python -m bench.index_throughput --quick
+    """
+    corpus = (corpus or (ROOT / "docs" / "kb" if quick else default_corpus())).resolve()
+    counts = workers or ([1, 2] if quick else [1, 2, 4])
+    extra = dict(item.split("=", 1) for item in env or [])
+    files = sum(1 for p in corpus.rglob("*") if p.is_file())
+    console.print(f"corpus {corpus} ({files} files), worker counts {counts}, delay {embedding_delay_ms:g} ms")
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-index-"))
+    runs: list[StackRun] = []
+    seed_run: SeedRun | None = None
+    redis_server = RedisServer.obtain(tmp)
+    try:
+        with ZhipuFakeServer(embedding_delay_ms=embedding_delay_ms) as fake:
+            url = redis_server.url(redis_db)
+            for n in counts:
+                console.print(f"[bold]stack[/] with {n} index worker(s)…")
+                runs.append(run_stack(n, fake, url, corpus, tmp, extra, timeout))
+                r = runs[-1]
+                console.print(f"  {r.state}: {r.chunks} chunks in {r.seconds:.2f} s {r.error}")
+            if seed:
+                console.print("[bold]seed[/] path in-process…")
+                seed_run = run_seed(fake, corpus)
+    except Exception:
+        console.print(f"[red]failed[/]; stack logs are kept in {tmp}")
+        raise
+    finally:
+        redis_server.stop()
+    console.print(results_table(runs, seed_run))
+    shutil.rmtree(tmp, ignore_errors=True)
+
+    if write_docs if write_docs is not None else not quick:
+        command = " ".join([".venv/bin/python -m bench.index_throughput", *sys.argv[1:]])
+        write_section(docs, markdown(command, corpus, files, embedding_delay_ms, runs, seed_run))
+        console.print(f"results written to {docs}")
+
+
+if __name__ == "__main__":
+    app()

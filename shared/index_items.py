@@ -1,0 +1,31 @@
+"""What an index job indexes: one item per document, named, with the file it is read from."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from pydantic import BaseModel
+
+
+class IndexItem(BaseModel):
+    """A document to index. Its id comes from its name, so re-sending a name replaces that document."""
+
+    doc_id: str
+    name: str
+    path: str
+
+
+def document_id(kind: str, name: str) -> str:
+    return hashlib.sha256(f"{kind}:{name}".encode()).hexdigest()[:32]
+
+
+def path_item(path: Path) -> IndexItem:
+    """A server-side file, named by its resolved path."""
+    name = str(path.resolve())
+    return IndexItem(doc_id=document_id("path", name), name=name, path=name)
+
+
+def upload_item(filename: str, stored_path: Path) -> IndexItem:
+    """An uploaded file, named by its (sanitised) filename within the collection."""
+    return IndexItem(doc_id=document_id("upload", filename), name=filename, path=str(stored_path))

@@ -1,0 +1,102 @@
+"""Progress of an index job shared by many batch tasks, kept true under redelivery.
+
+Each batch owns two fields, its chunks planned and embedded; the job's `{done, total}` is their sum,
+recomputed inside Redis on every update (a redelivered batch overwrites its own fields instead of adding
+to a counter twice). A batch marks itself finished in a set; the one whose mark completes the set, and
+only that one, finalises the job.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from enum import StrEnum
+from typing import Any, cast
+
+import redis
+
+from shared import keys
+
+PROGRESS_SCRIPT = """
+redis.call('HSET', KEYS[2], ARGV[1] .. ':planned', ARGV[2], ARGV[1] .. ':done', ARGV[3])
+local fields = redis.call('HGETALL', KEYS[2])
+local planned, done = 0, 0
+for i = 1, #fields, 2 do
+  if string.sub(fields[i], -8) == ':planned' then planned = planned + tonumber(fields[i + 1])
+  else done = done + tonumber(fields[i + 1]) end
+end
+local state = redis.call('HGET', KEYS[1], 'state')
+if state == 'queued' or state == 'running' then
+  redis.call('HSET', KEYS[1], 'state', 'running', 'done', done, 'total', planned, 'stage', ARGV[4],
+             'updated_at', ARGV[5])
+  redis.call('PUBLISH', KEYS[3], 'progress')
+end
+redis.call('EXPIRE', KEYS[2], ARGV[6])
+return {done, planned}
+"""
+
+FINISH_BATCH_SCRIPT = """
+local added = redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+if added == 1 and redis.call('SCARD', KEYS[1]) == tonumber(ARGV[2]) then return 1 end
+return 0
+"""
+
+
+class DocStatus(StrEnum):
+    QUEUED = "queued"
+    INDEXING = "indexing"
+    INDEXED = "indexed"
+    UNCHANGED = "unchanged"
+    FAILED = "failed"
+
+
+class IndexProgress:
+    """One batch's view of its index job's shared progress."""
+
+    def __init__(self, client: redis.Redis, job_id: str, batch: int, ttl_s: int) -> None:
+        self.client = client
+        self.job_id = job_id
+        self.batch = batch
+        self.ttl_s = ttl_s
+        self._progress = client.register_script(PROGRESS_SCRIPT)
+        self._finish = client.register_script(FINISH_BATCH_SCRIPT)
+        self.planned = 0
+        self.done = 0
+
+    def update(self, stage: str) -> None:
+        job = self.job_id
+        self._progress(
+            keys=[keys.job_key(job), keys.job_batches_key(job), keys.progress_channel(job)],
+            args=[self.batch, self.planned, self.done, stage, time.time(), self.ttl_s],
+        )
+
+    def document(self, name: str, doc_id: str, status: DocStatus, chunks: int = 0, error: str | None = None) -> None:
+        value = json.dumps({"doc_id": doc_id, "status": status.value, "chunks": chunks, "error": error})
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hset(keys.job_documents_key(self.job_id), name, value)
+        pipe.expire(keys.job_documents_key(self.job_id), self.ttl_s)
+        pipe.execute()
+
+    def finish_batch(self, batches: int) -> bool:
+        """Mark this batch finished; True for the one call that finished the job's last batch."""
+        script_keys = [keys.job_finished_batches_key(self.job_id)]
+        return bool(self._finish(keys=script_keys, args=[self.batch, batches, self.ttl_s]))
+
+
+def queue_documents(client: redis.Redis, job_id: str, names_and_ids: list[tuple[str, str]], ttl_s: int) -> None:
+    """Record every document of a job as queued, before its batches start."""
+    key = keys.job_documents_key(job_id)
+    for start in range(0, len(names_and_ids), 1000):
+        part = names_and_ids[start : start + 1000]
+        mapping = {
+            name: json.dumps({"doc_id": doc_id, "status": DocStatus.QUEUED.value, "chunks": 0, "error": None})
+            for name, doc_id in part
+        }
+        client.hset(key, mapping=cast(Any, mapping))
+    client.expire(key, ttl_s)
+
+
+def document_statuses(client: redis.Redis, job_id: str) -> dict[str, dict[str, Any]]:
+    raw = cast(dict[str, str], client.hgetall(keys.job_documents_key(job_id)))
+    return {name: json.loads(value) for name, value in raw.items()}
