@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from api.errors import install_error_handlers
-from api.routes import collections, health, jobs, openai_compat, queries, seed
+from api.routes import collections, documents, health, jobs, openai_compat, queries, seed
 from shared.settings import get_settings
 
 
@@ -48,7 +48,7 @@ def create_app() -> FastAPI:
         expose_headers=["Content-Type"],
     )
     install_error_handlers(app)
-    for module in (health, collections, jobs, queries, openai_compat, seed):
+    for module in (health, collections, documents, jobs, queries, openai_compat, seed):
         app.include_router(module.router)
     return app
 

@@ -6,15 +6,15 @@ from collections.abc import AsyncIterator
 
 import redis.asyncio as aioredis
 from celery import Celery
-from starlette.concurrency import run_in_threadpool
 
 from api.errors import ApiError
 from api.job_records import create_job, dispatch
 from api.relay import relay_events, subscribe
+from api.stores import existing_store
 from shared.events import StreamEvent
 from shared.jobs import JobKind
 from shared.settings import Settings
-from shared.store import CollectionStore, valid_collection_name
+from shared.store import valid_collection_name
 from shared.store.retrieval import DEFAULT_MODE, RetrievalMode
 from shared.tasks import QUERY_QUEUE, QUERY_TASK
 
@@ -35,14 +35,7 @@ async def check_query(settings: Settings, collection: str, question: str) -> str
             f"the question has {len(question)} characters; the limit is "
             f"{settings.MAX_QUESTION_CHARS} (MAX_QUESTION_CHARS)",
         )
-    store = CollectionStore(settings.collections_dir, collection)
-    if not await run_in_threadpool(store.exists):
-        raise ApiError(
-            404,
-            "collection_not_found",
-            f"collection {collection!r} does not exist; index documents into it first "
-            f"(POST /v1/collections/{collection}/index-jobs)",
-        )
+    await existing_store(settings, collection)
     return question
 
 

@@ -18,6 +18,13 @@ class EventName(StrEnum):
     ERROR = "error"
 
 
+class JobEventName(StrEnum):
+    """SSE event names on `GET /v1/jobs/{id}/events`: the job record on every change, then once at the end."""
+
+    PROGRESS = "progress"
+    END = "end"
+
+
 TERMINAL_EVENTS = frozenset({EventName.DONE, EventName.ERROR})
 
 # Field name of the event JSON inside each replay-buffer (Redis Stream) entry.

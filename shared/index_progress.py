@@ -54,8 +54,9 @@ class DocStatus(StrEnum):
 class IndexProgress:
     """One batch's view of its index job's shared progress."""
 
-    def __init__(self, client: redis.Redis, job_id: str, batch: int, ttl_s: int) -> None:
+    def __init__(self, client: redis.Redis, job_id: str, batch: int, ttl_s: int, worker: str | None = None) -> None:
         self.client = client
+        self.worker = worker
         self.job_id = job_id
         self.batch = batch
         self.ttl_s = ttl_s
@@ -72,7 +73,8 @@ class IndexProgress:
         )
 
     def document(self, name: str, doc_id: str, status: DocStatus, chunks: int = 0, error: str | None = None) -> None:
-        value = json.dumps({"doc_id": doc_id, "status": status.value, "chunks": chunks, "error": error})
+        fields = {"doc_id": doc_id, "status": status.value, "chunks": chunks, "error": error, "worker": self.worker}
+        value = json.dumps(fields)
         pipe = self.client.pipeline(transaction=False)
         pipe.hset(keys.job_documents_key(self.job_id), name, value)
         pipe.expire(keys.job_documents_key(self.job_id), self.ttl_s)

@@ -46,6 +46,7 @@ class JobRecord(BaseModel):
     state: JobState
     collection: str | None = None
     progress: Progress = Progress()
+    files: int | None = None
     result: dict[str, Any] | None = None
     error: JobError | None = None
     created_at: float
@@ -84,6 +85,7 @@ def parse_job(fields: dict[str, str]) -> JobRecord:
             total=int(fields.get("total", 0)),
             stage=fields.get("stage") or None,
         ),
+        files=int(fields["files"]) if fields.get("files") else None,
         result=json.loads(fields["result"]) if fields.get("result") else None,
         error=JobError.model_validate_json(fields["error"]) if fields.get("error") else None,
         created_at=float(fields["created_at"]),

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     # An index job is split into batch tasks of this many files, shared by all index workers.
     INDEX_BATCH_FILES: int = 16
 
+    MAX_UPLOAD_FILE_BYTES: int = 50 * 1024 * 1024
+    MAX_UPLOAD_REQUEST_BYTES: int = 512 * 1024 * 1024
+    MAX_UPLOAD_FILES: int = 2000
+
     CORS_ORIGINS: list[str] = ["*"]
     REPLAY_TTL_S: int = 3600
     JOB_TTL_S: int = 7 * 24 * 3600
@@ -84,6 +88,11 @@ class Settings(BaseSettings):
         """Directories an index job may read; anything outside is refused."""
         roots = [self.import_dir, self.SAMPLE_DOCS_DIR.resolve(), *(p.resolve() for p in self.IMPORT_ROOTS)]
         return roots
+
+    @property
+    def uploads_dir(self) -> Path:
+        """Uploaded files, content-addressed: uploads/<sha256[:2]>/<sha256><suffix>."""
+        return (self.DATA_DIR / "uploads").resolve()
 
     @property
     def collections_dir(self) -> Path:

@@ -9,6 +9,7 @@ from api.deps import CeleryDep, RedisDep, SettingsDep
 from api.errors import ApiError, ErrorResponse
 from api.job_records import create_job, dispatch
 from api.schemas import CollectionName, CollectionSummary, IndexJobRequest, JobAccepted
+from api.stores import existing_store
 from shared.importing import ImportPathError, resolve_import_path
 from shared.jobs import JobKind
 from shared.settings import Settings
@@ -39,11 +40,18 @@ async def list_collections(settings: SettingsDep) -> list[CollectionSummary]:
     return await run_in_threadpool(list_collection_infos, settings)
 
 
+@router.delete(
+    "/{collection}", responses={404: {"model": ErrorResponse}}, summary="Delete a collection with all its documents"
+)
+async def delete_collection(settings: SettingsDep, collection: CollectionName = CollectionPath) -> dict[str, str]:
+    store = await existing_store(settings, collection)
+    await run_in_threadpool(store.drop)
+    return {"deleted": collection}
+
+
 @router.get("/{collection}", response_model=CollectionSummary, responses={404: {"model": ErrorResponse}})
 async def get_collection(settings: SettingsDep, collection: CollectionName = CollectionPath) -> CollectionSummary:
-    store = CollectionStore(settings.collections_dir, collection)
-    if not await run_in_threadpool(store.exists):
-        raise ApiError(404, "collection_not_found", f"collection {collection!r} does not exist")
+    store = await existing_store(settings, collection)
     return await run_in_threadpool(_summary, store)
 
 

@@ -1,13 +1,22 @@
-"""Job state and progress."""
+"""Job state and progress: a snapshot, a live SSE feed, and per-document statuses of index jobs."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, cast
 
-from api.deps import RedisDep
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from api.deps import RedisDep, RelayRedisDep, SettingsDep
 from api.errors import ErrorResponse
 from api.job_records import load_job
-from shared.jobs import JobRecord
+from api.sse import STREAM_HEADERS
+from shared import keys
+from shared.events import JobEventName
+from shared.jobs import FINAL_STATES, JobRecord
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -20,3 +29,79 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 )
 async def get_job(job_id: str, redis: RedisDep) -> JobRecord:
     return await load_job(redis, job_id)
+
+
+async def _job_events(redis: Any, relay_redis: Any, job_id: str) -> AsyncIterator[ServerSentEvent]:
+    pubsub = relay_redis.pubsub(ignore_subscribe_messages=True)
+    await pubsub.subscribe(keys.progress_channel(job_id))  # before the first read: no change can slip by
+    try:
+        last = None
+        while True:
+            job = await load_job(redis, job_id)
+            snapshot = job.model_dump_json()
+            final = job.state in FINAL_STATES
+            if snapshot != last or final:
+                name = JobEventName.END if final else JobEventName.PROGRESS
+                yield ServerSentEvent(event=name.value, data=snapshot)
+                last = snapshot
+            if final:
+                return
+            # Wake on the next change, or re-read after a second (a burst of changes is coalesced).
+            await pubsub.get_message(timeout=1.0)
+            while await pubsub.get_message(timeout=0.0):
+                pass
+    finally:
+        await pubsub.aclose()
+
+
+@router.get(
+    "/{job_id}/events",
+    response_class=EventSourceResponse,
+    responses={404: {"model": ErrorResponse}},
+    summary="SSE: a `progress` event with the job record on every change, then one `end` event",
+)
+async def job_events(job_id: str, settings: SettingsDep, redis: RedisDep, relay_redis: RelayRedisDep) -> Any:
+    await load_job(redis, job_id)  # 404 now, not inside the stream
+    return EventSourceResponse(
+        _job_events(redis, relay_redis, job_id),
+        ping=settings.PING_INTERVAL_S,
+        ping_message_factory=lambda: ServerSentEvent(comment="ping"),
+        headers=STREAM_HEADERS,
+    )
+
+
+class DocumentStatus(BaseModel):
+    name: str
+    doc_id: str
+    status: str
+    chunks: int
+    error: str | None
+    worker: str | None = None
+
+
+class JobDocuments(BaseModel):
+    job_id: str
+    counts: dict[str, int]
+    documents: list[DocumentStatus]
+
+
+@router.get(
+    "/{job_id}/documents",
+    response_model=JobDocuments,
+    responses={404: {"model": ErrorResponse}},
+    summary="Per-document status of an index job: queued, indexing, indexed, unchanged or failed (with why)",
+)
+async def job_documents(
+    job_id: str,
+    redis: RedisDep,
+    status: Annotated[str | None, Query(description="Only documents with this status")] = None,
+) -> JobDocuments:
+    await load_job(redis, job_id)
+    raw = cast(dict[str, str], await redis.hgetall(keys.job_documents_key(job_id)))  # type: ignore[misc]
+    documents = [DocumentStatus(name=name, **json.loads(value)) for name, value in sorted(raw.items())]
+    counts: dict[str, int] = {}
+    for doc in documents:
+        counts[doc.status] = counts.get(doc.status, 0) + 1
+    if status:
+        documents = [d for d in documents if d.status == status]
+    return JobDocuments(job_id=job_id, counts=counts, documents=documents)

@@ -80,7 +80,7 @@ def index_batch(
 ) -> dict[str, Any]:
     """Index one batch of documents; the batch that completes the job finalises it."""
     rt = get_runtime()
-    progress = IndexProgress(rt.redis, job_id, batch, rt.settings.JOB_TTL_S)
+    progress = IndexProgress(rt.redis, job_id, batch, rt.settings.JOB_TTL_S, worker=self.request.hostname)
     try:
         counts = _index_batch(rt, progress, collection, [IndexItem.model_validate(i) for i in items])
     except Exception as exc:  # the store or the embedding service failed: every document of the batch fails

@@ -1,0 +1,153 @@
+"""Documents of a collection: bulk multipart upload (→ an index job), listing, and deletion."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from api.deps import CeleryDep, RedisDep, SettingsDep
+from api.errors import ApiError, ErrorResponse
+from api.job_records import create_job, dispatch
+from api.routes.collections import CollectionPath
+from api.schemas import CollectionName
+from api.stores import existing_store
+from shared.index_items import upload_item
+from shared.jobs import JobKind
+from shared.settings import Settings
+from shared.store import DocumentInfo
+from shared.tasks import INDEX_QUEUE, INDEX_TASK
+from shared.uploads import StoredUpload, UploadRejected, clean_filename, store_upload
+
+router = APIRouter(prefix="/v1/collections", tags=["documents"])
+
+
+class UploadedDocument(BaseModel):
+    id: str
+    filename: str
+    sha256: str
+    bytes: int
+
+
+class RejectedFile(BaseModel):
+    filename: str
+    code: str
+    message: str
+
+
+class UploadAccepted(BaseModel):
+    job_id: str
+    status_url: str
+    documents: list[UploadedDocument]
+    rejected: list[RejectedFile] = []
+
+
+class DocumentList(BaseModel):
+    collection: str
+    documents: list[DocumentInfo]
+
+
+def _store_all(uploads: list[UploadFile], settings: Settings) -> tuple[list[StoredUpload], list[UploadRejected]]:
+    stored: list[StoredUpload] = []
+    rejected: list[UploadRejected] = []
+    total = 0
+    for upload in uploads:
+        name = clean_filename(upload.filename)
+        try:
+            item = store_upload(upload.file, name, settings.uploads_dir, settings.MAX_UPLOAD_FILE_BYTES)
+        except UploadRejected as exc:
+            rejected.append(exc)
+            continue
+        total += item.bytes
+        if total > settings.MAX_UPLOAD_REQUEST_BYTES:
+            raise ApiError(413, "request_too_large", f"the upload is over {settings.MAX_UPLOAD_REQUEST_BYTES} bytes")
+        stored.append(item)
+    return stored, rejected
+
+
+@router.post(
+    "/{collection}/documents",
+    status_code=202,
+    response_model=UploadAccepted,
+    responses={
+        413: {"model": ErrorResponse},
+        415: {"model": ErrorResponse},
+        422: {"model": ErrorResponse},
+        503: {"model": ErrorResponse},
+    },
+    summary="Upload one or many files (multipart, any field name) and index them",
+    description="Types: txt, md, pdf, docx, html. Files are stored by sha256; re-uploading a file with the same "
+    "name and content adds nothing, a changed file replaces its old chunks. Any unsupported (415), oversized "
+    "(413), empty or non-UTF-8 text file (422) refuses the whole request, naming every bad file, unless "
+    "`skip_invalid=true`, which indexes the rest and lists the bad ones under `rejected`.",
+)
+async def upload_documents(
+    request: Request,
+    settings: SettingsDep,
+    redis: RedisDep,
+    celery: CeleryDep,
+    collection: CollectionName = CollectionPath,
+    skip_invalid: Annotated[bool, Query(description="Index the good files and report the bad ones")] = False,
+) -> UploadAccepted:
+    declared = int(request.headers.get("content-length") or 0)
+    if declared > settings.MAX_UPLOAD_REQUEST_BYTES:
+        raise ApiError(413, "request_too_large", f"the upload is over {settings.MAX_UPLOAD_REQUEST_BYTES} bytes")
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise ApiError(415, "multipart_required", "send the files as multipart/form-data (curl -F files=@a.md)")
+    async with request.form(max_files=settings.MAX_UPLOAD_FILES, max_fields=100) as form:
+        uploads = [value for _, value in form.multi_items() if isinstance(value, UploadFile)]
+        if not uploads:
+            raise ApiError(422, "no_files", "the request has no file parts")
+        stored, rejected = await run_in_threadpool(_store_all, uploads, settings)
+    if rejected and (not skip_invalid or not stored):
+        first = rejected[0]
+        listing = "; ".join(str(r) for r in rejected)
+        raise ApiError(first.status, first.code, f"{len(rejected)} file(s) refused, nothing was indexed: {listing}")
+    items = [upload_item(s.filename, s.path) for s in stored]
+    job_id = await create_job(redis, settings, JobKind.INDEX, collection)
+    request_spec = {"items": [item.model_dump() for item in items]}
+    await dispatch(celery, INDEX_TASK, INDEX_QUEUE, job_id, [job_id, collection, request_spec])
+    return UploadAccepted(
+        job_id=job_id,
+        status_url=f"/v1/jobs/{job_id}",
+        documents=[
+            UploadedDocument(id=i.doc_id, filename=s.filename, sha256=s.sha256, bytes=s.bytes)
+            for i, s in zip(items, stored, strict=True)
+        ],
+        rejected=[RejectedFile(filename=r.filename, code=r.code, message=r.message) for r in rejected],
+    )
+
+
+@router.get(
+    "/{collection}/documents",
+    response_model=DocumentList,
+    responses={404: {"model": ErrorResponse}},
+    summary="The documents of a collection, with their ids and chunk counts",
+)
+async def list_documents(
+    settings: SettingsDep,
+    collection: CollectionName = CollectionPath,
+    limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> DocumentList:
+    store = await existing_store(settings, collection)
+    documents = await run_in_threadpool(store.documents, limit, offset)
+    return DocumentList(collection=collection, documents=documents)
+
+
+@router.delete(
+    "/{collection}/documents/{doc_id}",
+    responses={404: {"model": ErrorResponse}},
+    summary="Remove a document and all its chunks (from vector and BM25 retrieval alike)",
+)
+async def delete_document(
+    doc_id: str, settings: SettingsDep, collection: CollectionName = CollectionPath
+) -> dict[str, str | int]:
+    store = await existing_store(settings, collection)
+    removed = await run_in_threadpool(store.delete_document, doc_id)
+    if removed is None:
+        raise ApiError(404, "document_not_found", f"collection {collection!r} has no document {doc_id!r}")
+    return {"deleted": doc_id, "chunks_removed": removed}

@@ -1,0 +1,94 @@
+"""Storing uploaded files: stream to disk while hashing and checking, then file under their sha256."""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+from shared.importing import SUPPORTED_SUFFIXES
+
+TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm")
+_BLOCK = 1 << 20
+
+
+class UploadRejected(ValueError):
+    """One uploaded file cannot be accepted; `status` is the HTTP status it earns."""
+
+    def __init__(self, filename: str, status: int, code: str, message: str) -> None:
+        super().__init__(f"{filename}: {message}")
+        self.filename = filename
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class StoredUpload:
+    filename: str
+    sha256: str
+    bytes: int
+    path: Path
+
+
+def clean_filename(raw: str | None) -> str:
+    """A relative, forward-slash name without '..' or empty parts ('dir/a.md' is kept, '/etc/x' -> 'etc/x')."""
+    parts = [p for p in PurePosixPath((raw or "").replace("\\", "/")).parts if p not in ("", ".", "..", "/")]
+    return "/".join(parts)
+
+
+def check_name(filename: str) -> None:
+    if not filename:
+        raise UploadRejected("(unnamed)", 422, "missing_filename", "a file part has no filename")
+    suffix = PurePosixPath(filename).suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        supported = ", ".join(SUPPORTED_SUFFIXES)
+        raise UploadRejected(
+            filename, 415, "unsupported_type", f"type {suffix or '(none)'} is not supported; supported: {supported}"
+        )
+
+
+def store_upload(source: BinaryIO, filename: str, uploads_dir: Path, max_bytes: int) -> StoredUpload:
+    """Copy `source` to uploads_dir/<sha[:2]>/<sha><suffix>; refuse it if empty, too big or (text) not UTF-8."""
+    check_name(filename)
+    suffix = PurePosixPath(filename).suffix.lower()
+    digest = hashlib.sha256()
+    decoder = codecs.getincrementaldecoder("utf-8")() if suffix in TEXT_SUFFIXES else None
+    size = 0
+    (uploads_dir / "tmp").mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=uploads_dir / "tmp")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            while block := source.read(_BLOCK):
+                size += len(block)
+                if size > max_bytes:
+                    raise UploadRejected(filename, 413, "file_too_large", f"larger than {max_bytes} bytes")
+                digest.update(block)
+                if decoder:
+                    _decode(decoder, block, filename, final=False)
+                out.write(block)
+        if decoder:
+            _decode(decoder, b"", filename, final=True)
+        if size == 0:
+            raise UploadRejected(filename, 422, "empty_file", "the file is empty")
+        sha = digest.hexdigest()
+        target = uploads_dir / sha[:2] / f"{sha}{suffix}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, target)
+        return StoredUpload(filename=filename, sha256=sha, bytes=size, path=target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def _decode(decoder: codecs.IncrementalDecoder, block: bytes, filename: str, final: bool) -> None:
+    try:
+        decoder.decode(block, final=final)
+    except UnicodeDecodeError as exc:
+        raise UploadRejected(filename, 422, "invalid_encoding", f"not valid UTF-8 text ({exc.reason})") from exc
