@@ -311,7 +311,9 @@ def main(
     env: Annotated[
         list[str] | None, typer.Option(help="Extra KEY=VALUE for the stack, e.g. EMBED_BATCH_SIZE=64.")
     ] = None,
-    redis_db: Annotated[int, typer.Option(help="Redis DB the stacks use; flushed before each run.")] = 12,
+    redis_db: Annotated[
+        int | None, typer.Option(help="Redis DB the stacks use, flushed before each run. Default: a free one.")
+    ] = None,
     timeout: Annotated[float, typer.Option(help="Give up on an index job after this many seconds.")] = 1800,
     docs: Annotated[Path, typer.Option(help="Markdown file whose section gets the results.")] = ROOT
     / "docs"
@@ -323,7 +325,7 @@ def main(
     """Index a corpus through the stack with 1, 2 and 4 index workers and through the seed's path; compare.
 
     Starts the fake Zhipu server (latency --embedding-delay-ms per /embeddings request), then for each worker
-    count a fresh stack (API, N prefork index workers, a threaded query worker; Redis DB --redis-db, a temp
+    count a fresh stack (API, N prefork index workers, a threaded query worker; a private Redis DB, a temp
     DATA_DIR), submits one index job for the corpus and reports chunks/s, upstream requests and peak worker
     RSS; last, the seed's in-process VectorStoreIndex.from_documents with the stock ZhipuAIEmbedding.
     Results go to the "Index throughput" section of --docs.
@@ -342,7 +344,7 @@ def main(
     redis_server = RedisServer.obtain(tmp)
     try:
         with ZhipuFakeServer(embedding_delay_ms=embedding_delay_ms) as fake:
-            url = redis_server.url(redis_db)
+            url = redis_server.url(redis_db if redis_db is not None else redis_server.claim_db("bench-index"))
             for n in counts:
                 console.print(f"[bold]stack[/] with {n} index worker(s)…")
                 runs.append(run_stack(n, fake, url, corpus, tmp, extra, timeout))
