@@ -107,7 +107,7 @@ def crash_stack(
     """A stack of its own, since a test kills its worker; heartbeats and pings tuned to show within seconds."""
     root = tmp_path_factory.mktemp("crash")
     env = stack_env(redis_server, "crash", root, zhipu_server)
-    env.update(HEARTBEAT_INTERVAL_S="0.5", HEARTBEAT_TTL_S="3", PING_INTERVAL_S="0.2")
+    env.update(HEARTBEAT_INTERVAL_S="0.5", HEARTBEAT_TTL_S="3", PING_INTERVAL_S="0.2", UPSTREAM_TIMEOUT_S="2")
     stack = Stack("crash", env, root).start([("worker", "index,query", "threads", 4)])
     yield stack
     stack.stop()
@@ -150,6 +150,17 @@ def test_a_disconnecting_client_frees_its_subscription_and_can_resume(
     ids = [e.id for e in seen + rest]
     assert ids == list(range(1, len(ids) + 1))  # nothing lost, nothing twice
     assert [e.data["text"] for e in seen + rest if e.event == "token"] == SLOW_TOKENS[:20]
+
+
+def test_an_upstream_that_stops_answering_ends_with_a_timeout_error(crash_stack: Stack, zhipu: ZhipuFakeServer) -> None:
+    with client_for(crash_stack) as client:
+        collection = _collection(crash_stack, client, "crash")
+        zhipu.configure(tokens=SLOW_TOKENS[:4], first_token_delay_ms=6000)  # past UPSTREAM_TIMEOUT_S=2
+        job_id = _ask(client, collection)
+        with client.stream("GET", f"/v1/queries/{job_id}/stream") as response:
+            events = _rest(iter_events(response), [])
+    assert [e.event for e in events] == ["sources", "error"]
+    assert events[-1].data["code"] == "upstream_timeout"
 
 
 def test_killing_the_worker_mid_answer_ends_the_stream_with_worker_lost(

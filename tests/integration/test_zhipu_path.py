@@ -7,7 +7,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+import redis
 
+from shared.providers.answerers import NO_CONTEXT_ANSWER
 from tests.conftest import SAMPLE_DOCS, client_for, copy_sample_docs
 from tests.fakes.zhipu_server import ZhipuFakeServer
 from tests.support.jobs import index_and_wait, wait_for_job
@@ -133,3 +135,28 @@ def test_an_upstream_that_breaks_mid_stream_ends_with_one_error(
     assert [e.event for e in events] == ["sources", "token", "token", "token", "error"]
     assert [e.data["text"] for e in events[1:4]] == TOKENS[:3]
     assert events[-1].data["code"] == "upstream_error"
+
+
+def test_a_resume_after_the_replay_buffer_expired_is_410(
+    client: httpx.Client, collection: str, zhipu: ZhipuFakeServer, zhipu_stack: Stack
+) -> None:
+    job_id = ask(client, collection)
+    wait_for_job(client, job_id)
+    # what REPLAY_TTL_S does to the buffer when it runs out
+    redis.Redis.from_url(zhipu_stack.env["REDIS_URL"]).delete(f"rag:replay:{job_id}")
+    response = client.get(f"/v1/queries/{job_id}/stream", headers={"Last-Event-ID": "3"})
+    assert response.status_code == 410
+    assert response.json()["error"]["code"] == "replay_expired"
+
+
+def test_a_retrieval_that_finds_nothing_says_so_without_citations(
+    client: httpx.Client, collection: str, zhipu: ZhipuFakeServer
+) -> None:
+    response = client.post(
+        "/v1/queries", json={"collection": collection, "question": "Xylophone zebra quartz?", "mode": "bm25"}
+    )
+    events = read_stream(client, response.json()["stream_url"])
+    assert events[0].event == "sources" and events[0].data == []
+    answer = "".join(e.data["text"] for e in events if e.event == "token")
+    assert answer == NO_CONTEXT_ANSWER and "[" not in answer
+    assert not zhipu.requests("/chat/completions")  # nothing was sent to the LLM to invent from
