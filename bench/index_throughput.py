@@ -146,17 +146,24 @@ def stack_env(redis_url: str, data_dir: Path, fake: ZhipuFakeServer, extra: dict
 
 
 def run_stack(
-    workers: int, fake: ZhipuFakeServer, redis_url: str, corpus: Path, tmp: Path, extra: dict[str, str], timeout: float
+    workers: int,
+    fake: ZhipuFakeServer,
+    redis_url: str,
+    corpus: Path,
+    tmp: Path,
+    extra: dict[str, str],
+    timeout: float,
+    copies: int = 1,
 ) -> StackRun:
     """Start API + N prefork index workers + a query worker, index the corpus once, measure."""
-    redis.Redis.from_url(redis_url).flushdb()
     root = tmp / f"stack-{workers}"
     stack = Stack(f"bench{workers}", stack_env(redis_url, root / "data", fake, extra), root)
     root.mkdir(parents=True)
     layout = [(f"index-{i}", "index", "prefork", 1) for i in range(workers)] + [("query", "query", "threads", 4)]
     stack.start(layout)
     try:
-        shutil.copytree(corpus, stack.import_dir / "corpus")
+        for copy in range(copies):  # each copy is its own set of documents (named by path)
+            shutil.copytree(corpus, stack.import_dir / "corpus" / f"copy-{copy}")
         fake.reset()
         index_pids = [p.pid for name, p in stack.processes.items() if name.startswith("index-")]
         with httpx.Client(base_url=stack.base_url, timeout=30) as client, PeakMemory(index_pids) as memory:
@@ -244,8 +251,15 @@ def machine() -> str:
 
 
 def markdown(
-    command: str, corpus: Path, files: int, delay_ms: float, runs: list[StackRun], seed: SeedRun | None
+    command: str,
+    corpus: Path,
+    files: int,
+    delay_ms: float,
+    runs: list[StackRun],
+    seed: SeedRun | None,
+    copies: int = 1,
 ) -> str:
+    copies_note = f"{copies} copies of the corpus ({copies * files} files)" if copies > 1 else "the corpus"
     lines = [
         SECTION,
         "",
@@ -253,7 +267,8 @@ def markdown(
         "",
         f"Corpus: `{_shown(corpus)}` ({files} files). The fake Zhipu server (`tests/fakes/zhipu_server.py`) waits "
         f"{delay_ms:g} ms per `/embeddings` request. Each stack run starts the API, N prefork index workers "
-        "(`-c 1`) and one threaded query worker against Redis DB 12, submits one index job, and polls "
+        f"(`-c 1`) and one threaded query worker on a private Redis DB, submits one index job over {copies_note} "
+        "and polls "
         "`GET /v1/jobs/{id}`: chunks/s is `result.chunks` / wall time from submit to the final state. Peak worker "
         "RSS is the largest VmHWM among the index worker processes and their children. The seed row is "
         "`VectorStoreIndex.from_documents(SimpleDirectoryReader(corpus, recursive=True).load_data(), "
@@ -307,6 +322,13 @@ def main(
     workers: Annotated[list[int] | None, typer.Option("--workers", "-w", help="Index worker counts to run.")] = None,
     embedding_delay_ms: Annotated[float, typer.Option(help="Fake Zhipu latency per /embeddings request.")] = 50,
     quick: Annotated[bool, typer.Option(help="Smaller run: docs/kb, 1 and 2 workers, no docs update.")] = False,
+    copies: Annotated[
+        int,
+        typer.Option(
+            help="Index this many copies of the corpus in the stack runs, so a job has several batches "
+            "for several workers to share; the seed path indexes one copy (rates are per chunk)."
+        ),
+    ] = 4,
     seed: Annotated[bool, typer.Option(help="Also time the seed's in-process path.")] = True,
     env: Annotated[
         list[str] | None, typer.Option(help="Extra KEY=VALUE for the stack, e.g. EMBED_BATCH_SIZE=64.")
@@ -344,10 +366,15 @@ def main(
     redis_server = RedisServer.obtain(tmp)
     try:
         with ZhipuFakeServer(embedding_delay_ms=embedding_delay_ms) as fake:
-            url = redis_server.url(redis_db if redis_db is not None else redis_server.claim_db("bench-index"))
             for n in counts:
                 console.print(f"[bold]stack[/] with {n} index worker(s)…")
-                runs.append(run_stack(n, fake, url, corpus, tmp, extra, timeout))
+                # a fresh private DB per run (a fixed --redis-db is flushed instead)
+                if redis_db is None:
+                    url = redis_server.url(redis_server.claim_db(f"bench-index-{n}"))
+                else:
+                    url = redis_server.url(redis_db)
+                    redis.Redis.from_url(url).flushdb()
+                runs.append(run_stack(n, fake, url, corpus, tmp, extra, timeout, copies))
                 r = runs[-1]
                 console.print(f"  {r.state}: {r.chunks} chunks in {r.seconds:.2f} s {r.error}")
             if seed:
@@ -363,7 +390,7 @@ def main(
 
     if write_docs if write_docs is not None else not quick:
         command = " ".join([".venv/bin/python -m bench.index_throughput", *sys.argv[1:]])
-        write_section(docs, markdown(command, corpus, files, embedding_delay_ms, runs, seed_run))
+        write_section(docs, markdown(command, corpus, files, embedding_delay_ms, runs, seed_run, copies))
         console.print(f"results written to {docs}")
 
 

@@ -91,8 +91,8 @@ def test_vectors_equal_the_stock_integration_in_input_order(fake: ZhipuFakeServe
 
 def test_vectors_follow_input_order_when_the_api_returns_items_out_of_order(fake: ZhipuFakeServer) -> None:
     def reversed_items(call: Callable[[], Any]) -> Any:
-        response = call()
-        response.data = list(reversed(response.data))
+        response = call()  # the plain JSON dict (the class asks the SDK not to build models)
+        response["data"] = list(reversed(response["data"]))
         return response
 
     embed = batched(fake, batch_size=6)

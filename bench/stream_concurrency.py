@@ -1,0 +1,414 @@
+"""Stream concurrency: N answers streamed at once through one API process and one query worker process.
+
+For each N, N clients call `GET /stream_chat` with `Accept: text/event-stream` (submit and relay in one
+request, the seed's endpoint and the heavier path for the API: it subscribes before it dispatches) at the
+same instant, from one asyncio event loop with an httpx.AsyncClient sized for N connections. Every stream
+is checked event by event: ids 1, 2, 3, ... with no gap, exactly the fake server's 50 tokens in order, and
+exactly one terminal event, a `done`.
+
+The fake Zhipu server (50 ms to the first token, 5 ms per token, 50 tokens) runs in a child process of its
+own, so its event loop does not share a GIL with the clients. The open-file limit is raised to the hard
+limit first; the stack's processes inherit it. CPU seconds per process during each round show which one
+saturates the 2 cores.
+
+Run from the repository root:  .venv/bin/python -m bench.stream_concurrency --help
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import redis
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bench.stream_latency import (
+    ANSWER_TOKENS,
+    COLLECTION,
+    FAKE_CONFIG,
+    QUESTION,
+    index_kb,
+    machine,
+    pct,
+    start_stack,
+    write_section,
+)
+from tests.fakes.zhipu_server import ZhipuFakeServer
+from tests.support.processes import ROOT, RedisServer
+
+SECTION = "## Stream concurrency (bench/stream_concurrency.py)"
+TARGET_TTFT_P50_MS = 250.0
+
+console = Console(width=None if sys.stdout.isatty() else 130)
+app = typer.Typer(add_completion=False, rich_markup_mode="rich", help=__doc__)
+
+
+@dataclass
+class Stream:
+    """What one client received."""
+
+    ttft_ms: float = float("nan")
+    total_ms: float = float("nan")
+    ids: list[int] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    terminals: list[str] = field(default_factory=list)
+    worker_first_token_ms: float | None = None
+    failure: str = ""
+
+    @property
+    def lost(self) -> int:
+        return sum((Counter(ANSWER_TOKENS) - Counter(self.texts)).values())
+
+    @property
+    def duplicated(self) -> int:
+        return sum((Counter(self.texts) - Counter(ANSWER_TOKENS)).values())
+
+    @property
+    def intact(self) -> bool:
+        ordered = self.texts == ANSWER_TOKENS and self.ids == list(range(1, len(self.ids) + 1))
+        return ordered and self.terminals == ["done"] and not self.failure
+
+
+@dataclass
+class Round:
+    n: int
+    streams: list[Stream]
+    wall_s: float
+    cpu_s: dict[str, float]
+    peaks: dict[str, int]
+    fake: dict[str, int]
+
+    def figures(self) -> dict[str, str]:
+        ttft = [s.ttft_ms for s in self.streams if s.texts]
+        worker = [s.worker_first_token_ms for s in self.streams if s.worker_first_token_ms is not None]
+        tokens = sum(len(s.texts) for s in self.streams)
+        return {
+            "streams": str(self.n),
+            "intact": str(sum(s.intact for s in self.streams)),
+            "lost tok": str(sum(s.lost for s in self.streams)),
+            "dup tok": str(sum(s.duplicated for s in self.streams)),
+            "bad end": str(sum(s.terminals != ["done"] for s in self.streams)),
+            "TTFT p50": f"{pct(ttft, 50):.0f}",
+            "TTFT p90": f"{pct(ttft, 90):.0f}",
+            "TTFT p99": f"{pct(ttft, 99):.0f}",
+            "worker 1st p50": f"{pct(worker, 50):.0f}",
+            "total p50": f"{pct([s.total_ms for s in self.streams], 50):.0f}",
+            "total p99": f"{pct([s.total_ms for s in self.streams], 99):.0f}",
+            "wall s": f"{self.wall_s:.2f}",
+            "tokens/s": f"{tokens / self.wall_s:.0f}",
+        }
+
+    def cpu_line(self) -> str:
+        shares = ", ".join(f"{name} {cpu:.1f} s ({cpu / self.wall_s:.0%})" for name, cpu in self.cpu_s.items())
+        peaks = ", ".join(f"{name} {value}" for name, value in self.peaks.items())
+        open_streams = self.fake.get("max_active_streams")
+        return f"N={self.n}: CPU {shares}; peaks: {peaks}, fake server streams open {open_streams}"
+
+
+async def aiter_events(response: httpx.Response) -> AsyncIterator[tuple[int, str, Any]]:
+    """(id, event, data) of each SSE event; comments (`: ping`) are skipped."""
+    fields: dict[str, str] = {}
+    data: list[str] = []
+    async for line in response.aiter_lines():
+        if line == "":
+            if data:
+                yield int(fields.get("id", 0)), fields.get("event", "message"), json.loads("\n".join(data))
+            fields, data = {}, []
+        elif not line.startswith(":"):
+            name, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if name == "data":
+                data.append(value)
+            else:
+                fields[name] = value
+
+
+async def one_stream(client: httpx.AsyncClient, go: asyncio.Event) -> Stream:
+    stream = Stream()
+    params = {"param": QUESTION, "collection": COLLECTION}
+    await go.wait()
+    started = time.perf_counter()
+    try:
+        async with client.stream("GET", "/stream_chat", params=params, headers={"Accept": "text/event-stream"}) as r:
+            if r.status_code != 200:
+                stream.failure = f"HTTP {r.status_code}: {(await r.aread())[:200]!r}"
+                return stream
+            async for seq, event, data in aiter_events(r):
+                stream.ids.append(seq)
+                if event == "token":
+                    if not stream.texts:
+                        stream.ttft_ms = (time.perf_counter() - started) * 1000
+                    stream.texts.append(data["text"])
+                elif event in ("done", "error"):
+                    stream.terminals.append(event if event == "done" else f"error {data.get('code')}")
+                    if event == "done":
+                        stream.worker_first_token_ms = data["timings_ms"]["first_token"]
+    except (httpx.HTTPError, OSError) as exc:
+        stream.failure = f"{type(exc).__name__}: {exc}"
+    stream.total_ms = (time.perf_counter() - started) * 1000
+    return stream
+
+
+async def run_streams(base_url: str, n: int, timeout: float) -> tuple[list[Stream], float]:
+    limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
+    async with httpx.AsyncClient(
+        base_url=base_url, limits=limits, timeout=httpx.Timeout(timeout, connect=timeout), trust_env=False
+    ) as client:
+        go = asyncio.Event()
+        tasks = [asyncio.create_task(one_stream(client, go)) for _ in range(n)]
+        await asyncio.sleep(0.1)  # every task is waiting on `go`
+        started = time.perf_counter()
+        go.set()
+        done, pending = await asyncio.wait(tasks, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        wall = time.perf_counter() - started
+    streams = [t.result() if t in done else Stream(failure=f"no end within {timeout:.0f} s") for t in tasks]
+    return streams, wall
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads), in seconds."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def open_files(pid: int) -> int:
+    try:
+        return sum(1 for _ in Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return 0
+
+
+async def sample_peaks(pids: dict[str, int], redis_client: redis.Redis, stop: asyncio.Event) -> dict[str, int]:
+    """Peak open files of the API and worker, and peak Redis clients (server-wide), every 0.2 s."""
+    peaks: dict[str, int] = {}
+    while not stop.is_set():
+        for name, pid in pids.items():
+            peaks[f"{name} fds"] = max(peaks.get(f"{name} fds", 0), open_files(pid))
+        clients = int(redis_client.info("clients")["connected_clients"])
+        peaks["redis clients"] = max(peaks.get("redis clients", 0), clients)
+        await asyncio.sleep(0.2)
+    return peaks
+
+
+async def measure_round(
+    base_url: str, n: int, timeout: float, pids: dict[str, int], redis_client: redis.Redis
+) -> Round:
+    cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    stop = asyncio.Event()
+    sampler = asyncio.create_task(sample_peaks({k: pids[k] for k in ("api", "worker")}, redis_client, stop))
+    streams, wall = await run_streams(base_url, n, timeout)
+    stop.set()
+    peaks = await sampler
+    cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+    return Round(n, streams, wall, cpu, peaks, {})
+
+
+def serve_fake(conn: Connection) -> None:
+    """Child process: run the fake Zhipu server until the parent says stop."""
+    with ZhipuFakeServer(**FAKE_CONFIG) as fake:
+        conn.send((fake.url, fake.base_url))
+        conn.recv()
+
+
+POOL_PATCH = """\
+# Written by bench/stream_concurrency.py --redis-pool-size: simulates passing max_connections to every pool.
+import redis.asyncio.connection, redis.connection
+
+for _cls in (redis.connection.ConnectionPool, redis.asyncio.connection.ConnectionPool):
+    def _init(self, *args, max_connections=None, _orig=_cls.__init__, **kwargs):
+        _orig(self, *args, max_connections=max_connections or {size}, **kwargs)
+    _cls.__init__ = _init
+"""
+
+
+def pool_size_env(tmp: Path, size: int) -> dict[str, str]:
+    """PYTHONPATH for the stack with a sitecustomize that makes redis-py pools default to `size`."""
+    folder = tmp / "pool-patch"
+    folder.mkdir(exist_ok=True)
+    (folder / "sitecustomize.py").write_text(POOL_PATCH.format(size=size))
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH", "")]))}
+
+
+def raise_open_file_limit() -> tuple[int, int]:
+    """Soft limit up to the hard one (the stack's processes inherit it); (before, after)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return soft, hard
+
+
+def redis_pid(client: redis.Redis) -> int:
+    """The Redis server's pid if it runs on this machine (its CPU then counts), else 0."""
+    pid = int(client.info("server")["process_id"])
+    return pid if Path(f"/proc/{pid}/exe").exists() else 0
+
+
+def failures(rounds: list[Round]) -> list[str]:
+    """The distinct ways streams went wrong, with counts, per round."""
+    lines = []
+    for r in rounds:
+        reasons = Counter(s.failure or ",".join(s.terminals) or "no terminal" for s in r.streams if not s.intact)
+        lines += [f"N={r.n}: {count} × {reason}" for reason, count in reasons.most_common(5)]
+    return lines
+
+
+COLUMNS = ["streams", "intact", "lost tok", "dup tok", "bad end", "TTFT p50", "TTFT p90", "TTFT p99",
+           "worker 1st p50", "total p50", "total p99", "wall s", "tokens/s"]  # fmt: skip
+
+
+def markdown(command: str, rounds: list[Round], query_concurrency: int, nofile: tuple[int, int]) -> str:
+    lines = [
+        SECTION,
+        "",
+        f"Command: `{command}` — run on {time.strftime('%Y-%m-%d')}, {machine()}. The 2 cores are shared by "
+        "everything: the benchmark client (one asyncio loop), the fake Zhipu server (its own process, one event "
+        f"loop), the API (one uvicorn process), the query worker (one Celery process, `-P threads -c "
+        f"{query_concurrency}`), an idle index worker and Redis. Open-file limit raised from {nofile[0]} to "
+        f"{nofile[1]} for the benchmark and the processes it starts.",
+        "",
+        "The fake Zhipu server waits 50 ms before the first token and 5 ms between tokens, 50 tokens per answer. "
+        "docs/kb is indexed through the job API, one answer warms the worker, then for each N the client opens N "
+        "`GET /stream_chat?param=…` streams with `Accept: text/event-stream` at the same instant (hybrid "
+        "retrieval, the default). A stream is intact when its ids run 1, 2, 3, … with no gap, its tokens are "
+        "exactly the 50 configured ones in order, and it ends with exactly one `done`. TTFT: request sent → first "
+        "`token` event; worker 1st: the `done` event's `timings_ms.first_token` (task start → first LLM token, "
+        "inside the worker); wall: all streams started → the last one ended; tokens/s: tokens received by all "
+        f"clients / wall. Target: 0 lost or duplicated tokens, 0 bad endings, TTFT p50 ≤ {TARGET_TTFT_P50_MS:g} "
+        "ms at N = 500.",
+        "",
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "---:|" * len(COLUMNS),
+        *["| " + " | ".join(r.figures()[c] for c in COLUMNS) + " |" for r in rounds],
+        "",
+        "CPU time per process during each round (share of the round's wall time; 200 % is both cores), and peaks:",
+        "",
+        *[f"- {r.cpu_line()}" for r in rounds],
+    ]
+    if bad := failures(rounds):
+        lines += ["", "Streams that were not intact:", "", *[f"- {line}" for line in bad]]
+    return "\n".join(lines) + "\n"
+
+
+@app.command()
+def main(
+    streams: Annotated[str, typer.Option(help="Comma-separated numbers of concurrent streams, one round each.")] = (
+        "50,200,500"
+    ),
+    query_concurrency: Annotated[
+        int | None, typer.Option(help="Threads of the one query worker process (-c). Default: the largest N.")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds a round may take before its open streams are dropped.")] = 120,
+    docs: Annotated[Path, typer.Option(help="Markdown file whose section gets the results.")] = ROOT
+    / "docs"
+    / "benchmarks.md",
+    write_docs: Annotated[bool, typer.Option(help="Write the results into --docs.")] = False,
+    redis_pool_size: Annotated[
+        int,
+        typer.Option(
+            help="Simulate a fix: the stack's redis-py pools default to this size instead of 100 (through a "
+            "sitecustomize on the stack's PYTHONPATH). 0: run the code as it is.",
+        ),
+    ] = 0,
+    keep_logs: Annotated[bool, typer.Option(help="Keep the stack's logs (their folder is printed).")] = False,
+) -> None:
+    """Open N SSE answer streams at once (for each N), check every token, and time them.
+
+    Starts the fake Zhipu server in a child process (50 ms to the first token, 5 ms per token, 50 tokens),
+    uses the Redis at REDIS_URL on a claimed DB (or starts one), starts one API process and one query
+    worker (`-P threads -c --query-concurrency`), indexes docs/kb, then for each N opens N `/stream_chat`
+    SSE streams at the same instant. Prints per N: intact streams, lost and duplicated tokens, streams not
+    ending with exactly one `done`, TTFT p50/p90/p99, total wall time and tokens/s, and CPU per process.
+
+    Example: .venv/bin/python -m bench.stream_concurrency --streams 50,200
+    """
+    counts = [int(n) for n in streams.split(",") if n.strip()]
+    concurrency = query_concurrency or max(counts)
+    nofile = raise_open_file_limit()
+    console.print(f"open-file limit {nofile[0]} → {nofile[1]}; streams {counts}; query worker -c {concurrency}")
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-concurrency-"))
+    redis_server = RedisServer.obtain(tmp)
+    parent, child = multiprocessing.get_context("spawn").Pipe()
+    fake = multiprocessing.get_context("spawn").Process(target=serve_fake, args=(child,), name="zhipu-fake")
+    fake.start()
+    rounds: list[Round] = []
+    try:
+        fake_url, fake_base_url = parent.recv()
+        redis_url = redis_server.url(redis_server.claim_db("bench.stream_concurrency"))
+        redis_client = redis.Redis.from_url(redis_url, decode_responses=True)
+        extra_env = pool_size_env(tmp, redis_pool_size) if redis_pool_size else {}
+        stack = start_stack("concurrency", redis_url, fake_base_url, tmp, concurrency, extra_env)
+        try:
+            with httpx.Client(base_url=stack.base_url, timeout=60, trust_env=False) as client:
+                console.print(f"indexed docs/kb: {index_kb(client)}")
+                params = {"param": QUESTION, "collection": COLLECTION}
+                client.get("/stream_chat", params=params).raise_for_status()  # warm the worker's caches
+            pids = {"client": os.getpid(), "fake": fake.pid or 0, "api": stack.processes["api"].pid,
+                    "worker": stack.processes["query"].pid, "redis": redis_pid(redis_client)}  # fmt: skip
+            for n in counts:
+                httpx.post(f"{fake_url}/_control/reset", trust_env=False).raise_for_status()
+                console.print(f"[bold]{n}[/] streams at once…")
+                r = asyncio.run(
+                    measure_round(stack.base_url, n, timeout, {k: v for k, v in pids.items() if v}, redis_client)
+                )
+                r.fake = httpx.get(f"{fake_url}/_requests", trust_env=False).json()["counters"]
+                rounds.append(r)
+                console.print("  " + ", ".join(f"{k} {v}" for k, v in r.figures().items()))
+                time.sleep(2)  # let the worker finish its bookkeeping before the next round
+        except Exception:
+            console.print(f"[red]failed[/]; stack logs are kept in {tmp}")
+            raise
+        finally:
+            stack.stop()
+    finally:
+        parent.send("stop")
+        fake.join(15)
+        redis_server.stop()
+    if keep_logs:
+        console.print(f"stack logs: {tmp}")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    table = Table(title="Concurrent /stream_chat SSE streams (ms unless noted)")
+    for name in COLUMNS:
+        table.add_column(name, justify="right")
+    for r in rounds:
+        table.add_row(*(r.figures()[c] for c in COLUMNS))
+    console.print(table)
+    for r in rounds:
+        console.print(r.cpu_line())
+    for line in failures(rounds):
+        console.print(f"[red]{line}[/]")
+    ttft_500 = [r for r in rounds if r.n >= 500]
+    if ttft_500:
+        p50 = float(ttft_500[-1].figures()["TTFT p50"])
+        verdict = "met" if p50 <= TARGET_TTFT_P50_MS else "NOT met"
+        console.print(f"TTFT p50 at N={ttft_500[-1].n}: {p50:.0f} ms (target ≤ {TARGET_TTFT_P50_MS:g} ms: {verdict})")
+    if write_docs:
+        command = " ".join([".venv/bin/python -m bench.stream_concurrency", *sys.argv[1:]])
+        write_section(docs, SECTION, markdown(command, rounds, concurrency, nofile))
+        console.print(f"results written to {docs}")
+
+
+if __name__ == "__main__":
+    app()
