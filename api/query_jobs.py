@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 from celery import Celery
@@ -39,39 +40,36 @@ async def check_query(settings: Settings, collection: str, question: str) -> str
     return question
 
 
-async def submit_query(
-    redis: aioredis.Redis,
-    celery: Celery,
-    settings: Settings,
-    collection: str,
-    question: str,
-    top_k: int | None,
-    history: list[dict[str, str]] | None = None,
-    mode: RetrievalMode = DEFAULT_MODE,
-) -> str:
-    job_id = await create_job(redis, settings, JobKind.QUERY, collection)
-    args = [job_id, collection, question, top_k or settings.TOP_K, history or [], mode]
+@dataclass(frozen=True)
+class QuerySpec:
+    """What a query job answers; becomes the `query` task's arguments."""
+
+    collection: str
+    question: str
+    top_k: int | None = None
+    history: list[dict[str, str]] = field(default_factory=list)
+    mode: RetrievalMode = DEFAULT_MODE
+
+
+async def _dispatch(celery: Celery, settings: Settings, job_id: str, spec: QuerySpec) -> None:
+    args = [job_id, spec.collection, spec.question, spec.top_k or settings.TOP_K, spec.history, spec.mode]
     await dispatch(celery, QUERY_TASK, QUERY_QUEUE, job_id, args)
+
+
+async def submit_query(redis: aioredis.Redis, celery: Celery, settings: Settings, spec: QuerySpec) -> str:
+    job_id = await create_job(redis, settings, JobKind.QUERY, spec.collection)
+    await _dispatch(celery, settings, job_id, spec)
     return job_id
 
 
 async def submit_and_subscribe(
-    redis: aioredis.Redis,
-    relay_redis: aioredis.Redis,
-    celery: Celery,
-    settings: Settings,
-    collection: str,
-    question: str,
-    top_k: int | None,
-    history: list[dict[str, str]] | None = None,
-    mode: RetrievalMode = DEFAULT_MODE,
+    redis: aioredis.Redis, relay_redis: aioredis.Redis, celery: Celery, settings: Settings, spec: QuerySpec
 ) -> tuple[str, AsyncIterator[StreamEvent]]:
     """Submit a query and return its events, subscribed before dispatch so none can be missed."""
-    job_id = await create_job(redis, settings, JobKind.QUERY, collection)
+    job_id = await create_job(redis, settings, JobKind.QUERY, spec.collection)
     pubsub = await subscribe(relay_redis, job_id)
     try:
-        args = [job_id, collection, question, top_k or settings.TOP_K, history or [], mode]
-        await dispatch(celery, QUERY_TASK, QUERY_QUEUE, job_id, args)
+        await _dispatch(celery, settings, job_id, spec)
     except Exception:
         await pubsub.aclose()
         raise

@@ -42,13 +42,3 @@ class QueryAccepted(BaseModel):
     job_id: str
     stream_url: str
     status_url: str
-
-
-class CollectionSummary(BaseModel):
-    name: str
-    embed_model: str
-    dimension: int
-    documents: int
-    chunks: int
-    created_at: float
-    updated_at: float

@@ -8,12 +8,12 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import CeleryDep, RedisDep, SettingsDep
 from api.errors import ApiError, ErrorResponse
 from api.job_records import create_job, dispatch
-from api.schemas import CollectionName, CollectionSummary, IndexJobRequest, JobAccepted
+from api.schemas import CollectionName, IndexJobRequest, JobAccepted
 from api.stores import existing_store
 from shared.importing import ImportPathError, resolve_import_path
 from shared.jobs import JobKind
 from shared.settings import Settings
-from shared.store import CollectionStore, valid_collection_name
+from shared.store import CollectionInfo, CollectionStore, valid_collection_name
 from shared.tasks import INDEX_QUEUE, INDEX_TASK
 
 router = APIRouter(prefix="/v1/collections", tags=["collections"])
@@ -23,20 +23,15 @@ CollectionPath = Path(
 )
 
 
-def _summary(store: CollectionStore) -> CollectionSummary:
-    info = store.info()
-    return CollectionSummary(**info.__dict__)
-
-
-def list_collection_infos(settings: Settings) -> list[CollectionSummary]:
+def list_collection_infos(settings: Settings) -> list[CollectionInfo]:
     root = settings.collections_dir
     names = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.exists() else []
     stores = [CollectionStore(root, n) for n in names if valid_collection_name(n)]
-    return [_summary(s) for s in stores if s.exists()]
+    return [s.info() for s in stores if s.exists()]
 
 
-@router.get("", response_model=list[CollectionSummary], summary="Every collection with its counts and model")
-async def list_collections(settings: SettingsDep) -> list[CollectionSummary]:
+@router.get("", response_model=list[CollectionInfo], summary="Every collection with its counts and model")
+async def list_collections(settings: SettingsDep) -> list[CollectionInfo]:
     return await run_in_threadpool(list_collection_infos, settings)
 
 
@@ -49,10 +44,10 @@ async def delete_collection(settings: SettingsDep, collection: CollectionName = 
     return {"deleted": collection}
 
 
-@router.get("/{collection}", response_model=CollectionSummary, responses={404: {"model": ErrorResponse}})
-async def get_collection(settings: SettingsDep, collection: CollectionName = CollectionPath) -> CollectionSummary:
+@router.get("/{collection}", response_model=CollectionInfo, responses={404: {"model": ErrorResponse}})
+async def get_collection(settings: SettingsDep, collection: CollectionName = CollectionPath) -> CollectionInfo:
     store = await existing_store(settings, collection)
-    return await run_in_threadpool(_summary, store)
+    return await run_in_threadpool(store.info)
 
 
 @router.post(

@@ -31,7 +31,7 @@ from api.openai_schemas import (
     ResponseMessage,
     Usage,
 )
-from api.query_jobs import check_query, submit_and_subscribe
+from api.query_jobs import QuerySpec, check_query, submit_and_subscribe
 from api.routes.collections import list_collection_infos
 from api.sse import STREAM_HEADERS
 from shared.events import EventName, StreamEvent
@@ -109,7 +109,7 @@ async def chat_completions(
     question, history = _split(body)
     question = await check_query(settings, body.model, question)
     job_id, events = await submit_and_subscribe(
-        redis, relay_redis, celery, settings, body.model, question, body.top_k, history, body.mode
+        redis, relay_redis, celery, settings, QuerySpec(body.model, question, body.top_k, history, body.mode)
     )
     if body.stream:
         return EventSourceResponse(

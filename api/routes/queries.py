@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import CeleryDep, RedisDep, RelayRedisDep, SettingsDep
 from api.errors import ApiError, ErrorResponse
 from api.job_records import load_job
-from api.query_jobs import check_query, submit_query
+from api.query_jobs import QuerySpec, check_query, submit_query
 from api.relay import relay_events
 from api.schemas import QueryAccepted, QueryRequest
 from api.sse import event_source_response
@@ -38,7 +38,8 @@ router = APIRouter(prefix="/v1/queries", tags=["queries"])
 )
 async def create_query(body: QueryRequest, settings: SettingsDep, redis: RedisDep, celery: CeleryDep) -> QueryAccepted:
     question = await check_query(settings, body.collection, body.question)
-    job_id = await submit_query(redis, celery, settings, body.collection, question, body.top_k, mode=body.mode)
+    spec = QuerySpec(body.collection, question, body.top_k, mode=body.mode)
+    job_id = await submit_query(redis, celery, settings, spec)
     return QueryAccepted(job_id=job_id, stream_url=f"/v1/queries/{job_id}/stream", status_url=f"/v1/jobs/{job_id}")
 
 

@@ -14,7 +14,7 @@ from fastapi.responses import StreamingResponse
 from starlette.responses import Response
 
 from api.deps import CeleryDep, RedisDep, RelayRedisDep, SettingsDep
-from api.query_jobs import check_query, submit_and_subscribe
+from api.query_jobs import QuerySpec, check_query, submit_and_subscribe
 from api.sse import STREAM_HEADERS, event_source_response, wants_event_stream
 from shared.events import EventName, StreamEvent
 from shared.store.retrieval import DEFAULT_MODE, RetrievalMode
@@ -44,7 +44,8 @@ async def stream_chat(
 ) -> Response:
     name = collection or settings.DEFAULT_COLLECTION
     question = await check_query(settings, name, param)
-    job_id, events = await submit_and_subscribe(redis, relay_redis, celery, settings, name, question, top_k, mode=mode)
+    spec = QuerySpec(name, question, top_k, mode=mode)
+    job_id, events = await submit_and_subscribe(redis, relay_redis, celery, settings, spec)
     headers = {**STREAM_HEADERS, "X-Job-Id": job_id}
     if wants_event_stream(request):
         response = event_source_response(events, settings)
