@@ -1,7 +1,7 @@
 """Progress of an index job shared by many batch tasks, kept true under redelivery.
 
-Each batch owns two fields, its chunks planned and embedded; the job's `{done, total}` is their sum,
-recomputed inside Redis on every update (a redelivered batch overwrites its own fields instead of adding
+Each batch owns three fields (its chunks planned, chunks embedded, documents finished); the job's counts
+are their sums, recomputed inside Redis on every update (a redelivered batch overwrites its own fields instead of adding
 to a counter twice). A batch marks itself finished in a set; the one whose mark completes the set, and
 only that one, finalises the job.
 """
@@ -18,21 +18,21 @@ import redis
 from shared import keys
 
 PROGRESS_SCRIPT = """
-redis.call('HSET', KEYS[2], ARGV[1] .. ':planned', ARGV[2], ARGV[1] .. ':done', ARGV[3])
+redis.call('HSET', KEYS[2], ARGV[1] .. ':planned', ARGV[2], ARGV[1] .. ':done', ARGV[3], ARGV[1] .. ':docs', ARGV[7])
 local fields = redis.call('HGETALL', KEYS[2])
-local planned, done = 0, 0
+local sums = {planned = 0, done = 0, docs = 0}
 for i = 1, #fields, 2 do
-  if string.sub(fields[i], -8) == ':planned' then planned = planned + tonumber(fields[i + 1])
-  else done = done + tonumber(fields[i + 1]) end
+  local kind = string.match(fields[i], ':(%a+)$')
+  sums[kind] = sums[kind] + tonumber(fields[i + 1])
 end
 local state = redis.call('HGET', KEYS[1], 'state')
 if state == 'queued' or state == 'running' then
-  redis.call('HSET', KEYS[1], 'state', 'running', 'done', done, 'total', planned, 'stage', ARGV[4],
-             'updated_at', ARGV[5])
+  redis.call('HSET', KEYS[1], 'state', 'running', 'done', sums.done, 'total', sums.planned, 'stage', ARGV[4],
+             'documents_done', sums.docs, 'updated_at', ARGV[5])
   redis.call('PUBLISH', KEYS[3], 'progress')
 end
 redis.call('EXPIRE', KEYS[2], ARGV[6])
-return {done, planned}
+return {sums.done, sums.planned}
 """
 
 FINISH_BATCH_SCRIPT = """
@@ -64,12 +64,13 @@ class IndexProgress:
         self._finish = client.register_script(FINISH_BATCH_SCRIPT)
         self.planned = 0
         self.done = 0
+        self.documents_done = 0
 
     def update(self, stage: str) -> None:
         job = self.job_id
         self._progress(
             keys=[keys.job_key(job), keys.job_batches_key(job), keys.progress_channel(job)],
-            args=[self.batch, self.planned, self.done, stage, time.time(), self.ttl_s],
+            args=[self.batch, self.planned, self.done, stage, time.time(), self.ttl_s, self.documents_done],
         )
 
     def document(self, name: str, doc_id: str, status: DocStatus, chunks: int = 0, error: str | None = None) -> None:

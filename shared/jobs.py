@@ -28,9 +28,14 @@ class JobKind(StrEnum):
 
 
 class Progress(BaseModel):
+    """`done`/`total`: chunks embedded of chunks planned so far (an index job's batches add to `total` as they
+    split their files); `documents_done`/`documents_total`: documents finished of all the job's documents."""
+
     done: int = 0
     total: int = 0
     stage: str | None = None
+    documents_done: int | None = None
+    documents_total: int | None = None
 
 
 class JobError(BaseModel):
@@ -84,6 +89,8 @@ def parse_job(fields: dict[str, str]) -> JobRecord:
             done=int(fields.get("done", 0)),
             total=int(fields.get("total", 0)),
             stage=fields.get("stage") or None,
+            documents_done=int(fields["documents_done"]) if fields.get("documents_done") else None,
+            documents_total=int(fields["files"]) if fields.get("files") else None,
         ),
         files=int(fields["files"]) if fields.get("files") else None,
         result=json.loads(fields["result"]) if fields.get("result") else None,

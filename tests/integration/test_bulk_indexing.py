@@ -79,6 +79,8 @@ def test_hundreds_of_files_in_one_upload_are_indexed_with_true_progress(client: 
     assert all(r["progress"]["done"] <= r["progress"]["total"] for r in records)
     assert final["progress"]["done"] == final["progress"]["total"] == final["result"]["chunks"] >= FILES
     assert final["result"]["documents_indexed"] == FILES
+    assert final["progress"]["documents_done"] == final["progress"]["documents_total"] == FILES
+    assert all(r["progress"]["documents_done"] <= FILES for r in records if r["progress"]["documents_done"])
     assert len(records) > 2  # progress was reported along the way, not only at the end
 
     docs = client.get(f"/v1/jobs/{body['job_id']}/documents").json()

@@ -87,6 +87,8 @@ def index_batch(
         log.exception("index job %s batch %s failed", job_id, batch)
         for item in items:
             progress.document(item["name"], item["doc_id"], DocStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+        progress.documents_done = len(items)
+        progress.update("storing")
         counts = {"failed": len(items)}
     if progress.finish_batch(batches):
         _finalise(rt, job_id, collection)
@@ -104,6 +106,7 @@ def _index_batch(rt: Runtime, progress: IndexProgress, collection: str, items: l
             documents.append((item, load_and_split(item, splitter)))
         except Exception as exc:  # one broken file fails alone; the rest are indexed
             progress.document(item.name, item.doc_id, DocStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+            progress.documents_done += 1
             failed += 1
     progress.planned = sum(len(doc.chunks) for _, doc in documents)
     progress.update("embedding")
@@ -116,6 +119,7 @@ def _index_batch(rt: Runtime, progress: IndexProgress, collection: str, items: l
     changed: list[tuple[IndexItem, SplitDocument]] = []
     for item, doc in documents:
         if store.exists() and store.document_sha256(doc.doc_id) == doc.sha256:
+            progress.documents_done += 1
             advance(len(doc.chunks))
             progress.document(item.name, item.doc_id, DocStatus.UNCHANGED, chunks=len(doc.chunks))
         else:
@@ -131,7 +135,9 @@ def _index_batch(rt: Runtime, progress: IndexProgress, collection: str, items: l
             end = start + len(doc.chunks)
             store.replace_document(doc.doc_id, doc.source, doc.sha256, doc.chunks, vectors[start:end])
             progress.document(item.name, item.doc_id, DocStatus.INDEXED, chunks=len(doc.chunks))
+            progress.documents_done += 1
             start = end
+        progress.update("storing")
     unchanged = len(documents) - len(changed)
     return {"indexed": len(documents) - unchanged, "unchanged": unchanged, "failed": failed}
 
