@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import redis.exceptions
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -48,6 +49,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         return error_json(422, "invalid_request", _describe(list(exc.errors())))
+
+    @app.exception_handler(redis.exceptions.ConnectionError)
+    async def _redis_down(_: Request, exc: redis.exceptions.ConnectionError) -> JSONResponse:
+        # Also a full connection pool (MaxConnectionsError): the client should retry, not see a bare 500.
+        return error_json(503, "redis_unavailable", f"Redis is unavailable or saturated: {exc}")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -20,10 +20,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
     settings = get_settings()
     app.state.settings = settings
-    app.state.redis = aioredis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
-    app.state.relay_redis = aioredis.Redis.from_url(
-        settings.REDIS_URL, decode_responses=True, socket_timeout=None, max_connections=None
-    )
+
+    def pool(**options: object) -> aioredis.BlockingConnectionPool:
+        return aioredis.BlockingConnectionPool.from_url(
+            settings.REDIS_URL,
+            decode_responses=True,
+            max_connections=settings.REDIS_MAX_CONNECTIONS,
+            timeout=settings.REDIS_POOL_TIMEOUT_S,
+            **options,
+        )
+
+    app.state.redis = aioredis.Redis(connection_pool=pool())
+    # No socket timeout: pub/sub reads block (STYLE.md pitfall: redis-py 8 defaults socket_timeout to 5 s).
+    app.state.relay_redis = aioredis.Redis(connection_pool=pool(socket_timeout=None))
     app.state.celery = create_celery()
     try:
         yield

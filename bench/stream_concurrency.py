@@ -71,7 +71,12 @@ class Stream:
     texts: list[str] = field(default_factory=list)
     terminals: list[str] = field(default_factory=list)
     worker_first_token_ms: float | None = None
+    status: int = 0  # HTTP status; 0 when no response came
     failure: str = ""
+
+    @property
+    def refused(self) -> bool:
+        return self.status != 200
 
     @property
     def lost(self) -> int:
@@ -99,22 +104,25 @@ class Round:
     log_errors: Counter[str] = field(default_factory=Counter)
 
     def figures(self) -> dict[str, str]:
-        ttft = [s.ttft_ms for s in self.streams if s.texts]
-        worker = [s.worker_first_token_ms for s in self.streams if s.worker_first_token_ms is not None]
+        accepted = [s for s in self.streams if not s.refused]
+        ttft = [s.ttft_ms for s in accepted if s.texts]
+        worker = [s.worker_first_token_ms for s in accepted if s.worker_first_token_ms is not None]
+        total = [s.total_ms for s in accepted if s.terminals == ["done"]]
         tokens = sum(len(s.texts) for s in self.streams)
         return {
             "stack": self.stack,
             "streams": str(self.n),
+            "refused": str(self.n - len(accepted)),
             "intact": str(sum(s.intact for s in self.streams)),
-            "lost tok": str(sum(s.lost for s in self.streams)),
-            "dup tok": str(sum(s.duplicated for s in self.streams)),
-            "bad end": str(sum(s.terminals != ["done"] for s in self.streams)),
+            "lost tok": str(sum(s.lost for s in accepted)),
+            "dup tok": str(sum(s.duplicated for s in accepted)),
+            "bad end": str(sum(s.terminals != ["done"] for s in accepted)),
             "TTFT p50": f"{pct(ttft, 50):.0f}",
             "TTFT p90": f"{pct(ttft, 90):.0f}",
             "TTFT p99": f"{pct(ttft, 99):.0f}",
             "worker 1st p50": f"{pct(worker, 50):.0f}",
-            "total p50": f"{pct([s.total_ms for s in self.streams], 50):.0f}",
-            "total p99": f"{pct([s.total_ms for s in self.streams], 99):.0f}",
+            "total p50": f"{pct(total, 50):.0f}",
+            "total p99": f"{pct(total, 99):.0f}",
             "wall s": f"{self.wall_s:.2f}",
             "tokens/s": f"{tokens / self.wall_s:.0f}",
         }
@@ -155,6 +163,7 @@ async def one_stream(client: httpx.AsyncClient, go: asyncio.Event) -> Stream:
     started = time.perf_counter()
     try:
         async with client.stream("GET", "/stream_chat", params=params, headers={"Accept": "text/event-stream"}) as r:
+            stream.status = r.status_code
             if r.status_code != 200:
                 stream.failure = f"HTTP {r.status_code}: {(await r.aread())[:200]!r}"
                 return stream
@@ -343,8 +352,8 @@ def run_stack(
     return rounds
 
 
-COLUMNS = ["stack", "streams", "intact", "lost tok", "dup tok", "bad end", "TTFT p50", "TTFT p90", "TTFT p99",
-           "worker 1st p50", "total p50", "total p99", "wall s", "tokens/s"]  # fmt: skip
+COLUMNS = ["stack", "streams", "refused", "intact", "lost tok", "dup tok", "bad end", "TTFT p50", "TTFT p90",
+           "TTFT p99", "worker 1st p50", "total p50", "total p99", "wall s", "tokens/s"]  # fmt: skip
 
 
 def markdown(command: str, rounds: list[Round], query_concurrency: int, nofile: tuple[int, int]) -> str:
@@ -362,9 +371,12 @@ def markdown(command: str, rounds: list[Round], query_concurrency: int, nofile: 
         "`GET /stream_chat?param=…` streams with `Accept: text/event-stream` at the same instant (one request per "
         "answer: submit and relay; hybrid retrieval, the default). A stream is intact when its ids run 1, 2, 3, … "
         "with no gap, its tokens are exactly the 50 configured ones in order, and it ends with exactly one `done`. "
-        "TTFT (over the streams that got a token): request sent → first `token` event; worker 1st: the `done` "
-        "event's `timings_ms.first_token` (task start → first LLM token, inside the worker); wall: all streams "
-        "started → the last one ended; tokens/s: tokens received by all clients / wall. Target: 0 lost or "
+        "refused: no HTTP 200; lost tok, dup tok (against the 50 expected) and bad end (not exactly one `done`, "
+        "e.g. the connection dropped) count the streams that got a 200. TTFT (streams that got a token): request "
+        "sent → first `token` event; worker 1st: the `done` event's `timings_ms.first_token` (from the start of "
+        "the answer, just after the job is marked running, to the first LLM token, inside the worker); total "
+        "(streams that ended with `done`): request sent → `done`; wall: all streams started → the last one ended; "
+        "tokens/s: tokens received by all clients / wall. Target: 0 lost or "
         f"duplicated tokens, 0 bad endings, TTFT p50 ≤ {TARGET_TTFT_P50_MS:g} ms at N = 500. Stack `as is` runs "
         "the code unchanged; a `pools …` stack (`--redis-pool-size`) runs it with every redis-py connection pool "
         "defaulting to that size instead of redis-py 8's 100, to see past that limit.",
@@ -380,7 +392,48 @@ def markdown(command: str, rounds: list[Round], query_concurrency: int, nofile: 
     ]
     if bad := failures(rounds):
         lines += ["", "Streams that were not intact, and exceptions in the stack's logs:", "", *[f"- {x}" for x in bad]]
+    lines += ["", *[f"- {x}" for x in verdicts(rounds)]]
+    lines += ["", "What limits the figures, from the measurements above:", "", *[f"- {x}" for x in findings(rounds)]]
     return "\n".join(lines) + "\n"
+
+
+def verdicts(rounds: list[Round]) -> list[str]:
+    """The target at N >= 500: every stream intact and TTFT p50 <= 250 ms."""
+    lines = []
+    for r in (r for r in rounds if r.n >= 500):
+        figures = r.figures()
+        intact, p50 = figures["intact"] == str(r.n), float(figures["TTFT p50"])
+        met = "met" if intact and p50 <= TARGET_TTFT_P50_MS else "NOT met"
+        lines.append(
+            f"Target at N={r.n} ({r.stack}): every stream intact ({figures['intact']}/{r.n}) and TTFT p50 ≤ "
+            f"{TARGET_TTFT_P50_MS:g} ms ({p50:.0f} ms): {met}."
+        )
+    return lines
+
+
+def findings(rounds: list[Round]) -> list[str]:
+    """Conclusions the figures support: refused streams and why, and the query worker's CPU ceiling."""
+    lines = []
+    for r in rounds:
+        if pool := r.log_errors.get("redis.exceptions.MaxConnectionsError"):
+            lines.append(
+                f"{r.stack}, N={r.n}: {r.figures()['refused']} streams refused and "
+                f"{r.figures()['bad end']} cut off; the stack logged {pool} MaxConnectionsError: a redis-py 8 "
+                "connection pool holds at most 100 connections unless told otherwise (`max_connections=None` "
+                "means 100), and the API takes one per open stream plus one per request in flight."
+            )
+    if big := [r for r in rounds if not any(s.refused for s in r.streams)]:
+        r = max(big, key=lambda r: r.n)
+        worker_s = r.cpu_s.get("worker", 0.0)
+        per_answer = worker_s / max(1, sum(s.terminals == ["done"] for s in r.streams))
+        lines.append(
+            f"{r.stack}, N={r.n}: the query worker process used {worker_s:.1f} CPU s in {r.wall_s:.1f} s "
+            f"({worker_s / r.wall_s:.0%} of one core; threads share one GIL), {per_answer * 1000:.0f} ms per "
+            f"answer, i.e. at most about {1 / per_answer:.0f} answers/s per process; {r.n} answers need at least "
+            f"{r.n * per_answer:.1f} s of it, so TTFT p50 is bounded by the worker's CPU, not by the threads "
+            f"(-c) or the fake server ({r.fake.get('max_active_streams')} LLM streams were ever open at once)."
+        )
+    return lines
 
 
 @app.command()
@@ -454,12 +507,10 @@ def main(
         console.print(r.cpu_line())
     for line in failures(rounds):
         console.print(f"[red]{line}[/]")
-    for r in rounds:
-        if r.n >= 500:
-            p50 = float(r.figures()["TTFT p50"])
-            verdict = "met" if p50 <= TARGET_TTFT_P50_MS and r.figures()["intact"] == str(r.n) else "NOT met"
-            console.print(f"{r.stack}: N={r.n}, TTFT p50 {p50:.0f} ms, all intact: {r.figures()['intact'] == str(r.n)} "
-                          f"(target ≤ {TARGET_TTFT_P50_MS:g} ms and every stream intact: {verdict})")  # fmt: skip
+    for line in findings(rounds):
+        console.print(line)
+    for line in verdicts(rounds):
+        console.print(f"[bold]{line}[/]")
     if write_docs:
         command = " ".join([".venv/bin/python -m bench.stream_concurrency", *sys.argv[1:]])
         write_section(docs, SECTION, markdown(command, rounds, concurrency, nofile))

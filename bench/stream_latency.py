@@ -121,7 +121,11 @@ def start_stack(
 ) -> Stack:
     """One API process, one prefork index worker and one threaded query worker (`-c query_threads`)."""
     stack = Stack(name, stack_env(redis_url, tmp / name / "data", zhipu_base_url, extra), tmp)
-    return stack.start([("index", "index", "prefork", 1), ("query", "query", "threads", query_threads)])
+    try:
+        return stack.start([("index", "index", "prefork", 1), ("query", "query", "threads", query_threads)])
+    except Exception:
+        stack.stop()  # the processes that did start
+        raise
 
 
 def index_kb(client: httpx.Client, timeout: float = 300) -> str:
@@ -169,7 +173,11 @@ class RedisTap:
             message = self.pubsub.get_message(timeout=0.2)
             if message is None:
                 continue
-            seen, channel, data = time.perf_counter(), message["channel"], json.loads(message["data"])
+            seen, channel = time.perf_counter(), message["channel"]
+            try:
+                data = json.loads(message["data"])
+            except ValueError:
+                continue  # not one of ours
             job_id = channel.rsplit(":", 1)[1]
             if channel == keys.progress_channel(job_id) and data.get("state") == "running":
                 self.running.setdefault(job_id, seen)
@@ -193,7 +201,8 @@ class Breakdown:
         "job created→worker start": "record written → worker publishes `running` (subscribe, send_task, broker, "
         "task start)",
         "worker: retrieval": "`timings_ms.retrieval`: embed the question (one /embeddings call) and search",
-        "worker: first token": "`timings_ms.first_token`: task start → first token from the LLM, in the worker",
+        "worker: first token": "`timings_ms.first_token`: from just after `running` to the first LLM token, in "
+        "the worker",
         "worker start→token published": "`running` seen → first `token` seen on pub/sub (same span, seen by the tap)",
         "token published→client": "first `token` on pub/sub → first `token` read by the client (relay + SSE)",
         "client TTFT": "the client's TTFT",
@@ -344,8 +353,9 @@ def markdown(command: str, results: dict[str, list[Sample]], breakdown: Breakdow
         "the first `token` event (the seed: to the first item of `response.response_gen`); total: to `done` (the "
         "seed: to the end of `response_gen`). The stack rows marked vector use `mode=vector`, the seed's kind of "
         "retrieval, for the like-for-like comparison; the hybrid row is the stack's default (BM25 + vector, "
-        "RRF). Percentiles interpolate linearly, so p99 of 50 runs lies between the two slowest. worker 1st is "
-        "the p50 of the `done` event's `timings_ms.first_token`, measured inside the worker from the task's start.",
+        "RRF). The seed retrieves its default 2 chunks, the stack `TOP_K` = 4; the fake server's timing does not "
+        "depend on the prompt. Percentiles interpolate linearly, so p99 of 50 runs lies between the two slowest. "
+        "worker 1st is the p50 of the `done` event's `timings_ms.first_token`, measured inside the worker.",
         "",
         "| " + " | ".join(HEADERS) + " |",
         "|---|" + "---:|" * (len(HEADERS) - 1),

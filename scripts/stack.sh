@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Start or stop the ragqueue stack in the background: index worker, query worker, Flower, API.
 #   scripts/stack.sh up | down | status
-# Ports and Redis come from the environment: API_PORT (8000), FLOWER_PORT (5555), REDIS_URL.
+# Ports and Redis come from the environment: API_PORT (8000), FLOWER_PORT (5555), REDIS_URL; sizes from
+# INDEX_CONCURRENCY (1), QUERY_WORKERS (1) and QUERY_CONCURRENCY (32 threads each).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0}
 API_PORT=${API_PORT:-8000}
 FLOWER_PORT=${FLOWER_PORT:-5555}
 INDEX_CONCURRENCY=${INDEX_CONCURRENCY:-1}
-QUERY_CONCURRENCY=${QUERY_CONCURRENCY:-8}
+QUERY_CONCURRENCY=${QUERY_CONCURRENCY:-32}
+QUERY_WORKERS=${QUERY_WORKERS:-1}
 RUN_DIR=${RUN_DIR:-.run}
 BIN=.venv/bin
 
@@ -53,8 +55,10 @@ case "${1:-}" in
     echo "Starting ragqueue (Redis $REDIS_URL):"
     start worker-index $BIN/celery -A workers.celery_app:app worker -Q index -P prefork \
       -c "$INDEX_CONCURRENCY" -n "index@%h" --loglevel=INFO
-    start worker-query $BIN/celery -A workers.celery_app:app worker -Q query -P threads \
-      -c "$QUERY_CONCURRENCY" -n "query@%h" --loglevel=INFO
+    for i in $(seq "$QUERY_WORKERS"); do  # one process per core scales past one process's GIL
+      start "worker-query-$i" $BIN/celery -A workers.celery_app:app worker -Q query -P threads \
+        -c "$QUERY_CONCURRENCY" -n "query-$i@%h" --loglevel=INFO
+    done
     FLOWER_UNAUTHENTICATED_API=true start flower $BIN/celery -A workers.celery_app:app flower \
       --port="$FLOWER_PORT" --address=127.0.0.1
     start api $BIN/uvicorn api.main:app --host 127.0.0.1 --port "$API_PORT"
@@ -62,11 +66,14 @@ case "${1:-}" in
     echo "ragqueue is up: API http://127.0.0.1:$API_PORT/docs  Flower http://127.0.0.1:$FLOWER_PORT  (stop: make down)"
     ;;
   down)
-    for name in api flower worker-query worker-index; do stop "$name"; done
+    for pidfile in "$RUN_DIR"/worker-query-*.pid; do [ -e "$pidfile" ] && stop "$(basename "$pidfile" .pid)"; done
+    for name in api flower worker-index; do stop "$name"; done
     stop redis  # only a Redis that ensure_redis.sh started has a pid file here
     ;;
   status)
-    for name in api flower worker-query worker-index redis; do
+    names="api flower worker-index redis"
+    for pidfile in "$RUN_DIR"/worker-query-*.pid; do [ -e "$pidfile" ] && names="$names $(basename "$pidfile" .pid)"; done
+    for name in $names; do
       if [ -f "$RUN_DIR/$name.pid" ] && kill -0 "$(cat "$RUN_DIR/$name.pid")" 2>/dev/null; then
         echo "$name: running (pid $(cat "$RUN_DIR/$name.pid"))"
       else

@@ -19,6 +19,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     REDIS_URL: str = "redis://127.0.0.1:6379/0"
+    # Connections per Redis pool and process. redis-py 8 caps a pool at 100 even when told None, and the API
+    # holds one pub/sub connection per open stream; a full pool makes callers wait up to the timeout.
+    REDIS_MAX_CONNECTIONS: int = 10_000
+    REDIS_POOL_TIMEOUT_S: float = 10.0
     DATA_DIR: Path = Path("./data")
     # Extra roots an index job may read from; DATA_DIR/import and the sample knowledge base are always allowed.
     IMPORT_ROOTS: list[Path] = Field(default_factory=list)

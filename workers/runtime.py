@@ -40,10 +40,18 @@ class Runtime:
 
     @property
     def redis(self) -> redis.Redis:
-        return self._once(
-            "redis",
-            lambda: redis.Redis.from_url(self.settings.REDIS_URL, health_check_interval=30, decode_responses=True),
-        )
+        def connect() -> redis.Redis:
+            # Blocking pool sized by settings: a threaded pool's tasks and their heartbeats share it.
+            pool = redis.BlockingConnectionPool.from_url(
+                self.settings.REDIS_URL,
+                decode_responses=True,
+                health_check_interval=30,
+                max_connections=self.settings.REDIS_MAX_CONNECTIONS,
+                timeout=self.settings.REDIS_POOL_TIMEOUT_S,
+            )
+            return redis.Redis(connection_pool=pool)
+
+        return self._once("redis", connect)
 
     @property
     def embed_model(self) -> BaseEmbedding:
