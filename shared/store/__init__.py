@@ -1,10 +1,10 @@
 """Per-collection storage of documents, chunks and their embeddings."""
 
-from shared.store.collection_store import (
+from shared.store.collection_store import CollectionStore
+from shared.store.records import (
     COLLECTION_NAME_RULE,
     ChunkRecord,
     CollectionInfo,
-    CollectionStore,
     DocumentInfo,
     EmbeddingMismatchError,
     ScoredChunk,

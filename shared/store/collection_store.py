@@ -9,9 +9,7 @@ so writing the same document twice leaves one copy of each chunk.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 import shutil
 import sqlite3
 import threading
@@ -23,8 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
-COLLECTION_NAME_RULE = r"^[a-z0-9][a-z0-9_-]{0,63}$"
-_NAME = re.compile(COLLECTION_NAME_RULE)
+from shared.store.records import (
+    COLLECTION_NAME_RULE,
+    ChunkRecord,
+    CollectionInfo,
+    DocumentInfo,
+    EmbeddingMismatchError,
+    ScoredChunk,
+    valid_collection_name,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -43,59 +48,6 @@ CREATE INDEX IF NOT EXISTS chunks_doc ON chunks (doc_id);
 _VERSION_SQL = (
     "SELECT (SELECT value FROM meta WHERE key = 'created_at') || ':' || (SELECT value FROM meta WHERE key = 'version')"
 )
-
-
-def valid_collection_name(name: str) -> bool:
-    return bool(_NAME.match(name))
-
-
-def chunk_id(doc_id: str, text: str) -> str:
-    """Content key of a chunk: the same text in the same document is the same chunk."""
-    return hashlib.sha256(f"{doc_id}\x00{text}".encode()).hexdigest()[:32]
-
-
-class EmbeddingMismatchError(ValueError):
-    """The collection was built with another embedding model or dimension."""
-
-
-@dataclass(frozen=True)
-class ChunkRecord:
-    doc_id: str
-    position: int
-    text: str
-
-    @property
-    def id(self) -> str:
-        return chunk_id(self.doc_id, self.text)
-
-
-@dataclass(frozen=True)
-class ScoredChunk:
-    chunk_id: str
-    doc_id: str
-    source: str
-    text: str
-    score: float
-
-
-@dataclass(frozen=True)
-class DocumentInfo:
-    id: str
-    source: str
-    sha256: str
-    chunks: int
-    updated_at: float
-
-
-@dataclass(frozen=True)
-class CollectionInfo:
-    name: str
-    embed_model: str
-    dimension: int
-    documents: int
-    chunks: int
-    created_at: float
-    updated_at: float
 
 
 @dataclass

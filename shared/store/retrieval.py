@@ -23,8 +23,9 @@ from typing import Literal, get_args
 import numpy as np
 
 from shared.store.bm25 import BM25Index
-from shared.store.collection_store import CollectionStore, ScoredChunk
+from shared.store.collection_store import CollectionStore
 from shared.store.fusion import reciprocal_rank_fusion
+from shared.store.records import ScoredChunk
 
 RetrievalMode = Literal["vector", "bm25", "hybrid"]
 RETRIEVAL_MODES: tuple[RetrievalMode, ...] = get_args(RetrievalMode)

@@ -1,0 +1,63 @@
+"""The records a collection store reads and writes, and the rules for names and chunk ids."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+COLLECTION_NAME_RULE = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+_NAME = re.compile(COLLECTION_NAME_RULE)
+
+
+def valid_collection_name(name: str) -> bool:
+    return bool(_NAME.match(name))
+
+
+def chunk_id(doc_id: str, text: str) -> str:
+    """Content key of a chunk: the same text in the same document is the same chunk."""
+    return hashlib.sha256(f"{doc_id}\x00{text}".encode()).hexdigest()[:32]
+
+
+class EmbeddingMismatchError(ValueError):
+    """The collection was built with another embedding model or dimension."""
+
+
+@dataclass(frozen=True)
+class ChunkRecord:
+    doc_id: str
+    position: int
+    text: str
+
+    @property
+    def id(self) -> str:
+        return chunk_id(self.doc_id, self.text)
+
+
+@dataclass(frozen=True)
+class ScoredChunk:
+    chunk_id: str
+    doc_id: str
+    source: str
+    text: str
+    score: float
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    id: str
+    source: str
+    sha256: str
+    chunks: int
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    name: str
+    embed_model: str
+    dimension: int
+    documents: int
+    chunks: int
+    created_at: float
+    updated_at: float
