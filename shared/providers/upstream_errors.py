@@ -15,8 +15,18 @@ from shared.events import ErrorCode
 from shared.store import EmbeddingMismatchError
 
 
+class UpstreamStreamError(Exception):
+    """Anything that broke while reading the LLM's answer stream (a malformed chunk, a dropped connection)."""
+
+
 def classify_upstream_error(exc: BaseException) -> tuple[ErrorCode, str]:
     """(code, message) for an exception raised while answering a query."""
+    if isinstance(exc, UpstreamStreamError) and exc.__cause__ is not None:
+        code, message = classify_upstream_error(exc.__cause__)
+        if code != ErrorCode.INTERNAL:
+            return code, message
+        cause = exc.__cause__
+        return ErrorCode.UPSTREAM, f"the language model's stream broke: {type(cause).__name__}: {cause}"
     if isinstance(exc, EmbeddingMismatchError):
         return ErrorCode.EMBEDDING_MISMATCH, str(exc)
     if isinstance(exc, LookupError):

@@ -33,7 +33,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "embedding_delay_ms": 0,
     "chat_fail_status": None,
     "chat_fail_after": None,
-    "chat_fail_mode": "error_frame",  # or "disconnect"
+    "chat_fail_mode": "error_frame",  # or "disconnect", or "malformed" (a data line that is not JSON)
     "embedding_fail_status": None,
     "fail_should_retry": None,  # None: no x-should-retry header; True/False: send it
     "require_auth": True,
@@ -65,8 +65,8 @@ class FakeState:
         unknown = set(config) - set(DEFAULT_CONFIG)
         if unknown:
             raise ValueError(f"unknown fake-zhipu config keys: {sorted(unknown)}")
-        if config["chat_fail_mode"] not in ("error_frame", "disconnect"):
-            raise ValueError("chat_fail_mode must be 'error_frame' or 'disconnect'")
+        if config["chat_fail_mode"] not in ("error_frame", "disconnect", "malformed"):
+            raise ValueError("chat_fail_mode must be 'error_frame', 'disconnect' or 'malformed'")
         return config
 
     def reset(self) -> None:
@@ -174,6 +174,9 @@ class ChatStream:
             self.state.update(self.rec, failed=True)
             if self.cfg["chat_fail_mode"] == "disconnect":
                 return  # returning without more_body=False makes uvicorn drop the connection
+            if self.cfg["chat_fail_mode"] == "malformed":
+                await send({"type": "http.response.body", "body": b'data: {"choices": [tru\n\n', "more_body": False})
+                return
             err = {"error": {"code": "1234", "message": f"fake stream failure after {fail_after} chunks"}}
             await send({"type": "http.response.body", "body": _sse(err), "more_body": False})
             return

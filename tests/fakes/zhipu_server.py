@@ -139,9 +139,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--chat-fail-after", type=int, help="abort streams after N token chunks")
     p.add_argument(
         "--chat-fail-mode",
-        choices=["error_frame", "disconnect"],
+        choices=["error_frame", "disconnect", "malformed"],
         default="error_frame",
-        help="how --chat-fail-after aborts: SSE error frame or dropped connection",
+        help="how --chat-fail-after aborts: SSE error frame, dropped connection, or a data line that is not JSON",
     )
     p.add_argument("--embedding-fail-status", type=int, help="answer every /embeddings call with this status")
     p.add_argument("--no-auth", action="store_true", help="do not require an Authorization header")

@@ -128,10 +128,11 @@ def test_a_failing_upstream_ends_the_stream_with_an_error_event(
     assert job["state"] == "failed" and job["error"]["code"] == code
 
 
+@pytest.mark.parametrize("how", ["error_frame", "disconnect", "malformed"])
 def test_an_upstream_that_breaks_mid_stream_ends_with_one_error(
-    client: httpx.Client, collection: str, zhipu: ZhipuFakeServer
+    client: httpx.Client, collection: str, zhipu: ZhipuFakeServer, how: str
 ) -> None:
-    zhipu.configure(tokens=TOKENS, chat_fail_after=3)
+    zhipu.configure(tokens=TOKENS, chat_fail_after=3, chat_fail_mode=how)
     events = read_stream(client, f"/v1/queries/{ask(client, collection)}/stream")
     assert [e.event for e in events] == ["sources", "token", "token", "token", "error"]
     assert [e.data["text"] for e in events[1:4]] == TOKENS[:3]

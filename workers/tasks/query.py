@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,7 @@ from shared.heartbeat import Heartbeat
 from shared.job_store import JobStore
 from shared.jobs import JobError, JobState
 from shared.providers.answerers import NO_CONTEXT_ANSWER
-from shared.providers.upstream_errors import classify_upstream_error
+from shared.providers.upstream_errors import UpstreamStreamError, classify_upstream_error
 from shared.store import EmbeddingMismatchError, ScoredChunk
 from shared.store.retrieval import DEFAULT_MODE, RetrievalMode
 from shared.tasks import QUERY_TASK
@@ -90,6 +91,18 @@ def _closed(rt: Runtime, job: JobStore, events: EventPublisher, job_id: str, clo
     return {"state": "stream ended elsewhere"}
 
 
+def _upstream(pieces: Iterator[str]) -> Iterator[str]:
+    """The answer's pieces; a failure while producing the next one is the upstream's, whatever its type."""
+    while True:
+        try:
+            piece = next(pieces)
+        except StopIteration:
+            return
+        except Exception as exc:
+            raise UpstreamStreamError(str(exc)) from exc
+        yield piece
+
+
 def _answer(
     rt: Runtime,
     job: JobStore,
@@ -124,7 +137,7 @@ def _answer(
     first_token_at: float | None = None
     pieces = rt.answerer.stream(question, chunks) if chunks else iter([NO_CONTEXT_ANSWER])
     try:
-        for piece in pieces:
+        for piece in _upstream(pieces):
             if first_token_at is None:
                 first_token_at = time.perf_counter()
             events.publish(EventName.TOKEN, {"text": piece})
