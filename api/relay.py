@@ -60,19 +60,24 @@ async def relay_events(
         while True:
             message = await pubsub.get_message(timeout=poll_s)
             if message is None:
-                if (
-                    not await reap_if_dead(redis, job_id, replay_ttl_s)
-                    and time.monotonic() - quiet_since > queue_timeout_s
-                ):
-                    await _end_if_still_queued(redis, job_id, queue_timeout_s, replay_ttl_s)
-                    quiet_since = time.monotonic()
-                continue  # a terminal event written by the watchdog arrives as a message
-            quiet_since = time.monotonic()
-            event = StreamEvent.from_wire(message["data"])
-            if event.seq <= last:
-                continue
-            # A gap means live messages were missed: fill it from the buffer (which holds this event too).
-            batch = await buffered_events(redis, job_id, last) if event.seq > last + 1 else [event]
+                # Quiet: re-read the buffer, so a missed live message (a pub/sub reconnect, or a publish that
+                # raced the subscription) can never leave a client waiting; then act as the watchdog.
+                batch = await buffered_events(redis, job_id, last)
+                if not batch:
+                    if (
+                        not await reap_if_dead(redis, job_id, replay_ttl_s)
+                        and time.monotonic() - quiet_since > queue_timeout_s
+                    ):
+                        await _end_if_still_queued(redis, job_id, queue_timeout_s, replay_ttl_s)
+                        quiet_since = time.monotonic()
+                    continue  # a terminal event written by the watchdog arrives as a message
+            else:
+                quiet_since = time.monotonic()
+                event = StreamEvent.from_wire(message["data"])
+                if event.seq <= last:
+                    continue
+                # A gap means live messages were missed: fill it from the buffer (which holds this event too).
+                batch = await buffered_events(redis, job_id, last) if event.seq > last + 1 else [event]
             for item in batch:
                 if item.seq > last:
                     yield item

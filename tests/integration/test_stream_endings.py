@@ -11,6 +11,8 @@ import httpx
 import pytest
 import redis
 
+from shared.event_log import TERMINAL_FIELD
+from shared.events import REPLAY_FIELD, EventName, StreamEvent
 from tests.conftest import client_for, copy_sample_docs, stack_env
 from tests.fakes.zhipu_server import ZhipuFakeServer
 from tests.support.jobs import index_and_wait, wait_for_job
@@ -188,3 +190,20 @@ def test_killing_the_worker_mid_answer_ends_the_stream_with_worker_lost(
         with client.stream("GET", f"/v1/queries/{job_id}/stream", headers={"Last-Event-ID": "3"}) as again:
             replay = _rest(iter_events(again), [])
         assert [e.id for e in replay] == [e.id for e in seen[3:]]
+
+
+def test_a_missed_live_message_is_recovered_from_the_buffer(zhipu_stack: Stack, redis_server: RedisServer) -> None:
+    """Events that reach the replay buffer but never arrive on pub/sub still reach the client."""
+    r = redis.Redis.from_url(zhipu_stack.env["REDIS_URL"], decode_responses=True)
+    job_id = "missed-live-message"
+    now = str(time.time())
+    r.hset(f"rag:job:{job_id}", mapping={"id": job_id, "kind": "query", "state": "running", "created_at": now})
+    r.set(f"rag:heartbeat:{job_id}", "1", ex=60)
+    with client_for(zhipu_stack) as client, client.stream("GET", f"/v1/queries/{job_id}/stream") as response:
+        assert response.status_code == 200
+        for seq, event, data, terminal in [(1, "token", {"text": "悄悄"}, False), (2, "done", {"tokens": 1}, True)]:
+            wire = StreamEvent(seq=seq, event=EventName(event), data=data).to_wire()
+            fields = {REPLAY_FIELD: wire, **({TERMINAL_FIELD: "1"} if terminal else {})}
+            r.xadd(f"rag:replay:{job_id}", fields, id=f"0-{seq}")  # no PUBLISH: the live message is "lost"
+        events = _rest(iter_events(response), [])
+    assert [(e.id, e.event) for e in events] == [(1, "token"), (2, "done")]
