@@ -73,14 +73,14 @@ def ask(client: httpx.Client, collection: str, question: str) -> None:
                     sources = data
                 elif event == "done":
                     console.print(
-                        f"\n[dim]{data['tokens']} chunks, first token after "
+                        f"\n[dim]{data['tokens']} pieces streamed, first after "
                         f"{data['timings_ms']['first_token']} ms, by {data['answerer']}[/dim]"
                     )
                 elif event == "error":
                     console.print(f"\n[red]error {data['code']}:[/red] {data['message']}")
     console.print("[bold]来源：[/bold]")
     for s in sources:
-        console.print(f"  [{s['index']}] {Path(s['document']).name}  score {s['score']}")
+        console.print(f"  [{s['index']}] {Path(s['document']).name}  (score {s['score']})")
 
 
 @app.command()
