@@ -109,7 +109,13 @@ def crash_stack(
     """A stack of its own, since a test kills its worker; heartbeats and pings tuned to show within seconds."""
     root = tmp_path_factory.mktemp("crash")
     env = stack_env(redis_server, "crash", root, zhipu_server)
-    env.update(HEARTBEAT_INTERVAL_S="0.5", HEARTBEAT_TTL_S="3", PING_INTERVAL_S="0.2", UPSTREAM_TIMEOUT_S="2")
+    env.update(
+        HEARTBEAT_INTERVAL_S="0.5",
+        HEARTBEAT_TTL_S="3",
+        PING_INTERVAL_S="0.2",
+        UPSTREAM_TIMEOUT_S="2",
+        QUEUE_TIMEOUT_S="2",
+    )
     stack = Stack("crash", env, root).start([("worker", "index,query", "threads", 4)])
     yield stack
     stack.stop()
@@ -174,7 +180,7 @@ def test_killing_the_worker_mid_answer_ends_the_stream_with_worker_lost(
         job_id = _ask(client, collection)
         with client.stream("GET", f"/v1/queries/{job_id}/stream") as response:
             events, seen = _read_until(response, 3)
-            worker = crash_stack.processes["worker"]
+            worker = crash_stack.processes.pop("worker")
             os.kill(worker.pid, signal.SIGKILL)
             worker.wait(10)
             seen = _rest(events, seen)  # the client's read timeout bounds how long this may take
@@ -190,6 +196,26 @@ def test_killing_the_worker_mid_answer_ends_the_stream_with_worker_lost(
         with client.stream("GET", f"/v1/queries/{job_id}/stream", headers={"Last-Event-ID": "3"}) as again:
             replay = _rest(iter_events(again), [])
         assert [e.id for e in replay] == [e.id for e in seen[3:]]
+
+
+def test_with_no_worker_a_queued_query_times_out_and_a_cancel_ends_it_at_once(crash_stack: Stack) -> None:
+    with client_for(crash_stack) as client:
+        if "worker" in crash_stack.processes:  # (the test above killed it already when run with it)
+            _collection(crash_stack, client, "crash")
+            crash_stack.stop("worker")
+        waiting = _ask(client, "crash")
+        with client.stream("GET", f"/v1/queries/{waiting}/stream") as response:
+            events = _rest(iter_events(response), [])
+        assert [e.event for e in events] == ["error"] and events[0].data["code"] == "queue_timeout"
+        assert "query" in events[0].data["message"]
+
+        queued = _ask(client, "crash")
+        cancel = client.delete(f"/v1/queries/{queued}")
+        assert cancel.status_code == 202 and cancel.json()["state"] == "cancelled"
+        with client.stream("GET", f"/v1/queries/{queued}/stream") as response:
+            events = _rest(iter_events(response), [])
+        assert [e.event for e in events] == ["error"] and events[0].data["code"] == "cancelled"
+        assert client.get(f"/v1/jobs/{queued}").json()["state"] == "cancelled"
 
 
 def test_a_missed_live_message_is_recovered_from_the_buffer(zhipu_stack: Stack, redis_server: RedisServer) -> None:
