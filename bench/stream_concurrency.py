@@ -17,7 +17,6 @@ Run from the repository root:  .venv/bin/python -m bench.stream_concurrency --he
 from __future__ import annotations
 
 import asyncio
-import json
 import multiprocessing
 import os
 import re
@@ -52,6 +51,7 @@ from bench.stream_latency import (
 )
 from tests.fakes.zhipu_server import ZhipuFakeServer
 from tests.support.processes import ROOT, RedisServer
+from tests.support.sse import SSELineParser
 
 SECTION = "## Stream concurrency (bench/stream_concurrency.py)"
 EXCEPTION_LINE = re.compile(r"^((?:[a-z_][\w]*\.)*[A-Z]\w*(?:Error|Exception)): ", re.MULTILINE)
@@ -140,20 +140,10 @@ class Round:
 
 async def aiter_events(response: httpx.Response) -> AsyncIterator[tuple[int, str, Any]]:
     """(id, event, data) of each SSE event; comments (`: ping`) are skipped."""
-    fields: dict[str, str] = {}
-    data: list[str] = []
+    parser = SSELineParser()
     async for line in response.aiter_lines():
-        if line == "":
-            if data:
-                yield int(fields.get("id", 0)), fields.get("event", "message"), json.loads("\n".join(data))
-            fields, data = {}, []
-        elif not line.startswith(":"):
-            name, _, value = line.partition(":")
-            value = value[1:] if value.startswith(" ") else value
-            if name == "data":
-                data.append(value)
-            else:
-                fields[name] = value
+        if (event := parser.feed(line)) is not None:
+            yield event.id or 0, event.event, event.data
 
 
 async def one_stream(client: httpx.AsyncClient, go: asyncio.Event) -> Stream:

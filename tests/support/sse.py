@@ -17,28 +17,40 @@ class Event:
     data: Any
 
 
-def iter_events(response: httpx.Response) -> Iterator[Event]:
-    """Parse `text/event-stream` lines into events; comments (`: ping`) are skipped."""
-    fields: dict[str, str] = {}
-    data: list[str] = []
-    for line in response.iter_lines():
+class SSELineParser:
+    """Feed `text/event-stream` lines one by one; returns an Event when a blank line completes one."""
+
+    def __init__(self) -> None:
+        self.fields: dict[str, str] = {}
+        self.data: list[str] = []
+
+    def feed(self, line: str) -> Event | None:
         if line == "":
-            if data:
-                yield Event(
-                    id=int(fields["id"]) if "id" in fields else None,
-                    event=fields.get("event", "message"),
-                    data=json.loads("\n".join(data)),
+            event = None
+            if self.data:
+                event = Event(
+                    id=int(self.fields["id"]) if "id" in self.fields else None,
+                    event=self.fields.get("event", "message"),
+                    data=json.loads("\n".join(self.data)),
                 )
-            fields, data = {}, []
-        elif line.startswith(":"):
-            continue
-        else:
+            self.fields, self.data = {}, []
+            return event
+        if not line.startswith(":"):  # comments (`: ping`) are skipped
             name, _, value = line.partition(":")
             value = value[1:] if value.startswith(" ") else value
             if name == "data":
-                data.append(value)
+                self.data.append(value)
             else:
-                fields[name] = value
+                self.fields[name] = value
+        return None
+
+
+def iter_events(response: httpx.Response) -> Iterator[Event]:
+    """Parse a streaming response's SSE lines into events."""
+    parser = SSELineParser()
+    for line in response.iter_lines():
+        if (event := parser.feed(line)) is not None:
+            yield event
 
 
 def read_stream(client: httpx.Client, url: str, headers: dict[str, str] | None = None) -> list[Event]:
