@@ -23,7 +23,7 @@ local fields = redis.call('HGETALL', KEYS[2])
 local sums = {planned = 0, done = 0, docs = 0}
 for i = 1, #fields, 2 do
   local kind = string.match(fields[i], ':(%a+)$')
-  sums[kind] = sums[kind] + tonumber(fields[i + 1])
+  if sums[kind] ~= nil then sums[kind] = sums[kind] + tonumber(fields[i + 1]) end
 end
 local state = redis.call('HGET', KEYS[1], 'state')
 if state == 'queued' or state == 'running' then
@@ -80,6 +80,13 @@ class IndexProgress:
         pipe.hset(keys.job_documents_key(self.job_id), name, value)
         pipe.expire(keys.job_documents_key(self.job_id), self.ttl_s)
         pipe.execute()
+
+    def start_attempt(self) -> int:
+        """Count a delivery of this batch; returns which attempt this is (1 for the first)."""
+        key = keys.job_batches_key(self.job_id)
+        attempt = int(self.client.hincrby(key, f"{self.batch}:attempts", 1))
+        self.client.expire(key, self.ttl_s)
+        return attempt
 
     def finish_batch(self, batches: int) -> bool:
         """Mark this batch finished; True for the one call that finished the job's last batch."""

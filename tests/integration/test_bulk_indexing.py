@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+import redis
 from celery import Celery
 
 from shared.tasks import INDEX_BATCH_TASK, INDEX_QUEUE
@@ -203,3 +204,27 @@ def test_bad_collection_names_and_deleting_collections(client: httpx.Client) -> 
     assert client.delete("/v1/collections/doomed").status_code == 200
     assert client.get("/v1/collections/doomed").status_code == 404
     assert "doomed" not in [c["name"] for c in client.get("/v1/collections").json()]
+
+
+def test_a_batch_whose_worker_keeps_dying_is_given_up_not_retried_forever(
+    client: httpx.Client, bulk_stack: Stack
+) -> None:
+    body = upload(client, "poison", files(3)).json()
+    job, _ = wait_for_job(client, body["job_id"])
+    assert job["state"] == "succeeded"
+    # as if three deliveries of batch 0 had each died mid-way; the next delivery must not try again
+    r = redis.Redis.from_url(bulk_stack.env["REDIS_URL"])
+    r.hset(f"rag:job:{body['job_id']}:batches", "0:attempts", 3)
+    uploads = bulk_stack.data_dir.resolve() / "uploads"
+    items = [
+        {"doc_id": d["id"], "name": d["filename"], "path": str(uploads / d["sha256"][:2] / f"{d['sha256']}.md")}
+        for d in body["documents"]
+    ]
+    Celery(broker=bulk_stack.env["REDIS_URL"]).send_task(
+        INDEX_BATCH_TASK, args=[body["job_id"], "poison", 0, 1, items], queue=INDEX_QUEUE
+    )
+    deadline = time.monotonic() + 60
+    while (docs := client.get(f"/v1/jobs/{body['job_id']}/documents").json())["counts"] != {"failed": 3}:
+        assert time.monotonic() < deadline, docs
+        time.sleep(0.2)
+    assert "died 3 times" in docs["documents"][0]["error"]

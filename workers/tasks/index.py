@@ -30,6 +30,7 @@ from workers.runtime import Runtime, get_runtime
 
 log = logging.getLogger(__name__)
 MAX_FAILURES_IN_RESULT = 50
+MAX_BATCH_ATTEMPTS = 3
 
 
 @app.task(name=INDEX_TASK, bind=True)
@@ -81,18 +82,29 @@ def index_batch(
     """Index one batch of documents; the batch that completes the job finalises it."""
     rt = get_runtime()
     progress = IndexProgress(rt.redis, job_id, batch, rt.settings.JOB_TTL_S, worker=self.request.hostname)
-    try:
-        counts = _index_batch(rt, progress, collection, [IndexItem.model_validate(i) for i in items])
-    except Exception as exc:  # the store or the embedding service failed: every document of the batch fails
-        log.exception("index job %s batch %s failed", job_id, batch)
-        for item in items:
-            progress.document(item["name"], item["doc_id"], DocStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
-        progress.documents_done = len(items)
-        progress.update("storing")
-        counts = {"failed": len(items)}
+    attempt = progress.start_attempt()
+    if attempt > MAX_BATCH_ATTEMPTS:
+        # Delivered again and again because its worker keeps dying on it (a file that crashes the parser or
+        # exhausts memory): give up on this batch instead of looping forever.
+        reason = f"the worker died {attempt - 1} times while indexing this batch; its files were skipped"
+        counts = _fail_batch(progress, items, reason)
+    else:
+        try:
+            counts = _index_batch(rt, progress, collection, [IndexItem.model_validate(i) for i in items])
+        except Exception as exc:  # the store or the embedding service failed: every document of the batch fails
+            log.exception("index job %s batch %s failed", job_id, batch)
+            counts = _fail_batch(progress, items, f"{type(exc).__name__}: {exc}")
     if progress.finish_batch(batches):
         _finalise(rt, job_id, collection)
     return counts
+
+
+def _fail_batch(progress: IndexProgress, items: list[dict[str, Any]], reason: str) -> dict[str, int]:
+    for item in items:
+        progress.document(item["name"], item["doc_id"], DocStatus.FAILED, error=reason)
+    progress.documents_done = len(items)
+    progress.update("storing")
+    return {"failed": len(items)}
 
 
 def _index_batch(rt: Runtime, progress: IndexProgress, collection: str, items: list[IndexItem]) -> dict[str, int]:
