@@ -11,7 +11,7 @@ from celery import Celery
 from api.errors import ApiError
 from api.job_records import create_job, dispatch
 from api.relay import relay_events, subscribe
-from api.stores import existing_store
+from api.stores import check_embedding_model, existing_store
 from shared.events import StreamEvent
 from shared.jobs import JobKind
 from shared.settings import Settings
@@ -36,7 +36,7 @@ async def check_query(settings: Settings, collection: str, question: str) -> str
             f"the question has {len(question)} characters; the limit is "
             f"{settings.MAX_QUESTION_CHARS} (MAX_QUESTION_CHARS)",
         )
-    await existing_store(settings, collection)
+    await check_embedding_model(settings, await existing_store(settings, collection))
     return question
 
 

@@ -17,7 +17,8 @@ import redis
 from llama_index.core.base.embeddings.base import BaseEmbedding
 
 from shared.providers.answerers import Answerer
-from shared.providers.factory import build_answerer, build_embedding, embedding_model_name
+from shared.providers.factory import build_answerer, build_embedding
+from shared.providers.identity import embedding_model_name
 from shared.settings import Settings, get_settings
 from shared.store import CollectionStore
 from shared.store.retrieval import Retriever

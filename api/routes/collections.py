@@ -9,7 +9,7 @@ from api.deps import CeleryDep, RedisDep, SettingsDep
 from api.errors import ApiError, ErrorResponse
 from api.job_records import create_job, dispatch
 from api.schemas import CollectionName, IndexJobRequest, JobAccepted
-from api.stores import existing_store
+from api.stores import check_can_add, existing_store
 from shared.importing import ImportPathError, resolve_import_path
 from shared.jobs import JobKind
 from shared.settings import Settings
@@ -70,6 +70,7 @@ async def create_index_job(
         except ImportPathError as exc:
             status = {"path_not_allowed": 403, "path_not_found": 404}.get(exc.code, 400)
             raise ApiError(status, exc.code, exc.message) from exc
+    await check_can_add(settings, collection)
     job_id = await create_job(redis, settings, JobKind.INDEX, collection)
     await dispatch(celery, INDEX_TASK, INDEX_QUEUE, job_id, [job_id, collection, {"paths": body.paths}])
     return JobAccepted(job_id=job_id, status_url=f"/v1/jobs/{job_id}")

