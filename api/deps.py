@@ -8,6 +8,7 @@ import redis.asyncio as aioredis
 from celery import Celery
 from fastapi import Depends, Request
 
+from api.pubsub_hub import PubSubHub
 from shared.settings import Settings
 
 
@@ -19,9 +20,9 @@ def get_redis(request: Request) -> aioredis.Redis:
     return request.app.state.redis
 
 
-def get_relay_redis(request: Request) -> aioredis.Redis:
-    """A client with no socket timeout, for blocking pub/sub reads (STYLE.md pitfall: redis-py 8)."""
-    return request.app.state.relay_redis
+def get_hub(request: Request) -> PubSubHub:
+    """The process's shared pub/sub connection (api/pubsub_hub.py)."""
+    return request.app.state.hub
 
 
 def get_celery(request: Request) -> Celery:
@@ -30,5 +31,5 @@ def get_celery(request: Request) -> Celery:
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 RedisDep = Annotated[aioredis.Redis, Depends(get_redis)]
-RelayRedisDep = Annotated[aioredis.Redis, Depends(get_relay_redis)]
+HubDep = Annotated[PubSubHub, Depends(get_hub)]
 CeleryDep = Annotated[Celery, Depends(get_celery)]

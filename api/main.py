@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from api.errors import install_error_handlers
+from api.pubsub_hub import PubSubHub
 from api.routes import collections, documents, health, jobs, openai_compat, queries, seed
 from shared.settings import get_settings
 
@@ -32,13 +33,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
     app.state.redis = aioredis.Redis(connection_pool=pool())
     # No socket timeout: pub/sub reads block (STYLE.md pitfall: redis-py 8 defaults socket_timeout to 5 s).
-    app.state.relay_redis = aioredis.Redis(connection_pool=pool(socket_timeout=None))
+    app.state.pubsub_redis = aioredis.Redis(connection_pool=pool(socket_timeout=None))
+    app.state.hub = PubSubHub(app.state.pubsub_redis)
+    await app.state.hub.start()
     app.state.celery = create_celery()
     try:
         yield
     finally:
         await app.state.redis.aclose()
-        await app.state.relay_redis.aclose()
+        await app.state.hub.stop()
+        await app.state.pubsub_redis.aclose()
 
 
 def create_app() -> FastAPI:

@@ -10,6 +10,7 @@ from celery import Celery
 
 from api.errors import ApiError
 from api.job_records import create_job, dispatch
+from api.pubsub_hub import PubSubHub
 from api.relay import relay_events, subscribe
 from api.stores import check_embedding_model, existing_store
 from shared.events import StreamEvent
@@ -63,20 +64,21 @@ async def submit_query(redis: aioredis.Redis, celery: Celery, settings: Settings
 
 
 async def submit_and_subscribe(
-    redis: aioredis.Redis, relay_redis: aioredis.Redis, celery: Celery, settings: Settings, spec: QuerySpec
+    redis: aioredis.Redis, hub: PubSubHub, celery: Celery, settings: Settings, spec: QuerySpec
 ) -> tuple[str, AsyncIterator[StreamEvent]]:
     """Submit a query and return its events, subscribed before dispatch so none can be missed."""
     job_id = await create_job(redis, settings, JobKind.QUERY, spec.collection)
-    pubsub = await subscribe(relay_redis, job_id)
+    subscription = await subscribe(hub, job_id)
     try:
         await _dispatch(celery, settings, job_id, spec)
     except Exception:
-        await pubsub.aclose()
+        await subscription.close()
         raise
     events = relay_events(
-        relay_redis,
+        redis,
+        hub,
         job_id,
-        pubsub=pubsub,
+        subscription=subscription,
         replay_ttl_s=settings.REPLAY_TTL_S,
         queue_timeout_s=settings.QUEUE_TIMEOUT_S,
     )

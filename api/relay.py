@@ -15,18 +15,16 @@ from collections.abc import AsyncIterator
 from typing import cast
 
 import redis.asyncio as aioredis
-from redis.asyncio.client import PubSub
 
+from api.pubsub_hub import PubSubHub, Subscription
 from api.stream_control import end_stream, finish_job, reap_if_dead
 from shared import keys
 from shared.events import REPLAY_FIELD, ErrorCode, StreamEvent
 from shared.jobs import JobError, JobState
 
 
-async def subscribe(redis: aioredis.Redis, job_id: str) -> PubSub:
-    pubsub = redis.pubsub(ignore_subscribe_messages=True)
-    await pubsub.subscribe(keys.stream_channel(job_id))
-    return pubsub
+async def subscribe(hub: PubSubHub, job_id: str) -> Subscription:
+    return await hub.subscribe(keys.stream_channel(job_id))
 
 
 async def buffered_events(redis: aioredis.Redis, job_id: str, after_seq: int) -> list[StreamEvent]:
@@ -39,16 +37,17 @@ async def buffered_events(redis: aioredis.Redis, job_id: str, after_seq: int) ->
 
 async def relay_events(
     redis: aioredis.Redis,
+    hub: PubSubHub,
     job_id: str,
     *,
     replay_ttl_s: int,
     queue_timeout_s: float,
     after_seq: int = 0,
-    pubsub: PubSub | None = None,
+    subscription: Subscription | None = None,
     poll_s: float = 1.0,
 ) -> AsyncIterator[StreamEvent]:
     """Every event after `after_seq` exactly once, in order, ending with the terminal one."""
-    pubsub = pubsub or await subscribe(redis, job_id)
+    subscription = subscription or await subscribe(hub, job_id)
     last = after_seq
     quiet_since = time.monotonic()
     try:
@@ -58,7 +57,7 @@ async def relay_events(
             if event.is_terminal:
                 return
         while True:
-            message = await pubsub.get_message(timeout=poll_s)
+            message = await subscription.get(timeout=poll_s)
             if message is None:
                 # Quiet: re-read the buffer, so a missed live message (a pub/sub reconnect, or a publish that
                 # raced the subscription) can never leave a client waiting; then act as the watchdog.
@@ -73,7 +72,7 @@ async def relay_events(
                     continue  # a terminal event written by the watchdog arrives as a message
             else:
                 quiet_since = time.monotonic()
-                event = StreamEvent.from_wire(message["data"])
+                event = StreamEvent.from_wire(message)
                 if event.seq <= last:
                     continue
                 # A gap means live messages were missed: fill it from the buffer (which holds this event too).
@@ -85,7 +84,7 @@ async def relay_events(
                     if item.is_terminal:
                         return
     finally:
-        await pubsub.aclose()
+        await subscription.close()
 
 
 async def _end_if_still_queued(redis: aioredis.Redis, job_id: str, waited_s: float, replay_ttl_s: int) -> None:

@@ -48,3 +48,8 @@ def job_finished_batches_key(job_id: str) -> str:
 def job_documents_key(job_id: str) -> str:
     """Hash of an index job's per-document status: document name -> JSON {doc_id, status, chunks, error}."""
     return f"{PREFIX}:job:{job_id}:documents"
+
+
+def hub_channel() -> str:
+    """A channel the API's shared pub/sub connection always listens to, so it is never without one."""
+    return f"{PREFIX}:hub"

@@ -10,9 +10,10 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from api.deps import RedisDep, RelayRedisDep, SettingsDep
+from api.deps import HubDep, RedisDep, SettingsDep
 from api.errors import ErrorResponse
 from api.job_records import load_job
+from api.pubsub_hub import PubSubHub
 from api.sse import STREAM_HEADERS
 from shared import keys
 from shared.events import JobEventName
@@ -31,9 +32,8 @@ async def get_job(job_id: str, redis: RedisDep) -> JobRecord:
     return await load_job(redis, job_id)
 
 
-async def _job_events(redis: Any, relay_redis: Any, job_id: str) -> AsyncIterator[ServerSentEvent]:
-    pubsub = relay_redis.pubsub(ignore_subscribe_messages=True)
-    await pubsub.subscribe(keys.progress_channel(job_id))  # before the first read: no change can slip by
+async def _job_events(redis: Any, hub: PubSubHub, job_id: str) -> AsyncIterator[ServerSentEvent]:
+    subscription = await hub.subscribe(keys.progress_channel(job_id))  # before the first read: no change slips by
     try:
         last = None
         while True:
@@ -47,11 +47,10 @@ async def _job_events(redis: Any, relay_redis: Any, job_id: str) -> AsyncIterato
             if final:
                 return
             # Wake on the next change, or re-read after a second (a burst of changes is coalesced).
-            await pubsub.get_message(timeout=1.0)
-            while await pubsub.get_message(timeout=0.0):
-                pass
+            await subscription.get(timeout=1.0)
+            subscription.drain()
     finally:
-        await pubsub.aclose()
+        await subscription.close()
 
 
 @router.get(
@@ -60,10 +59,10 @@ async def _job_events(redis: Any, relay_redis: Any, job_id: str) -> AsyncIterato
     responses={404: {"model": ErrorResponse}},
     summary="SSE: a `progress` event with the job record on every change, then one `end` event",
 )
-async def job_events(job_id: str, settings: SettingsDep, redis: RedisDep, relay_redis: RelayRedisDep) -> Any:
+async def job_events(job_id: str, settings: SettingsDep, redis: RedisDep, hub: HubDep) -> Any:
     await load_job(redis, job_id)  # 404 now, not inside the stream
     return EventSourceResponse(
-        _job_events(redis, relay_redis, job_id),
+        _job_events(redis, hub, job_id),
         ping=settings.PING_INTERVAL_S,
         ping_message_factory=lambda: ServerSentEvent(comment="ping"),
         headers=STREAM_HEADERS,

@@ -20,7 +20,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from api.deps import CeleryDep, RedisDep, RelayRedisDep, SettingsDep
+from api.deps import CeleryDep, HubDep, RedisDep, SettingsDep
 from api.errors import ApiError, ErrorResponse, error_json
 from api.openai_schemas import (
     ChatCompletion,
@@ -104,12 +104,12 @@ async def _complete(job_id: str, model: str, events: AsyncIterator[StreamEvent])
     summary="OpenAI-compatible chat over a collection (model = collection); `stream: true` for SSE chunks",
 )
 async def chat_completions(
-    body: ChatCompletionRequest, settings: SettingsDep, redis: RedisDep, relay_redis: RelayRedisDep, celery: CeleryDep
+    body: ChatCompletionRequest, settings: SettingsDep, redis: RedisDep, hub: HubDep, celery: CeleryDep
 ) -> Response:
     question, history = _split(body)
     question = await check_query(settings, body.model, question)
     job_id, events = await submit_and_subscribe(
-        redis, relay_redis, celery, settings, QuerySpec(body.model, question, body.top_k, history, body.mode)
+        redis, hub, celery, settings, QuerySpec(body.model, question, body.top_k, history, body.mode)
     )
     if body.stream:
         return EventSourceResponse(

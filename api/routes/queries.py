@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import CeleryDep, RedisDep, RelayRedisDep, SettingsDep
+from api.deps import CeleryDep, HubDep, RedisDep, SettingsDep
 from api.errors import ApiError, ErrorResponse
 from api.job_records import load_job
 from api.query_jobs import QuerySpec, check_query, submit_query
@@ -61,7 +61,7 @@ async def stream_query(
     job_id: str,
     settings: SettingsDep,
     redis: RedisDep,
-    relay_redis: RelayRedisDep,
+    hub: HubDep,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     last_event_id_param: Annotated[
         str | None, Query(alias="last_event_id", description="For clients that cannot set headers")
@@ -79,7 +79,8 @@ async def stream_query(
             f"(REPLAY_TTL_S={settings.REPLAY_TTL_S}); ask the question again",
         )
     events = relay_events(
-        relay_redis,
+        redis,
+        hub,
         job_id,
         after_seq=after,
         replay_ttl_s=settings.REPLAY_TTL_S,

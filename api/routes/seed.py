@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.responses import Response
 
-from api.deps import CeleryDep, RedisDep, RelayRedisDep, SettingsDep
+from api.deps import CeleryDep, HubDep, RedisDep, SettingsDep
 from api.query_jobs import QuerySpec, check_query, submit_and_subscribe
 from api.sse import STREAM_HEADERS, event_source_response, wants_event_stream
 from shared.events import EventName, StreamEvent
@@ -35,7 +35,7 @@ async def stream_chat(
     request: Request,
     settings: SettingsDep,
     redis: RedisDep,
-    relay_redis: RelayRedisDep,
+    hub: HubDep,
     celery: CeleryDep,
     param: Annotated[str, Query(description="The question", examples=["什么是 KV 缓存？"])],
     collection: Annotated[str | None, Query(description="Defaults to DEFAULT_COLLECTION")] = None,
@@ -45,7 +45,7 @@ async def stream_chat(
     name = collection or settings.DEFAULT_COLLECTION
     question = await check_query(settings, name, param)
     spec = QuerySpec(name, question, top_k, mode=mode)
-    job_id, events = await submit_and_subscribe(redis, relay_redis, celery, settings, spec)
+    job_id, events = await submit_and_subscribe(redis, hub, celery, settings, spec)
     headers = {**STREAM_HEADERS, "X-Job-Id": job_id}
     if wants_event_stream(request):
         response = event_source_response(events, settings)
