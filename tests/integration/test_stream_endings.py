@@ -233,3 +233,19 @@ def test_a_missed_live_message_is_recovered_from_the_buffer(zhipu_stack: Stack, 
             r.xadd(f"rag:replay:{job_id}", fields, id=f"0-{seq}")  # no PUBLISH: the live message is "lost"
         events = _rest(iter_events(response), [])
     assert [(e.id, e.event) for e in events] == [(1, "token"), (2, "done")]
+
+
+def test_two_clients_on_one_stream_each_get_all_of_it_when_one_leaves_early(
+    zhipu_stack: Stack, zhipu: ZhipuFakeServer
+) -> None:
+    with client_for(zhipu_stack) as first, client_for(zhipu_stack) as second:
+        collection = _collection(zhipu_stack, first, "shared")
+        zhipu.configure(tokens=SLOW_TOKENS[:15], token_delay_ms=60)
+        job_id = _ask(first, collection)
+        url = f"/v1/queries/{job_id}/stream"
+        with second.stream("GET", url) as staying:
+            with first.stream("GET", url) as leaving:
+                _read_until(leaving, 2)  # then this client goes away; the shared subscription must stay
+            events = _rest(iter_events(staying), [])
+    assert [e.data["text"] for e in events if e.event == "token"] == SLOW_TOKENS[:15]
+    assert [e.id for e in events] == list(range(1, len(events) + 1))
