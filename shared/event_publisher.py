@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 import redis
 
 from shared import keys
-from shared.event_log import APPEND_SCRIPT, CANCELLED, STREAM_ENDED, TERMINAL_FIELD, append_call
-from shared.events import REPLAY_FIELD, EventName, StreamEvent
+from shared.event_log import APPEND_SCRIPT, CANCELLED, STREAM_ENDED, append_call
+from shared.events import EventName
 
 
 class StreamClosed(Exception):
@@ -28,13 +28,9 @@ class EventPublisher:
         self.replay_ttl_s = replay_ttl_s
         self._append = client.register_script(APPEND_SCRIPT)
 
-    def last_event(self) -> tuple[StreamEvent, bool] | None:
-        """The newest buffered event and whether it ended the stream, or None if nothing was published."""
-        entries = cast(list[tuple[str, dict[str, str]]], self.client.xrevrange(keys.replay_key(self.job_id), count=1))
-        if not entries:
-            return None
-        fields = entries[0][1]
-        return StreamEvent.from_wire(fields[REPLAY_FIELD]), TERMINAL_FIELD in fields
+    def has_events(self) -> bool:
+        """True once anything was published for this job (by this delivery of the task or an earlier one)."""
+        return bool(self.client.exists(keys.replay_key(self.job_id)))
 
     def publish(self, event: EventName, data: Any, honour_cancel: bool = True) -> int:
         """Append and publish; returns the event's seq. Raises StreamClosed if ended or cancelled."""

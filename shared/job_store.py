@@ -9,7 +9,7 @@ from typing import Any, cast
 import redis
 
 from shared import keys
-from shared.jobs import FINAL_STATES, JobError, JobRecord, JobState, parse_job
+from shared.jobs import FINAL_STATES, JobError, JobState
 
 
 class JobStore:
@@ -28,10 +28,6 @@ class JobStore:
         pipe.expire(key, self.ttl_s)
         pipe.publish(keys.progress_channel(self.job_id), json.dumps(fields))
         pipe.execute()
-
-    def load(self) -> JobRecord | None:
-        raw = cast(dict[str, str], self.client.hgetall(keys.job_key(self.job_id)))
-        return parse_job(raw) if raw else None
 
     def running(self, stage: str | None = None) -> None:
         self._write({"state": JobState.RUNNING.value, "stage": stage or ""})

@@ -10,9 +10,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import redis
+from celery import Celery
 
 from shared.event_log import TERMINAL_FIELD
 from shared.events import REPLAY_FIELD, EventName, StreamEvent
+from shared.tasks import QUERY_QUEUE, QUERY_TASK
 from tests.conftest import client_for, copy_sample_docs, stack_env
 from tests.fakes.zhipu_server import ZhipuFakeServer
 from tests.support.jobs import index_and_wait, wait_for_job
@@ -249,3 +251,30 @@ def test_two_clients_on_one_stream_each_get_all_of_it_when_one_leaves_early(
             events = _rest(iter_events(staying), [])
     assert [e.data["text"] for e in events if e.event == "token"] == SLOW_TOKENS[:15]
     assert [e.id for e in events] == list(range(1, len(events) + 1))
+
+
+def test_a_query_task_delivered_again_never_starts_a_second_answer(zhipu_stack: Stack, zhipu: ZhipuFakeServer) -> None:
+    r = redis.Redis.from_url(zhipu_stack.env["REDIS_URL"], decode_responses=True)
+    celery = Celery(broker=zhipu_stack.env["REDIS_URL"])
+    with client_for(zhipu_stack) as client:
+        collection = _collection(zhipu_stack, client, "again")
+        finished = _ask(client, collection)
+        wait_for_job(client, finished)
+        before = r.xlen(f"rag:replay:{finished}")
+        # a job whose worker died after two events: its stream has no ending yet
+        cut = "cut-short-job"
+        r.hset(f"rag:job:{cut}", mapping={"id": cut, "kind": "query", "state": "running", "created_at": time.time()})
+        for seq, event, data in [(1, "sources", []), (2, "token", {"text": "半"})]:
+            r.xadd(
+                f"rag:replay:{cut}",
+                {REPLAY_FIELD: StreamEvent(seq=seq, event=EventName(event), data=data).to_wire()},
+                id=f"0-{seq}",
+            )
+        for job_id in (finished, cut):  # what the broker does after a worker died holding the task
+            celery.send_task(QUERY_TASK, args=[job_id, collection, "再问一次", 4, [], "hybrid"], queue=QUERY_QUEUE)
+        with client.stream("GET", f"/v1/queries/{cut}/stream") as response:
+            events = _rest(iter_events(response), [])
+        assert [(e.id, e.event) for e in events] == [(1, "sources"), (2, "token"), (3, "error")]
+        assert events[-1].data["code"] == "worker_lost"
+        assert client.get(f"/v1/jobs/{cut}").json()["state"] == "failed"
+        assert r.xlen(f"rag:replay:{finished}") == before  # the finished answer got nothing appended

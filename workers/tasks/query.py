@@ -58,7 +58,7 @@ def answer_query(
     settings = rt.settings
     job = JobStore(rt.redis, job_id, settings.JOB_TTL_S)
     events = EventPublisher(rt.redis, job_id, settings.REPLAY_TTL_S)
-    if events.last_event() is not None:
+    if events.has_events():
         # Delivered again after a worker died mid-answer: part of an answer is already out and cannot be
         # continued, so end the stream honestly (if the watchdog has not already) instead of starting over.
         if events.end(EventName.ERROR, {"code": ErrorCode.WORKER_LOST, "message": WORKER_LOST_MESSAGE}):
