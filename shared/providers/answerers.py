@@ -94,9 +94,17 @@ class ExtractiveAnswerer:
     name = "extractive"
 
     def __init__(
-        self, embed_model: BaseEmbedding, max_sentences: int = 3, piece_chars: int = 8, min_chars: int = 10
+        self,
+        embed_model: BaseEmbedding,
+        max_sentences: int = 3,
+        piece_chars: int = 8,
+        min_chars: int = 10,
+        max_candidates: int = 24,
     ) -> None:
         self.embed_model = embed_model
+        # Candidates are taken from the best-ranked chunks first; embedding each costs CPU before the
+        # first word can stream, so their number is capped.
+        self.max_candidates = max_candidates
         self.min_chars = min_chars
         self.max_sentences = max_sentences
         self.piece_chars = piece_chars
@@ -116,6 +124,7 @@ class ExtractiveAnswerer:
                 if len(sentence) >= self.min_chars and sentence not in seen:
                     seen.add(sentence)
                     sentences.append((number, sentence))
+        sentences = sentences[: self.max_candidates]
         if not sentences:
             yield NO_CONTEXT_ANSWER
             return
