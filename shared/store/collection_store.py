@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS documents (
     chunks INTEGER NOT NULL, updated_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS chunks (
     id TEXT PRIMARY KEY, doc_id TEXT NOT NULL, position INTEGER NOT NULL,
-    text TEXT NOT NULL, embedding BLOB NOT NULL);
+    text TEXT NOT NULL, embedding BLOB NOT NULL, location TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks (doc_id);
 """
 
@@ -136,8 +136,9 @@ class CollectionStore:
                 (doc_id, _json_list(ids)),
             )
             conn.executemany(
-                "INSERT OR REPLACE INTO chunks (id, doc_id, position, text, embedding) VALUES (?, ?, ?, ?, ?)",
-                [(c.id, doc_id, c.position, c.text, blobs[i].tobytes()) for i, c in enumerate(chunks)],
+                "INSERT OR REPLACE INTO chunks (id, doc_id, position, text, embedding, location) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [(c.id, doc_id, c.position, c.text, blobs[i].tobytes(), c.location) for i, c in enumerate(chunks)],
             )
             conn.execute(
                 "INSERT OR REPLACE INTO documents (id, source, sha256, chunks, updated_at) VALUES (?,?,?,?,?)",
@@ -227,13 +228,20 @@ class CollectionStore:
         """The chunks with these ids, in the given order, carrying the given scores (missing ids dropped)."""
         with self._connect() as conn:
             rows = conn.execute(
-                "SELECT c.id, c.doc_id, d.source, c.text FROM chunks c JOIN documents d ON d.id = c.doc_id "
+                "SELECT c.id, c.doc_id, d.source, c.text, c.location FROM chunks c JOIN documents d ON d.id = c.doc_id "
                 "WHERE c.id IN (SELECT value FROM json_each(?))",
                 (_json_list(ids),),
             ).fetchall()
         by_id = {r[0]: r for r in rows}
         return [
-            ScoredChunk(chunk_id=i, doc_id=by_id[i][1], source=by_id[i][2], text=by_id[i][3], score=float(score))
+            ScoredChunk(
+                chunk_id=i,
+                doc_id=by_id[i][1],
+                source=by_id[i][2],
+                text=by_id[i][3],
+                score=float(score),
+                location=by_id[i][4],
+            )
             for i, score in zip(ids, scores, strict=True)
             if i in by_id
         ]

@@ -28,6 +28,8 @@ class ChunkRecord:
     doc_id: str
     position: int
     text: str
+    # Where in the document the chunk is: "p. 3" for a PDF page, "标题 › 小节" for a heading path; "" if unknown.
+    location: str = ""
 
     @property
     def id(self) -> str:
@@ -41,6 +43,7 @@ class ScoredChunk:
     source: str
     text: str
     score: float
+    location: str = ""
 
 
 @dataclass(frozen=True)

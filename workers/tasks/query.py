@@ -34,6 +34,7 @@ def _source_payload(chunks: list[ScoredChunk]) -> list[dict[str, Any]]:
         {
             "index": i,
             "document": c.source,
+            "location": c.location,
             "doc_id": c.doc_id,
             "chunk_id": c.chunk_id,
             "score": round(c.score, 4),
