@@ -7,3 +7,6 @@ COPY shared shared
 COPY docs/kb docs/kb
 RUN pip install --no-cache-dir .
 EXPOSE 8000 5555
+# Idle keep-alive connections outlive clients' and proxies' idle timeouts (API_KEEPALIVE_S, docs/operations.md).
+ENV API_KEEPALIVE_S=75
+CMD ["sh", "-c", "exec uvicorn api.main:app --host 0.0.0.0 --port 8000 --timeout-keep-alive \"$API_KEEPALIVE_S\""]

@@ -2,7 +2,8 @@
 # Start or stop the ragqueue stack in the background: index worker, query worker, Flower, API.
 #   scripts/stack.sh up | down | status
 # Ports and Redis come from the environment: API_PORT (8000), FLOWER_PORT (5555), REDIS_URL; sizes from
-# INDEX_CONCURRENCY (1), QUERY_WORKERS (1) and QUERY_CONCURRENCY (32 threads each).
+# INDEX_CONCURRENCY (1), QUERY_WORKERS (1) and QUERY_CONCURRENCY (32 threads each); the API's keep-alive from
+# the API_KEEPALIVE_S setting (environment or .env, see shared/settings.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0}
@@ -61,7 +62,9 @@ case "${1:-}" in
     done
     FLOWER_UNAUTHENTICATED_API=true start flower $BIN/celery -A workers.celery_app:app flower \
       --port="$FLOWER_PORT" --address=127.0.0.1
-    start api $BIN/uvicorn api.main:app --host 127.0.0.1 --port "$API_PORT"
+    # Idle keep-alive connections outlive the clients' and proxies' own idle timeouts (issue 13).
+    keepalive=$($BIN/python -c 'from shared.settings import Settings; print(Settings().API_KEEPALIVE_S)')
+    start api $BIN/uvicorn api.main:app --host 127.0.0.1 --port "$API_PORT" --timeout-keep-alive "$keepalive"
     wait_ready
     echo "ragqueue is up: API http://127.0.0.1:$API_PORT/docs  Flower http://127.0.0.1:$FLOWER_PORT  (stop: make down)"
     ;;

@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     MAX_UPLOAD_FILES: int = 2000
 
     CORS_ORIGINS: list[str] = ["*"]
+    # Seconds uvicorn keeps an idle keep-alive connection open. It must outlast every client's and proxy's
+    # idle timeout (httpx 5 s, nginx upstream keepalive 60 s), or a request sent on a connection the server
+    # is closing dies with "Server disconnected without sending a response" (issue 13; uvicorn's default: 5).
+    API_KEEPALIVE_S: int = Field(default=75, ge=1)
     REPLAY_TTL_S: int = 3600
     JOB_TTL_S: int = 7 * 24 * 3600
     PING_INTERVAL_S: float = 15.0

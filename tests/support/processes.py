@@ -13,6 +13,8 @@ from pathlib import Path
 import httpx
 import redis
 
+from shared.settings import Settings
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 CLAIM_KEY = "ragqueue:test-session"
@@ -114,6 +116,11 @@ class Stack:
         return f"http://127.0.0.1:{self.api_port}"
 
     @property
+    def keepalive_s(self) -> int:
+        """The API's idle keep-alive timeout, as `make up` passes it to uvicorn (the API_KEEPALIVE_S setting)."""
+        return int(self.env.get("API_KEEPALIVE_S", Settings.model_fields["API_KEEPALIVE_S"].default))
+
+    @property
     def data_dir(self) -> Path:
         return Path(self.env["DATA_DIR"])
 
@@ -164,6 +171,8 @@ class Stack:
                 str(self.api_port),
                 "--log-level",
                 "warning",
+                "--timeout-keep-alive",
+                str(self.keepalive_s),
             ],
         )
         _wait(self._ready, 90, f"{self.name} stack to be ready (logs in {self.log_dir})")
