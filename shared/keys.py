@@ -53,3 +53,8 @@ def job_documents_key(job_id: str) -> str:
 def hub_channel() -> str:
     """A channel the API's shared pub/sub connection always listens to, so it is never without one."""
     return f"{PREFIX}:hub"
+
+
+def idempotency_key(scope: str, key: str) -> str:
+    """A client's Idempotency-Key on one route (`scope`): the request's fingerprint, then the job it created."""
+    return f"{PREFIX}:idempotency:{scope}:{key}"

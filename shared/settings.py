@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     # idle timeout (httpx 5 s, nginx upstream keepalive 60 s), or a request sent on a connection the server
     # is closing dies with "Server disconnected without sending a response" (issue 13; uvicorn's default: 5).
     API_KEEPALIVE_S: int = Field(default=75, ge=1)
+    # How long an Idempotency-Key remembers the job it created (POST /v1/queries, uploads, index jobs).
+    IDEMPOTENCY_TTL_S: int = Field(default=24 * 3600, ge=60)
     REPLAY_TTL_S: int = 3600
     JOB_TTL_S: int = 7 * 24 * 3600
     PING_INTERVAL_S: float = 15.0

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import CeleryDep, RedisDep, SettingsDep
 from api.errors import ApiError, ErrorResponse
+from api.idempotency import IdempotencyKeyDep, idempotent, request_fingerprint
 from api.job_records import create_job, dispatch
 from api.schemas import CollectionName, IndexJobRequest, JobAccepted
 from api.stores import check_can_add, existing_store
@@ -54,23 +55,36 @@ async def get_collection(settings: SettingsDep, collection: CollectionName = Col
     "/{collection}/index-jobs",
     status_code=202,
     response_model=JobAccepted,
-    responses={400: {"model": ErrorResponse}, 403: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
+    responses={
+        400: {"model": ErrorResponse},
+        403: {"model": ErrorResponse},
+        404: {"model": ErrorResponse},
+        409: {"model": ErrorResponse},
+    },
     summary="Index files or folders already on the server (under an allowed import root)",
 )
 async def create_index_job(
     body: IndexJobRequest,
+    response: Response,
     settings: SettingsDep,
     redis: RedisDep,
     celery: CeleryDep,
+    idempotency_key: IdempotencyKeyDep,
     collection: CollectionName = CollectionPath,
 ) -> JobAccepted:
-    for raw in body.paths:  # refuse bad paths now, with a 4xx, rather than as a failed job later
-        try:
-            resolve_import_path(raw, settings)
-        except ImportPathError as exc:
-            status = {"path_not_allowed": 403, "path_not_found": 404}.get(exc.code, 400)
-            raise ApiError(status, exc.code, exc.message) from exc
-    await check_can_add(settings, collection)
-    job_id = await create_job(redis, settings, JobKind.INDEX, collection)
-    await dispatch(celery, INDEX_TASK, INDEX_QUEUE, job_id, [job_id, collection, {"paths": body.paths}])
-    return JobAccepted(job_id=job_id, status_url=f"/v1/jobs/{job_id}")
+    async def submit() -> JobAccepted:
+        for raw in body.paths:  # refuse bad paths now, with a 4xx, rather than as a failed job later
+            try:
+                resolve_import_path(raw, settings)
+            except ImportPathError as exc:
+                status = {"path_not_allowed": 403, "path_not_found": 404}.get(exc.code, 400)
+                raise ApiError(status, exc.code, exc.message) from exc
+        await check_can_add(settings, collection)
+        job_id = await create_job(redis, settings, JobKind.INDEX, collection)
+        await dispatch(celery, INDEX_TASK, INDEX_QUEUE, job_id, [job_id, collection, {"paths": body.paths}])
+        return JobAccepted(job_id=job_id, status_url=f"/v1/jobs/{job_id}")
+
+    fingerprint = request_fingerprint({"collection": collection, "body": body.model_dump(mode="json")})
+    return await idempotent(
+        redis, "index-jobs", idempotency_key, fingerprint, submit, JobAccepted, response, settings.IDEMPOTENCY_TTL_S
+    )

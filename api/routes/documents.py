@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from api.deps import CeleryDep, RedisDep, SettingsDep
 from api.errors import ApiError, ErrorResponse
+from api.idempotency import IdempotencyKeyDep, idempotent, request_fingerprint
 from api.job_records import create_job, dispatch
 from api.routes.collections import CollectionPath
 from api.schemas import CollectionName
@@ -73,6 +74,7 @@ def _store_all(uploads: list[UploadFile], settings: Settings) -> tuple[list[Stor
     status_code=202,
     response_model=UploadAccepted,
     responses={
+        409: {"model": ErrorResponse},
         413: {"model": ErrorResponse},
         415: {"model": ErrorResponse},
         422: {"model": ErrorResponse},
@@ -86,9 +88,11 @@ def _store_all(uploads: list[UploadFile], settings: Settings) -> tuple[list[Stor
 )
 async def upload_documents(
     request: Request,
+    response: Response,
     settings: SettingsDep,
     redis: RedisDep,
     celery: CeleryDep,
+    idempotency_key: IdempotencyKeyDep,
     collection: CollectionName = CollectionPath,
     skip_invalid: Annotated[bool, Query(description="Index the good files and report the bad ones")] = False,
 ) -> UploadAccepted:
@@ -107,18 +111,28 @@ async def upload_documents(
         first = rejected[0]
         listing = "; ".join(str(r) for r in rejected)
         raise ApiError(first.status, first.code, f"{len(rejected)} file(s) refused, nothing was indexed: {listing}")
-    items = [upload_item(s.filename, s.path) for s in stored]
-    job_id = await create_job(redis, settings, JobKind.INDEX, collection)
-    request_spec = {"items": [item.model_dump() for item in items]}
-    await dispatch(celery, INDEX_TASK, INDEX_QUEUE, job_id, [job_id, collection, request_spec])
-    return UploadAccepted(
-        job_id=job_id,
-        status_url=f"/v1/jobs/{job_id}",
-        documents=[
-            UploadedDocument(id=i.doc_id, filename=s.filename, sha256=s.sha256, bytes=s.bytes)
-            for i, s in zip(items, stored, strict=True)
-        ],
-        rejected=[RejectedFile(filename=r.filename, code=r.code, message=r.message) for r in rejected],
+
+    async def submit() -> UploadAccepted:
+        items = [upload_item(s.filename, s.path) for s in stored]
+        job_id = await create_job(redis, settings, JobKind.INDEX, collection)
+        request_spec = {"items": [item.model_dump() for item in items]}
+        await dispatch(celery, INDEX_TASK, INDEX_QUEUE, job_id, [job_id, collection, request_spec])
+        return UploadAccepted(
+            job_id=job_id,
+            status_url=f"/v1/jobs/{job_id}",
+            documents=[
+                UploadedDocument(id=i.doc_id, filename=s.filename, sha256=s.sha256, bytes=s.bytes)
+                for i, s in zip(items, stored, strict=True)
+            ],
+            rejected=[RejectedFile(filename=r.filename, code=r.code, message=r.message) for r in rejected],
+        )
+
+    # The files are stored (content-addressed, so a retry writes nothing new) before the key is checked: the
+    # fingerprint is what was uploaded, the ordered (filename, sha256) pairs, plus the query parameters.
+    files = [[s.filename, s.sha256] for s in stored] + [[r.filename, None] for r in rejected]
+    fingerprint = request_fingerprint({"collection": collection, "files": files, "skip_invalid": skip_invalid})
+    return await idempotent(
+        redis, "documents", idempotency_key, fingerprint, submit, UploadAccepted, response, settings.IDEMPOTENCY_TTL_S
     )
 
 

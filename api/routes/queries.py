@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel
 from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import CeleryDep, HubDep, RedisDep, SettingsDep
 from api.errors import ApiError, ErrorResponse
+from api.idempotency import IdempotencyKeyDep, idempotent, request_fingerprint
 from api.job_records import load_job
 from api.query_jobs import QuerySpec, check_query, submit_query
 from api.relay import relay_events
@@ -30,17 +31,32 @@ router = APIRouter(prefix="/v1/queries", tags=["queries"])
     response_model=QueryAccepted,
     responses={
         404: {"model": ErrorResponse},
+        409: {"model": ErrorResponse},
         413: {"model": ErrorResponse},
         422: {"model": ErrorResponse},
         503: {"model": ErrorResponse},
     },
     summary="Ask a question of a collection; the answer streams from stream_url",
 )
-async def create_query(body: QueryRequest, settings: SettingsDep, redis: RedisDep, celery: CeleryDep) -> QueryAccepted:
-    question = await check_query(settings, body.collection, body.question)
-    spec = QuerySpec(body.collection, question, body.top_k, mode=body.mode)
-    job_id = await submit_query(redis, celery, settings, spec)
-    return QueryAccepted(job_id=job_id, stream_url=f"/v1/queries/{job_id}/stream", status_url=f"/v1/jobs/{job_id}")
+async def create_query(
+    body: QueryRequest,
+    response: Response,
+    settings: SettingsDep,
+    redis: RedisDep,
+    celery: CeleryDep,
+    idempotency_key: IdempotencyKeyDep,
+) -> QueryAccepted:
+    async def submit() -> QueryAccepted:
+        question = await check_query(settings, body.collection, body.question)
+        spec = QuerySpec(body.collection, question, body.top_k, mode=body.mode)
+        job_id = await submit_query(redis, celery, settings, spec)
+        stream_url = f"/v1/queries/{job_id}/stream"
+        return QueryAccepted(job_id=job_id, stream_url=stream_url, status_url=f"/v1/jobs/{job_id}")
+
+    fingerprint = request_fingerprint(body.model_dump(mode="json"))
+    return await idempotent(
+        redis, "queries", idempotency_key, fingerprint, submit, QueryAccepted, response, settings.IDEMPOTENCY_TTL_S
+    )
 
 
 def _parse_last_event_id(raw: str | None) -> int:

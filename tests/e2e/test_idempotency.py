@@ -1,0 +1,138 @@
+"""Idempotency-Key: a retried submit returns the job the first attempt created; a reused key is a 409."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+import redis
+
+from shared import keys
+from tests.conftest import client_for, copy_sample_docs
+from tests.support.jobs import index_and_wait, wait_for_job
+from tests.support.processes import Stack
+
+pytestmark = pytest.mark.e2e
+
+COLLECTION = "idempotency"
+JobCount = Callable[[], int]
+
+
+@pytest.fixture(scope="module")
+def client(offline_stack: Stack) -> Iterator[httpx.Client]:
+    with client_for(offline_stack) as c:
+        folder = copy_sample_docs(offline_stack, "kb-idempotency")
+        assert index_and_wait(c, COLLECTION, [str(folder)])["state"] == "succeeded"
+        yield c
+
+
+@pytest.fixture
+def job_count(offline_stack: Stack) -> Iterator[JobCount]:
+    """A callable: how many job records the stack's Redis holds now."""
+    r = redis.Redis.from_url(offline_stack.env["REDIS_URL"], decode_responses=True)
+    pattern = keys.job_key("*")
+    yield lambda: sum(1 for k in r.scan_iter(pattern, count=1000) if k.count(":") == pattern.count(":"))
+    r.close()
+
+
+def _key() -> dict[str, str]:
+    return {"Idempotency-Key": str(uuid.uuid4())}
+
+
+def _error_code(response: httpx.Response, status: int) -> str:
+    assert response.status_code == status, response.text
+    return str(response.json()["error"]["code"])
+
+
+def test_same_key_twice_gives_one_query_job(client: httpx.Client, job_count: JobCount) -> None:
+    body, headers = {"collection": COLLECTION, "question": "什么是 KV 缓存？"}, _key()
+    before = job_count()
+    first = client.post("/v1/queries", json=body, headers=headers)
+    again = client.post("/v1/queries", json=body, headers=headers)
+    assert first.status_code == again.status_code == 202, (first.text, again.text)
+    assert again.json() == first.json()
+    assert again.headers.get("idempotent-replayed") == "true" and "idempotent-replayed" not in first.headers
+    assert job_count() == before + 1
+    job, _ = wait_for_job(client, first.json()["job_id"])
+    assert job["state"] == "succeeded"
+
+
+def test_concurrent_submits_with_one_key_create_one_job(client: httpx.Client, job_count: JobCount) -> None:
+    body, headers = {"collection": COLLECTION, "question": "Celery 的队列是什么？"}, _key()
+    before = job_count()
+    with ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(lambda _: client.post("/v1/queries", json=body, headers=headers), range(8)))
+    assert [r.status_code for r in responses] == [202] * 8, [r.text for r in responses]
+    assert len({r.json()["job_id"] for r in responses}) == 1
+    assert job_count() == before + 1
+
+
+def test_a_used_key_with_another_body_is_refused(client: httpx.Client, job_count: JobCount) -> None:
+    headers = _key()
+    first = client.post("/v1/queries", json={"collection": COLLECTION, "question": "问题一"}, headers=headers)
+    assert first.status_code == 202, first.text
+    before = job_count()
+    other = client.post("/v1/queries", json={"collection": COLLECTION, "question": "问题二"}, headers=headers)
+    assert _error_code(other, 409) == "idempotency_key_reused"
+    top_k = client.post(
+        "/v1/queries", json={"collection": COLLECTION, "question": "问题一", "top_k": 9}, headers=headers
+    )
+    assert _error_code(top_k, 409) == "idempotency_key_reused"
+    assert job_count() == before
+
+
+def test_keys_are_scoped_per_route(client: httpx.Client, offline_stack: Stack) -> None:
+    headers = _key()
+    query = client.post("/v1/queries", json={"collection": COLLECTION, "question": "什么是 RAG？"}, headers=headers)
+    folder = str(copy_sample_docs(offline_stack, "kb-idempotency"))
+    index = client.post(f"/v1/collections/{COLLECTION}/index-jobs", json={"paths": [folder]}, headers=headers)
+    assert query.status_code == index.status_code == 202, (query.text, index.text)
+    assert query.json()["job_id"] != index.json()["job_id"]
+
+
+def test_same_key_twice_gives_one_index_job(client: httpx.Client, offline_stack: Stack, job_count: JobCount) -> None:
+    folder, headers = str(copy_sample_docs(offline_stack, "kb-idempotency")), _key()
+    before = job_count()
+    first = client.post(f"/v1/collections/{COLLECTION}/index-jobs", json={"paths": [folder]}, headers=headers)
+    again = client.post(f"/v1/collections/{COLLECTION}/index-jobs", json={"paths": [folder]}, headers=headers)
+    assert first.status_code == again.status_code == 202, (first.text, again.text)
+    assert again.json() == first.json()
+    assert job_count() == before + 1
+    # Another collection is another request, even with the same body.
+    elsewhere = client.post("/v1/collections/idempotency-b/index-jobs", json={"paths": [folder]}, headers=headers)
+    assert _error_code(elsewhere, 409) == "idempotency_key_reused"
+    assert wait_for_job(client, first.json()["job_id"])[0]["state"] == "succeeded"
+
+
+def test_same_upload_twice_gives_one_job_and_changed_files_are_refused(client: httpx.Client) -> None:
+    headers = _key()
+    files = [("files", ("a.md", "# A\n\n幂等键让重试安全。\n".encode())), ("files", ("b.txt", b"second file\n"))]
+    url = f"/v1/collections/{COLLECTION}/documents"
+    first = client.post(url, files=files, headers=headers)
+    again = client.post(url, files=files, headers=headers)
+    assert first.status_code == again.status_code == 202, (first.text, again.text)
+    assert again.json() == first.json()
+    changed = [files[0], ("files", ("b.txt", b"second file, edited\n"))]
+    assert _error_code(client.post(url, files=changed, headers=headers), 409) == "idempotency_key_reused"
+    reordered = [files[1], files[0]]
+    assert _error_code(client.post(url, files=reordered, headers=headers), 409) == "idempotency_key_reused"
+    assert wait_for_job(client, first.json()["job_id"])[0]["state"] == "succeeded"
+
+
+def test_a_refused_submit_does_not_use_up_its_key(client: httpx.Client) -> None:
+    headers = _key()
+    unknown = client.post("/v1/queries", json={"collection": "no-such-collection", "question": "q"}, headers=headers)
+    assert _error_code(unknown, 404) == "collection_not_found"
+    fixed = client.post("/v1/queries", json={"collection": COLLECTION, "question": "q"}, headers=headers)
+    assert fixed.status_code == 202, fixed.text
+
+
+@pytest.mark.parametrize("key", ["", "has space", "x" * 256, "tab\there"])
+def test_a_malformed_key_is_refused(client: httpx.Client, key: str) -> None:
+    response = client.post(
+        "/v1/queries", json={"collection": COLLECTION, "question": "q"}, headers={"Idempotency-Key": key}
+    )
+    assert _error_code(response, 422) == "invalid_idempotency_key"
