@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any, cast
 
 import redis.asyncio as aioredis
@@ -13,6 +14,9 @@ from shared import keys
 from shared.jobs import JobKind, JobRecord, initial_fields, new_job_id, parse_job
 from shared.settings import Settings
 
+# How many job ids `GET /v1/jobs` can page through; older ids fall out of the index (their records expire anyway).
+JOBS_INDEX_SIZE = 1000
+
 
 async def create_job(redis: aioredis.Redis, settings: Settings, kind: JobKind, collection: str | None) -> str:
     job_id = new_job_id()
@@ -20,6 +24,8 @@ async def create_job(redis: aioredis.Redis, settings: Settings, kind: JobKind, c
     async with redis.pipeline(transaction=True) as pipe:
         pipe.hset(key, mapping=cast(Any, initial_fields(job_id, kind, collection)))
         pipe.expire(key, settings.JOB_TTL_S)
+        pipe.zadd(keys.jobs_index_key(), {job_id: time.time()})
+        pipe.zremrangebyrank(keys.jobs_index_key(), 0, -JOBS_INDEX_SIZE - 1)
         await pipe.execute()
     return job_id
 
@@ -30,6 +36,16 @@ async def dispatch(celery: Celery, task: str, queue: str, job_id: str, args: lis
         await run_in_threadpool(celery.send_task, task, args=args, queue=queue, task_id=job_id)
     except Exception as exc:  # broker unreachable: the job cannot run
         raise ApiError(503, "broker_unavailable", f"could not queue the job: {exc}") from exc
+
+
+async def recent_jobs(redis: aioredis.Redis, limit: int) -> list[JobRecord]:
+    """The newest `limit` jobs still kept, newest first (ids whose record expired are skipped)."""
+    ids = cast(list[str], await redis.zrevrange(keys.jobs_index_key(), 0, limit - 1))
+    async with redis.pipeline(transaction=False) as pipe:
+        for job_id in ids:
+            pipe.hgetall(keys.job_key(job_id))
+        rows = cast(list[dict[str, str]], await pipe.execute())
+    return [parse_job(fields) for fields in rows if fields]
 
 
 async def load_job(redis: aioredis.Redis, job_id: str) -> JobRecord:

@@ -10,6 +10,11 @@ def job_key(job_id: str) -> str:
     return f"{PREFIX}:job:{job_id}"
 
 
+def jobs_index_key() -> str:
+    """Sorted set of recent job ids scored by creation time, for `GET /v1/jobs` (trimmed as it grows)."""
+    return f"{PREFIX}:jobs"
+
+
 def stream_channel(job_id: str) -> str:
     """Pub/sub channel carrying a query job's events live."""
     return f"{PREFIX}:stream:{job_id}"

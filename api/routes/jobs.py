@@ -12,7 +12,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from api.deps import HubDep, RedisDep, SettingsDep
 from api.errors import ErrorResponse
-from api.job_records import load_job
+from api.job_records import load_job, recent_jobs
 from api.pubsub_hub import PubSubHub
 from api.sse import STREAM_HEADERS
 from shared import keys
@@ -20,6 +20,13 @@ from shared.events import JobEventName
 from shared.jobs import FINAL_STATES, JobRecord
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+
+@router.get("", response_model=list[JobRecord], summary="Recent jobs (index and query), newest first")
+async def list_jobs(
+    redis: RedisDep, limit: Annotated[int, Query(ge=1, le=200, description="How many jobs to return")] = 20
+) -> list[JobRecord]:
+    return await recent_jobs(redis, limit)
 
 
 @router.get(

@@ -1,0 +1,183 @@
+"""The `ragq` commands (typer): index, ask, chat, jobs, job, collections, status. Entry point: `main`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from cli import answers, render
+from cli.client import ApiClient, CliError
+from cli.progress import follow
+from cli.uploads import batches, collect_files, upload
+
+DEFAULT_API = "http://127.0.0.1:8000"
+
+app = typer.Typer(
+    name="ragq",
+    help="ragqueue from the terminal: index your files, ask questions, watch jobs. "
+    "Talks to the ragqueue HTTP API only, so the server may be remote.",
+    epilog="Examples:  ragq index docs/kb --collection demo  ·  ragq ask '什么是 KV 缓存？' --collection demo  ·  "
+    "ragq --api http://server:8000 status",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+Collection = Annotated[str, typer.Option("--collection", "-c", help="The collection to use")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of text")]
+TopK = Annotated[int | None, typer.Option("--top-k", min=1, max=50, help="Chunks to retrieve")]
+Mode = Annotated[str, typer.Option("--mode", help="Retrieval: hybrid, vector or bm25")]
+
+
+def _client(ctx: typer.Context) -> ApiClient:
+    return ApiClient(**ctx.obj)
+
+
+def _print_json(data: Any) -> None:
+    out.print_json(json.dumps(data, ensure_ascii=False))
+
+
+@app.callback()
+def options(
+    ctx: typer.Context,
+    api: Annotated[str, typer.Option("--api", envvar="RAGQ_API", help="Base URL of the ragqueue API")] = DEFAULT_API,
+    api_key: Annotated[
+        str | None, typer.Option("--api-key", envvar="RAGQ_API_KEY", help="Sent as `Authorization: Bearer KEY`")
+    ] = None,
+) -> None:
+    ctx.obj = {"base_url": api, "api_key": api_key}
+
+
+@app.command(
+    epilog="Examples:\n\n"
+    "  ragq index docs/kb --collection demo\n\n"
+    "  ragq index notes/ report.pdf -c work --skip-invalid\n\n"
+    "  ragq index big-folder/ -c archive --no-wait   # prints the job id; follow it with `ragq job ID`"
+)
+def index(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="Files, or folders (walked for txt, md, pdf, docx, html)")],
+    collection: Collection,
+    no_wait: Annotated[bool, typer.Option("--no-wait", help="Print the job id(s) and return at once")] = False,
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="Index the good files even if some are refused")
+    ] = False,
+) -> None:
+    """Upload files into a collection, show the indexing progress live, then a summary."""
+    files = collect_files(paths)
+    with _client(ctx) as client:
+        jobs: dict[str, int] = {}  # job id -> files it indexes
+        rejected: list[dict[str, Any]] = []
+        for batch in batches(files):
+            accepted = upload(client, collection, batch, skip_invalid)
+            jobs[accepted["job_id"]] = len(accepted["documents"])
+            rejected += accepted.get("rejected") or []
+        if no_wait:
+            for job_id in jobs:
+                out.print(job_id)
+            return
+        err.print(f"uploaded {sum(jobs.values())} file(s) to '{collection}' ({len(jobs)} index job(s))")
+        run = follow(client, jobs, err)
+    records = list(run.records.values())
+    render.index_summary(out, collection, records, rejected)
+    if any(r["state"] != "succeeded" for r in records):
+        raise CliError("indexing did not succeed (see above)")
+
+
+@app.command(
+    epilog="Examples:\n\n"
+    "  ragq ask '什么是 KV 缓存？' --collection demo\n\n"
+    "  ragq ask 'What is speculative decoding?' -c demo --json | jq -r .answer\n\n"
+    "Ctrl-C stops the answer and cancels the job on the server."
+)
+def ask(
+    ctx: typer.Context,
+    question: Annotated[str, typer.Argument(help="The question")],
+    collection: Collection,
+    as_json: AsJson = False,
+    top_k: TopK = None,
+    mode: Mode = "hybrid",
+) -> None:
+    """Ask a question: the answer streams into the terminal as it is written, then its sources."""
+    body: dict[str, Any] = {"collection": collection, "question": question, "mode": mode}
+    if top_k:
+        body["top_k"] = top_k
+    with _client(ctx) as client:
+        answers.ask(client, body, as_json, out, err)
+
+
+@app.command(
+    epilog="Examples:\n\n"
+    "  ragq chat --collection demo\n\n"
+    "Follow-up questions ('and its memory cost?') are understood in the conversation's context. "
+    "/reset forgets it, /exit or Ctrl-D leaves, Ctrl-C stops the current answer."
+)
+def chat(ctx: typer.Context, collection: Collection, top_k: TopK = None, mode: Mode = "hybrid") -> None:
+    """Chat with a collection: an interactive loop that keeps the conversation."""
+    extra: dict[str, Any] = {"mode": mode, **({"top_k": top_k} if top_k else {})}
+    with _client(ctx) as client:
+        answers.chat(client, collection, extra, out, err)
+
+
+@app.command(epilog="Examples:\n\n  ragq jobs\n\n  ragq jobs --limit 100 --json")
+def jobs(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=200, help="How many")] = 20,
+    as_json: AsJson = False,
+) -> None:
+    """Recent jobs (index and query), newest first."""
+    with _client(ctx) as client:
+        records = client.get("/v1/jobs", limit=limit)
+    _print_json(records) if as_json else render.jobs_table(out, records)
+
+
+@app.command(epilog="Examples:\n\n  ragq job 3f2a9c...\n\n  ragq job 3f2a9c... --json")
+def job(ctx: typer.Context, job_id: Annotated[str, typer.Argument(help="The job id")], as_json: AsJson = False) -> None:
+    """One job: state, progress, result or error, and the documents that failed."""
+    with _client(ctx) as client:
+        record = client.get(f"/v1/jobs/{job_id}")
+        failed = []
+        if record["kind"] == "index":
+            failed = client.get(f"/v1/jobs/{job_id}/documents", status="failed")["documents"]
+    if as_json:
+        _print_json({**record, "failed_documents": failed})
+    else:
+        render.job_detail(out, record, failed)
+
+
+@app.command(epilog="Examples:\n\n  ragq collections\n\n  ragq collections --json")
+def collections(ctx: typer.Context, as_json: AsJson = False) -> None:
+    """Every collection with its documents, chunks and embedding model."""
+    with _client(ctx) as client:
+        infos = client.get("/v1/collections")
+    _print_json(infos) if as_json else render.collections_table(out, infos)
+
+
+@app.command(epilog="Examples:\n\n  ragq status\n\n  RAGQ_API=http://server:8000 ragq status --json")
+def status(ctx: typer.Context, as_json: AsJson = False) -> None:
+    """Is the stack ready? Workers per queue and the messages waiting in each. Exits 1 when not ready."""
+    with _client(ctx) as client:
+        state = client.get("/v1/status")
+    if as_json:
+        _print_json(state)
+    else:
+        render.status_view(out, client.base_url, state)
+    if not state["ready"]:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    """Run `ragq`; a CliError becomes one line on stderr and a non-zero exit code."""
+    try:
+        app()
+    except CliError as exc:
+        err.print(f"ragq: {exc.message}", highlight=False, markup=False, soft_wrap=True)
+        sys.exit(exc.exit_code)

@@ -1,0 +1,213 @@
+"""`ragq`, the installed command, run as a subprocess against the real stack over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import SAMPLE_DOCS, client_for, copy_sample_docs
+from tests.fakes.zhipu_server import ZhipuFakeServer
+from tests.support.jobs import index_and_wait, wait_for_job
+from tests.support.processes import Stack, free_port
+
+pytestmark = pytest.mark.e2e
+
+RAGQ = Path(sys.executable).parent / "ragq"
+COLLECTION = "cli"
+SAMPLE_COUNT = len([p for p in SAMPLE_DOCS.iterdir() if p.is_file()])
+COMMANDS = ["index", "ask", "chat", "jobs", "job", "collections", "status"]
+
+
+def ragq(api: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "RAGQ_API": api, "NO_COLOR": "1", "COLUMNS": "200"}
+    env.pop("RAGQ_API_KEY", None)
+    return subprocess.run([str(RAGQ), *args], capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    """The single stderr line of a failed command."""
+    assert result.returncode != 0, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("ragq: "), lines[0]
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample knowledge base, plus files the type filter must leave out."""
+    root = tmp_path_factory.mktemp("cli") / "kb"
+    shutil.copytree(SAMPLE_DOCS, root)
+    (root / "image.png").write_bytes(b"\x89PNG not a document")
+    (root / ".hidden").mkdir()
+    (root / ".hidden" / "secret.md").write_text("不应被索引", encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="module")
+def indexed(offline_stack: Stack, folder: Path) -> subprocess.CompletedProcess[str]:
+    return ragq(offline_stack.base_url, "index", str(folder), "--collection", COLLECTION)
+
+
+def test_every_command_has_help_with_examples() -> None:
+    for command in COMMANDS:
+        result = ragq("http://127.0.0.1:9", command, "--help")
+        assert result.returncode == 0, result.stderr
+        assert "Examples" in result.stdout, command
+
+
+def test_index_uploads_a_folder_shows_progress_then_a_summary(
+    offline_stack: Stack, indexed: subprocess.CompletedProcess[str]
+) -> None:
+    assert indexed.returncode == 0, indexed.stderr
+    progress = [line for line in indexed.stderr.splitlines() if line.startswith("indexing: ")]
+    assert progress, indexed.stderr
+    done = [int(m.group(1)) for line in progress if (m := re.search(r"(\d+)/\d+ documents", line))]
+    assert done == sorted(done) and done[-1] == SAMPLE_COUNT
+    assert f"{SAMPLE_COUNT}/{SAMPLE_COUNT} documents" in progress[-1]
+    assert f"{SAMPLE_COUNT} documents indexed, 0 unchanged, 0 failed" in indexed.stdout
+
+    with client_for(offline_stack) as client:
+        names = {d["source"] for d in client.get(f"/v1/collections/{COLLECTION}/documents").json()["documents"]}
+    # named relative to the folder given; the .png and the hidden folder were left out
+    assert names == {f"kb/{p.name}" for p in SAMPLE_DOCS.iterdir()}
+
+
+def test_indexing_the_same_folder_again_reports_it_unchanged(
+    offline_stack: Stack, folder: Path, indexed: subprocess.CompletedProcess[str]
+) -> None:
+    again = ragq(offline_stack.base_url, "index", str(folder), "-c", COLLECTION)
+    assert again.returncode == 0, again.stderr
+    assert f"0 documents indexed, {SAMPLE_COUNT} unchanged" in again.stdout
+
+
+def test_index_no_wait_prints_the_job_id(offline_stack: Stack, folder: Path) -> None:
+    result = ragq(offline_stack.base_url, "index", str(folder / "任务队列.md"), "-c", "cli-nowait", "--no-wait")
+    assert result.returncode == 0, result.stderr
+    job_id = result.stdout.strip()
+    with client_for(offline_stack) as client:
+        job, _ = wait_for_job(client, job_id)
+    assert job["state"] == "succeeded" and job["collection"] == "cli-nowait"
+
+
+def test_ask_json_gives_the_answer_and_its_sources(
+    offline_stack: Stack, indexed: subprocess.CompletedProcess[str]
+) -> None:
+    result = ragq(offline_stack.base_url, "ask", "什么是 KV 缓存？", "--collection", COLLECTION, "--json")
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["answer"].strip() and answer["error"] is None
+    assert answer["done"]["tokens"] >= 1
+    assert answer["sources"] and all(s["document"].startswith("kb/") for s in answer["sources"])
+    with client_for(offline_stack) as client:
+        assert client.get(f"/v1/jobs/{answer['job_id']}").json()["state"] == "succeeded"
+
+
+def test_ask_streams_text_then_lists_sources(offline_stack: Stack, indexed: subprocess.CompletedProcess[str]) -> None:
+    result = ragq(offline_stack.base_url, "ask", "什么是 KV 缓存？", "-c", COLLECTION)
+    assert result.returncode == 0, result.stderr
+    answer, _, sources = result.stdout.partition("Sources")
+    assert answer.strip()
+    assert re.search(r"\[1\] \S+\.(md|txt)", sources), result.stdout
+
+
+def test_jobs_job_and_collections_show_what_ran(
+    offline_stack: Stack, indexed: subprocess.CompletedProcess[str]
+) -> None:
+    listed = ragq(offline_stack.base_url, "jobs", "--json")
+    assert listed.returncode == 0, listed.stderr
+    jobs = json.loads(listed.stdout)
+    index_job = next(j for j in jobs if j["kind"] == "index" and j["collection"] == COLLECTION)
+    assert [j["created_at"] for j in jobs] == sorted((j["created_at"] for j in jobs), reverse=True)
+
+    shown = ragq(offline_stack.base_url, "job", index_job["id"])
+    assert shown.returncode == 0, shown.stderr
+    assert "succeeded" in shown.stdout and "documents indexed" in shown.stdout
+
+    table = ragq(offline_stack.base_url, "collections")
+    assert table.returncode == 0 and COLLECTION in table.stdout
+
+
+def test_status_shows_the_workers_of_both_queues(offline_stack: Stack) -> None:
+    result = ragq(offline_stack.base_url, "status", "--json")
+    assert result.returncode == 0, result.stderr
+    status = json.loads(result.stdout)
+    assert status["ready"] is True
+    queues = {q["name"]: q for q in status["queues"]}
+    assert [w.split("@")[0] for w in queues["index"]["workers"]] == ["offline-index"]
+    assert [w.split("@")[0] for w in queues["query"]["workers"]] == ["offline-query"]
+    assert queues["index"]["waiting"] == 0 and queues["query"]["waiting"] == 0
+
+    text = ragq(offline_stack.base_url, "status")
+    assert text.returncode == 0 and "ready" in text.stdout and "offline-query@" in text.stdout
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["ask", "q", "-c", "Bad Name!"], "invalid_request"),
+        (["index", str(SAMPLE_DOCS), "-c", "Bad Name!"], "invalid_request"),
+        (["ask", "q", "-c", "no-such-collection"], "collection_not_found"),
+        (["job", "0123456789abcdef"], "job_not_found"),
+        (["index", "/no/such/folder", "-c", COLLECTION], "no such file or folder"),
+    ],
+)
+def test_a_bad_request_is_one_line_on_stderr_and_a_failure_exit(
+    offline_stack: Stack, args: list[str], says: str
+) -> None:
+    result = ragq(offline_stack.base_url, *args)
+    assert says in one_line_error(result)
+    assert result.stdout == ""
+
+
+def test_an_unreachable_api_is_one_line_and_a_failure_exit() -> None:
+    api = f"http://127.0.0.1:{free_port()}"
+    for args in (["status"], ["ask", "q", "-c", COLLECTION], ["index", str(SAMPLE_DOCS), "-c", COLLECTION]):
+        line = one_line_error(ragq(api, *args))
+        assert f"cannot reach the ragqueue API at {api}" in line
+
+
+@pytest.fixture(scope="module")
+def slow_collection(zhipu_stack: Stack) -> Iterator[str]:
+    copy_sample_docs(zhipu_stack, "cli-slow")
+    with client_for(zhipu_stack) as client:
+        assert index_and_wait(client, "cli-slow", ["cli-slow"])["state"] == "succeeded"
+    yield "cli-slow"
+
+
+def test_ctrl_c_during_ask_cancels_the_job_on_the_server(
+    zhipu_stack: Stack, zhipu: ZhipuFakeServer, slow_collection: str
+) -> None:
+    tokens = [f"词{i}" for i in range(60)]
+    zhipu.configure(tokens=tokens, token_delay_ms=100)
+    env = {**os.environ, "RAGQ_API": zhipu_stack.base_url, "NO_COLOR": "1"}
+    proc = subprocess.Popen(
+        [str(RAGQ), "ask", "什么是投机解码？", "-c", slow_collection],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert proc.stdout is not None
+    seen = b""
+    while "词2".encode() not in seen:  # three tokens are on the terminal
+        chunk = proc.stdout.read1(64)
+        assert chunk, proc.stderr.read() if proc.stderr else b""
+        seen += chunk
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130, stderr
+    match = re.search(r"cancelled query ([0-9a-f]+) on the server", stderr.decode())
+    assert match, stderr
+    with httpx.Client(base_url=zhipu_stack.base_url, timeout=10) as client:
+        job, _ = wait_for_job(client, match.group(1))
+    assert job["state"] == "cancelled"
