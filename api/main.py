@@ -11,7 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api.errors import install_error_handlers
 from api.pubsub_hub import PubSubHub
-from api.routes import collections, documents, health, jobs, openai_compat, queries, seed
+from api.routes import collections, documents, health, jobs, openai_compat, queries, seed, web
 from shared.settings import get_settings
 
 
@@ -61,8 +61,9 @@ def create_app() -> FastAPI:
         expose_headers=["Content-Type"],
     )
     install_error_handlers(app)
-    for module in (health, collections, documents, jobs, queries, openai_compat, seed):
+    for module in (health, collections, documents, jobs, queries, openai_compat, seed, web):
         app.include_router(module.router)
+    app.mount("/static", web.static_files(), name="static")
     return app
 
 

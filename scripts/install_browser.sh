@@ -3,7 +3,9 @@
 # Playwright drives this system browser through executable_path: `playwright install` cannot download here.
 set -euo pipefail
 CHROMIUM=/usr/bin/chromium
-[ -x "$CHROMIUM" ] && exit 0
+# A CJK font too, so the chat page's screenshots show Chinese text instead of empty boxes.
+has_cjk_font() { fc-list :lang=zh 2>/dev/null | grep -q .; }
+[ -x "$CHROMIUM" ] && has_cjk_font && exit 0
 
 hint() {
   echo "$1" >&2
@@ -32,8 +34,8 @@ if ! has_candidate; then
   apt update -qq || { tail -n 20 "$log" >&2; hint "apt-get update failed (is a package mirror reachable?)."; }
   updated=yes
 fi
-if ! apt install -y -qq --no-install-recommends chromium; then
-  if [ "$updated" = no ] && apt update -qq && apt install -y -qq --no-install-recommends chromium; then
+if ! apt install -y -qq --no-install-recommends chromium fonts-wqy-microhei; then
+  if [ "$updated" = no ] && apt update -qq && apt install -y -qq --no-install-recommends chromium fonts-wqy-microhei; then
     :
   else
     tail -n 20 "$log" >&2

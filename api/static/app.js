@@ -1,0 +1,267 @@
+// The chat page: pick a collection, upload files and watch the index job, ask and read the answer as it
+// streams (EventSource on /v1/queries/{id}/stream), stop it (DELETE /v1/queries/{id}). Plain JS, no build.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const SNIPPET_CHARS = 280;
+let current = null; // the answer being streamed: {jobId, source, turn}
+
+function showError(message) {
+  $("error").textContent = message || "";
+}
+
+async function api(method, url, body) {
+  const options = { method, headers: {} };
+  if (body instanceof FormData) {
+    options.body = body;
+  } else if (body !== undefined) {
+    options.headers["Content-Type"] = "application/json";
+    options.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(url, options);
+  } catch (err) {
+    throw new Error(`the API does not answer (${err.message})`);
+  }
+  const data = await response.json().catch(() => null);
+  if (!response.ok) {
+    const error = data && data.error;
+    const err = new Error(error ? `${error.message} (${error.code})` : `HTTP ${response.status}`);
+    err.code = error ? error.code : String(response.status);
+    throw err;
+  }
+  return data;
+}
+
+function collectionName() {
+  const input = $("collection");
+  if (!input.checkValidity()) {
+    input.focus();
+    throw new Error("the collection name must be lower-case letters, digits, _ or - (at most 64)");
+  }
+  return input.value;
+}
+
+async function loadCollections() {
+  try {
+    const collections = await api("GET", "/v1/collections");
+    const list = $("collections");
+    list.replaceChildren(
+      ...collections.map((c) => {
+        const option = document.createElement("option");
+        option.value = c.name;
+        option.label = `${c.name} · ${c.documents} documents`;
+        return option;
+      }),
+    );
+    if (collections.length && !collections.some((c) => c.name === $("collection").value)) {
+      $("collection").value = collections[0].name;
+    }
+  } catch (err) {
+    showError(`Could not list the collections: ${err.message}`);
+  }
+}
+
+// --- upload and index progress -------------------------------------------------------------
+
+function describeProgress(job) {
+  const p = job.progress;
+  const docs = p.documents_total ? `${p.documents_done || 0}/${p.documents_total} documents` : "";
+  const chunks = p.total ? `${p.done}/${p.total} chunks` : "";
+  return [job.state, p.stage, docs, chunks].filter(Boolean).join(" · ");
+}
+
+function describeEnd(job) {
+  const r = job.result || {};
+  if (job.state !== "succeeded") {
+    return `Indexing ${job.state}: ${job.error ? job.error.message : "no reason given"}`;
+  }
+  const failures = (r.failed || []).map((f) => `${f.source}: ${f.error}`).join("; ");
+  return (
+    `Indexed into ${r.collection}: ${r.documents_indexed} new, ${r.documents_unchanged} unchanged, ` +
+    `${r.documents_failed} failed, ${r.chunks} chunks.` + (failures ? ` Failures: ${failures}` : "")
+  );
+}
+
+function followJob(jobId) {
+  const bar = $("upload-progress");
+  const status = $("upload-status");
+  bar.hidden = false;
+  return new Promise((resolve) => {
+    const source = new EventSource(`/v1/jobs/${encodeURIComponent(jobId)}/events`);
+    const show = (job) => {
+      const p = job.progress;
+      const total = p.documents_total || p.total || 1;
+      const done = p.documents_total ? p.documents_done || 0 : p.done;
+      bar.max = total;
+      bar.value = Math.min(done, total);
+      status.textContent = describeProgress(job);
+    };
+    source.addEventListener("progress", (e) => show(JSON.parse(e.data)));
+    source.addEventListener("end", (e) => {
+      source.close();
+      const job = JSON.parse(e.data);
+      show(job);
+      if (job.state === "succeeded") bar.value = bar.max;
+      status.textContent = describeEnd(job);
+      $("upload-form").dataset.state = job.state;
+      resolve(job);
+    });
+    source.addEventListener("error", () => {
+      if (source.readyState === EventSource.CLOSED) {
+        status.textContent = "Lost the connection to the job's progress.";
+        resolve(null);
+      }
+    });
+  });
+}
+
+async function upload(event) {
+  event.preventDefault();
+  showError("");
+  const files = $("files").files;
+  const form = new FormData();
+  for (const file of files) form.append("files", file, file.name);
+  const button = $("upload-button");
+  button.disabled = true;
+  $("upload-form").dataset.state = "uploading";
+  $("upload-status").textContent = `Uploading ${files.length} file(s)…`;
+  try {
+    const collection = collectionName();
+    const accepted = await api("POST", `/v1/collections/${encodeURIComponent(collection)}/documents`, form);
+    await followJob(accepted.job_id);
+    await loadCollections();
+  } catch (err) {
+    $("upload-form").dataset.state = "failed";
+    $("upload-status").textContent = "";
+    showError(`Upload refused: ${err.message}`);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// --- asking, streaming and stopping ----------------------------------------------------------
+
+function element(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function newTurn(question) {
+  const turn = element("li", "turn");
+  turn.dataset.state = "waiting";
+  turn.append(element("p", "question", question));
+  const answer = element("div", "answer");
+  answer.setAttribute("aria-live", "polite");
+  answer.setAttribute("aria-busy", "true");
+  turn.append(answer, element("p", "ending"));
+  $("conversation").append(turn);
+  turn.scrollIntoView({ block: "end" });
+  return turn;
+}
+
+function renderSources(turn, sources) {
+  if (!sources.length) return;
+  const details = element("details", "sources-box");
+  details.open = true;
+  details.append(element("summary", "", `Sources (${sources.length})`));
+  const list = element("ol", "sources");
+  for (const s of sources) {
+    const item = element("li");
+    const name = s.document.split(/[\\/]/).pop();
+    item.append(element("span", "doc", name));
+    if (s.location) item.append(" ", element("span", "location", `· ${s.location}`));
+    item.append(" ", element("span", "score", `· score ${s.score}`));
+    const text = s.text.length > SNIPPET_CHARS ? `${s.text.slice(0, SNIPPET_CHARS)}…` : s.text;
+    item.append(element("blockquote", "", text));
+    list.append(item);
+  }
+  details.append(list);
+  turn.querySelector(".ending").before(details);
+}
+
+function finish(turn, state, message) {
+  const { source } = current || {};
+  if (source) source.close(); // a terminal event: left open, EventSource would reconnect
+  current = null;
+  turn.dataset.state = state;
+  turn.classList.toggle("stopped", state !== "done");
+  turn.querySelector(".answer").setAttribute("aria-busy", "false");
+  turn.querySelector(".ending").textContent = message;
+  $("stop-button").disabled = true;
+  $("ask-button").disabled = false;
+  $("question").focus();
+}
+
+async function ask(event) {
+  event.preventDefault();
+  if (current) return;
+  showError("");
+  const question = $("question").value.trim();
+  if (!question) return;
+  let collection;
+  let accepted;
+  try {
+    collection = collectionName();
+    accepted = await api("POST", "/v1/queries", { collection, question });
+  } catch (err) {
+    showError(err.message);
+    return;
+  }
+  $("question").value = "";
+  const turn = newTurn(question);
+  const answer = turn.querySelector(".answer");
+  const source = new EventSource(accepted.stream_url);
+  current = { jobId: accepted.job_id, source, turn };
+  $("ask-button").disabled = true;
+  $("stop-button").disabled = false;
+  source.addEventListener("sources", (e) => renderSources(turn, JSON.parse(e.data)));
+  source.addEventListener("token", (e) => {
+    turn.dataset.state = "streaming";
+    answer.textContent += JSON.parse(e.data).text;
+  });
+  source.addEventListener("done", (e) => {
+    const data = JSON.parse(e.data);
+    finish(turn, "done", `${data.tokens} pieces · ${data.answerer || ""}`);
+  });
+  source.addEventListener("error", (e) => {
+    if (e.data) {
+      const error = JSON.parse(e.data);
+      const stopped = error.code === "cancelled";
+      finish(turn, stopped ? "stopped" : "failed", stopped ? "Stopped." : `Error: ${error.message} (${error.code})`);
+    } else if (source.readyState === EventSource.CLOSED) {
+      finish(turn, "failed", "Lost the connection to the answer.");
+    } // otherwise the browser reconnects by itself and the server resumes after Last-Event-ID
+  });
+}
+
+async function stop() {
+  if (!current) return;
+  const { jobId } = current;
+  $("stop-button").disabled = true;
+  try {
+    await api("DELETE", `/v1/queries/${encodeURIComponent(jobId)}`);
+  } catch (err) {
+    if (err.code !== "job_finished") showError(`Could not stop: ${err.message}`);
+  }
+  // The stream itself ends with `error` code `cancelled`, which finishes the turn.
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("upload-form").addEventListener("submit", upload);
+  $("ask-form").addEventListener("submit", ask);
+  $("stop-button").addEventListener("click", stop);
+  $("question").addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      $("ask-form").requestSubmit();
+    }
+  });
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "Escape" && current) stop();
+  });
+  loadCollections();
+});
