@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 
 from api.pubsub_hub import PubSubHub
 from shared.settings import Settings
+from shared.store import Store
 
 
 def get_settings_dep(request: Request) -> Settings:
@@ -25,6 +26,11 @@ def get_hub(request: Request) -> PubSubHub:
     return request.app.state.hub
 
 
+def get_store(request: Request) -> Store:
+    """The deployment's collection store (embedded SQLite or PostgreSQL), opened in the lifespan."""
+    return request.app.state.store
+
+
 def get_celery(request: Request) -> Celery:
     return request.app.state.celery
 
@@ -33,3 +39,4 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 RedisDep = Annotated[aioredis.Redis, Depends(get_redis)]
 HubDep = Annotated[PubSubHub, Depends(get_hub)]
 CeleryDep = Annotated[Celery, Depends(get_celery)]
+StoreDep = Annotated[Store, Depends(get_store)]

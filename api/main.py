@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.concurrency import run_in_threadpool
 
 from api.errors import install_error_handlers
 from api.pubsub_hub import PubSubHub
 from api.routes import collections, documents, health, jobs, openai_compat, queries, seed, web
 from shared.settings import get_settings
+from shared.store import StoreUnavailableError, open_store
 
 
 @asynccontextmanager
@@ -21,6 +24,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
     settings = get_settings()
     app.state.settings = settings
+    try:
+        app.state.store = await run_in_threadpool(open_store, settings)
+    except StoreUnavailableError as exc:
+        # One line a person can act on, instead of a traceback, then stop (issue 8).
+        print(f"ragqueue api: cannot start: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(3) from None
 
     def pool(**options: object) -> aioredis.BlockingConnectionPool:
         return aioredis.BlockingConnectionPool.from_url(
@@ -43,6 +52,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await app.state.redis.aclose()
         await app.state.hub.stop()
         await app.state.pubsub_redis.aclose()
+        await run_in_threadpool(app.state.store.close)
 
 
 def create_app() -> FastAPI:

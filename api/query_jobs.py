@@ -16,12 +16,12 @@ from api.stores import check_embedding_model, existing_store
 from shared.events import StreamEvent
 from shared.jobs import JobKind
 from shared.settings import Settings
-from shared.store import valid_collection_name
+from shared.store import Store, valid_collection_name
 from shared.store.retrieval import DEFAULT_MODE, RetrievalMode
 from shared.tasks import QUERY_QUEUE, QUERY_TASK
 
 
-async def check_query(settings: Settings, collection: str, question: str) -> str:
+async def check_query(settings: Settings, store: Store, collection: str, question: str) -> str:
     """The cleaned question, or a 4xx ApiError a person can act on."""
     if not valid_collection_name(collection):
         raise ApiError(
@@ -37,7 +37,7 @@ async def check_query(settings: Settings, collection: str, question: str) -> str
             f"the question has {len(question)} characters; the limit is "
             f"{settings.MAX_QUESTION_CHARS} (MAX_QUESTION_CHARS)",
         )
-    await check_embedding_model(settings, await existing_store(settings, collection))
+    await check_embedding_model(settings, await existing_store(store, collection))
     return question
 
 

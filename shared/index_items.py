@@ -14,6 +14,9 @@ class IndexItem(BaseModel):
     doc_id: str
     name: str
     path: str
+    # An upload's blob key ("<sha256><suffix>"): a worker reads it from the store's blobs, wherever it runs;
+    # `path` is then only where the API kept it.
+    blob: str | None = None
 
 
 def document_id(kind: str, name: str) -> str:
@@ -28,4 +31,6 @@ def path_item(path: Path) -> IndexItem:
 
 def upload_item(filename: str, stored_path: Path) -> IndexItem:
     """An uploaded file, named by its (sanitised) filename within the collection."""
-    return IndexItem(doc_id=document_id("upload", filename), name=filename, path=str(stored_path))
+    return IndexItem(
+        doc_id=document_id("upload", filename), name=filename, path=str(stored_path), blob=stored_path.name
+    )

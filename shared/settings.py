@@ -24,6 +24,13 @@ class Settings(BaseSettings):
     REDIS_MAX_CONNECTIONS: int = 10_000
     REDIS_POOL_TIMEOUT_S: float = 10.0
     DATA_DIR: Path = Path("./data")
+    # Unset: the embedded SQLite store under DATA_DIR (one machine). postgresql://...: PostgreSQL with pgvector,
+    # and API and workers share nothing but Redis and that database (uploads included).
+    VECTOR_STORE_URL: str | None = None
+    # Connections per process in the PostgreSQL store's pool.
+    STORE_POOL_SIZE: int = Field(default=10, ge=1)
+    # Candidates the HNSW index visits per vector search (pgvector's hnsw.ef_search): recall against speed.
+    HNSW_EF_SEARCH: int = Field(default=100, ge=10, le=1000)
     # Extra roots an index job may read from; DATA_DIR/import and the sample knowledge base are always allowed.
     IMPORT_ROOTS: list[Path] = Field(default_factory=list)
     SAMPLE_DOCS_DIR: Path = Path(__file__).resolve().parent.parent / "docs" / "kb"

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from tests.fakes.zhipu_server import ZhipuFakeServer
+from tests.support.postgres import PostgresServer
 from tests.support.processes import RedisServer, Stack
 
 SAMPLE_DOCS = Path(__file__).resolve().parents[1] / "docs" / "kb"
@@ -24,6 +25,13 @@ SAMPLE_DOCS = Path(__file__).resolve().parents[1] / "docs" / "kb"
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     server = RedisServer.obtain(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    server = PostgresServer.start(tmp_path_factory.mktemp("postgres"))
     yield server
     server.stop()
 

@@ -20,14 +20,12 @@ from shared.providers.answerers import Answerer
 from shared.providers.factory import build_answerer, build_embedding
 from shared.providers.identity import embedding_model_name
 from shared.settings import Settings, get_settings
-from shared.store import CollectionStore
-from shared.store.retrieval import Retriever
+from shared.store import CollectionStore, Store, open_store
 
 
 @dataclass
 class Runtime:
     settings: Settings
-    _stores: dict[str, CollectionStore] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     _built: dict[str, Any] = field(default_factory=dict)
@@ -68,15 +66,13 @@ class Runtime:
         return self._once("answerer", lambda: build_answerer(self.settings, embed))
 
     @property
-    def retriever(self) -> Retriever:
-        return self._once("retriever", Retriever)
+    def stores(self) -> Store:
+        """The deployment's store (embedded or PostgreSQL), opened once per process, after any fork."""
+        return self._once("stores", lambda: open_store(self.settings))
 
     def store(self, collection: str) -> CollectionStore:
-        """One store object per collection per process, so its search matrix cache is reused."""
-        with self._lock:
-            if collection not in self._stores:
-                self._stores[collection] = CollectionStore(self.settings.collections_dir, collection)
-            return self._stores[collection]
+        """One object per collection per process, so its caches are shared by every thread."""
+        return self.stores.collection(collection)
 
 
 _runtime: Runtime | None = None
@@ -99,7 +95,7 @@ def warm_up() -> None:
     from workers.indexing import load_and_split
 
     rt = get_runtime()
-    _ = rt.embed_model, rt.answerer
+    _ = rt.embed_model, rt.answerer, rt.stores
     with tempfile.TemporaryDirectory() as tmp:
         sample = Path(tmp) / "warm-up.md"
         sample.write_text("# 预热\n\n加载读取器与分词器。", encoding="utf-8")

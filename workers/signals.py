@@ -7,12 +7,26 @@ which never forks, so at start-up (`worker_init`).
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from celery.concurrency.prefork import TaskPool as PreforkPool
 from celery.signals import worker_init, worker_process_init
 
+from shared.settings import get_settings
+from shared.store import StoreUnavailableError
+from shared.store.factory import check_store
 from workers.runtime import warm_up
+
+
+@worker_init.connect
+def _check_store(**_: Any) -> None:
+    """Refuse to start, in the main process and before any fork, when the store cannot be reached."""
+    try:
+        check_store(get_settings())
+    except StoreUnavailableError as exc:
+        print(f"ragqueue worker: cannot start: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(3) from None  # SystemExit passes through Celery's signal dispatch; Exception would not
 
 
 @worker_process_init.connect

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Path, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import CeleryDep, RedisDep, SettingsDep
+from api.deps import CeleryDep, RedisDep, SettingsDep, StoreDep
 from api.errors import ApiError, ErrorResponse
 from api.idempotency import IdempotencyKeyDep, idempotent, request_fingerprint
 from api.job_records import create_job, dispatch
@@ -13,8 +13,7 @@ from api.schemas import CollectionName, IndexJobRequest, JobAccepted
 from api.stores import check_can_add, existing_store
 from shared.importing import ImportPathError, resolve_import_path
 from shared.jobs import JobKind
-from shared.settings import Settings
-from shared.store import CollectionInfo, CollectionStore, valid_collection_name
+from shared.store import CollectionInfo, Store
 from shared.tasks import INDEX_QUEUE, INDEX_TASK
 
 router = APIRouter(prefix="/v1/collections", tags=["collections"])
@@ -24,31 +23,34 @@ CollectionPath = Path(
 )
 
 
-def list_collection_infos(settings: Settings) -> list[CollectionInfo]:
-    root = settings.collections_dir
-    names = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.exists() else []
-    stores = [CollectionStore(root, n) for n in names if valid_collection_name(n)]
-    return [s.info() for s in stores if s.exists()]
+def list_collection_infos(store: Store) -> list[CollectionInfo]:
+    infos = []
+    for name in store.collection_names():
+        try:
+            infos.append(store.collection(name).info())
+        except LookupError:  # dropped since it was listed
+            continue
+    return infos
 
 
 @router.get("", response_model=list[CollectionInfo], summary="Every collection with its counts and model")
-async def list_collections(settings: SettingsDep) -> list[CollectionInfo]:
-    return await run_in_threadpool(list_collection_infos, settings)
+async def list_collections(store: StoreDep) -> list[CollectionInfo]:
+    return await run_in_threadpool(list_collection_infos, store)
 
 
 @router.delete(
     "/{collection}", responses={404: {"model": ErrorResponse}}, summary="Delete a collection with all its documents"
 )
-async def delete_collection(settings: SettingsDep, collection: CollectionName = CollectionPath) -> dict[str, str]:
-    store = await existing_store(settings, collection)
-    await run_in_threadpool(store.drop)
+async def delete_collection(store: StoreDep, collection: CollectionName = CollectionPath) -> dict[str, str]:
+    found = await existing_store(store, collection)
+    await run_in_threadpool(found.drop)
     return {"deleted": collection}
 
 
 @router.get("/{collection}", response_model=CollectionInfo, responses={404: {"model": ErrorResponse}})
-async def get_collection(settings: SettingsDep, collection: CollectionName = CollectionPath) -> CollectionInfo:
-    store = await existing_store(settings, collection)
-    return await run_in_threadpool(store.info)
+async def get_collection(store: StoreDep, collection: CollectionName = CollectionPath) -> CollectionInfo:
+    found = await existing_store(store, collection)
+    return await run_in_threadpool(found.info)
 
 
 @router.post(
@@ -67,6 +69,7 @@ async def create_index_job(
     body: IndexJobRequest,
     response: Response,
     settings: SettingsDep,
+    store: StoreDep,
     redis: RedisDep,
     celery: CeleryDep,
     idempotency_key: IdempotencyKeyDep,
@@ -79,7 +82,7 @@ async def create_index_job(
             except ImportPathError as exc:
                 status = {"path_not_allowed": 403, "path_not_found": 404}.get(exc.code, 400)
                 raise ApiError(status, exc.code, exc.message) from exc
-        await check_can_add(settings, collection)
+        await check_can_add(settings, store, collection)
         job_id = await create_job(redis, settings, JobKind.INDEX, collection)
         await dispatch(celery, INDEX_TASK, INDEX_QUEUE, job_id, [job_id, collection, {"paths": body.paths}])
         return JobAccepted(job_id=job_id, status_url=f"/v1/jobs/{job_id}")

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from api.deps import CeleryDep, RedisDep, SettingsDep
+from api.deps import CeleryDep, RedisDep, SettingsDep, StoreDep
 from api.errors import ApiError, ErrorResponse
 from api.idempotency import IdempotencyKeyDep, idempotent, request_fingerprint
 from api.job_records import create_job, dispatch
@@ -20,6 +20,7 @@ from shared.index_items import upload_item
 from shared.jobs import JobKind
 from shared.settings import Settings
 from shared.store import DocumentInfo
+from shared.store.blobs import BlobStore
 from shared.tasks import INDEX_QUEUE, INDEX_TASK
 from shared.uploads import StoredUpload, UploadRejected, clean_filename, store_upload
 
@@ -51,7 +52,9 @@ class DocumentList(BaseModel):
     documents: list[DocumentInfo]
 
 
-def _store_all(uploads: list[UploadFile], settings: Settings) -> tuple[list[StoredUpload], list[UploadRejected]]:
+def _store_all(
+    uploads: list[UploadFile], settings: Settings, blobs: BlobStore
+) -> tuple[list[StoredUpload], list[UploadRejected]]:
     stored: list[StoredUpload] = []
     rejected: list[UploadRejected] = []
     total = 0
@@ -65,6 +68,7 @@ def _store_all(uploads: list[UploadFile], settings: Settings) -> tuple[list[Stor
         total += item.bytes
         if total > settings.MAX_UPLOAD_REQUEST_BYTES:
             raise ApiError(413, "request_too_large", f"the upload is over {settings.MAX_UPLOAD_REQUEST_BYTES} bytes")
+        blobs.put(item.path.name, item.path)  # where index workers on any machine can read it
         stored.append(item)
     return stored, rejected
 
@@ -90,6 +94,7 @@ async def upload_documents(
     request: Request,
     response: Response,
     settings: SettingsDep,
+    store: StoreDep,
     redis: RedisDep,
     celery: CeleryDep,
     idempotency_key: IdempotencyKeyDep,
@@ -99,14 +104,14 @@ async def upload_documents(
     declared = int(request.headers.get("content-length") or 0)
     if declared > settings.MAX_UPLOAD_REQUEST_BYTES:
         raise ApiError(413, "request_too_large", f"the upload is over {settings.MAX_UPLOAD_REQUEST_BYTES} bytes")
-    await check_can_add(settings, collection)
+    await check_can_add(settings, store, collection)
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise ApiError(415, "multipart_required", "send the files as multipart/form-data (curl -F files=@a.md)")
     async with request.form(max_files=settings.MAX_UPLOAD_FILES, max_fields=100) as form:
         uploads = [value for _, value in form.multi_items() if isinstance(value, UploadFile)]
         if not uploads:
             raise ApiError(422, "no_files", "the request has no file parts")
-        stored, rejected = await run_in_threadpool(_store_all, uploads, settings)
+        stored, rejected = await run_in_threadpool(_store_all, uploads, settings, store.blobs)
     if rejected and (not skip_invalid or not stored):
         first = rejected[0]
         listing = "; ".join(str(r) for r in rejected)
@@ -143,13 +148,13 @@ async def upload_documents(
     summary="The documents of a collection, with their ids and chunk counts",
 )
 async def list_documents(
-    settings: SettingsDep,
+    store: StoreDep,
     collection: CollectionName = CollectionPath,
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> DocumentList:
-    store = await existing_store(settings, collection)
-    documents = await run_in_threadpool(store.documents, limit, offset)
+    found = await existing_store(store, collection)
+    documents = await run_in_threadpool(found.documents, limit, offset)
     return DocumentList(collection=collection, documents=documents)
 
 
@@ -159,10 +164,10 @@ async def list_documents(
     summary="Remove a document and all its chunks (from vector and BM25 retrieval alike)",
 )
 async def delete_document(
-    doc_id: str, settings: SettingsDep, collection: CollectionName = CollectionPath
+    doc_id: str, store: StoreDep, collection: CollectionName = CollectionPath
 ) -> dict[str, str | int]:
-    store = await existing_store(settings, collection)
-    removed = await run_in_threadpool(store.delete_document, doc_id)
+    found = await existing_store(store, collection)
+    removed = await run_in_threadpool(found.delete_document, doc_id)
     if removed is None:
         raise ApiError(404, "document_not_found", f"collection {collection!r} has no document {doc_id!r}")
     return {"deleted": doc_id, "chunks_removed": removed}

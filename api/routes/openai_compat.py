@@ -20,7 +20,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from api.deps import CeleryDep, HubDep, RedisDep, SettingsDep
+from api.deps import CeleryDep, HubDep, RedisDep, SettingsDep, StoreDep
 from api.errors import ApiError, ErrorResponse, error_json
 from api.openai_schemas import (
     ChatCompletion,
@@ -104,10 +104,15 @@ async def _complete(job_id: str, model: str, events: AsyncIterator[StreamEvent])
     summary="OpenAI-compatible chat over a collection (model = collection); `stream: true` for SSE chunks",
 )
 async def chat_completions(
-    body: ChatCompletionRequest, settings: SettingsDep, redis: RedisDep, hub: HubDep, celery: CeleryDep
+    body: ChatCompletionRequest,
+    settings: SettingsDep,
+    store: StoreDep,
+    redis: RedisDep,
+    hub: HubDep,
+    celery: CeleryDep,
 ) -> Response:
     question, history = _split(body)
-    question = await check_query(settings, body.model, question)
+    question = await check_query(settings, store, body.model, question)
     job_id, events = await submit_and_subscribe(
         redis, hub, celery, settings, QuerySpec(body.model, question, body.top_k, history, body.mode)
     )
@@ -121,6 +126,6 @@ async def chat_completions(
 
 
 @router.get("/models", response_model=ModelList, summary="Collections, as OpenAI models")
-async def list_models(settings: SettingsDep) -> ModelList:
-    infos = await run_in_threadpool(list_collection_infos, settings)
+async def list_models(store: StoreDep) -> ModelList:
+    infos = await run_in_threadpool(list_collection_infos, store)
     return ModelList(data=[ModelCard(id=i.name, created=int(i.created_at)) for i in infos])

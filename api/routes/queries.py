@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import CeleryDep, HubDep, RedisDep, SettingsDep
+from api.deps import CeleryDep, HubDep, RedisDep, SettingsDep, StoreDep
 from api.errors import ApiError, ErrorResponse
 from api.idempotency import IdempotencyKeyDep, idempotent, request_fingerprint
 from api.job_records import load_job
@@ -42,12 +42,13 @@ async def create_query(
     body: QueryRequest,
     response: Response,
     settings: SettingsDep,
+    store: StoreDep,
     redis: RedisDep,
     celery: CeleryDep,
     idempotency_key: IdempotencyKeyDep,
 ) -> QueryAccepted:
     async def submit() -> QueryAccepted:
-        question = await check_query(settings, body.collection, body.question)
+        question = await check_query(settings, store, body.collection, body.question)
         spec = QuerySpec(body.collection, question, body.top_k, mode=body.mode)
         job_id = await submit_query(redis, celery, settings, spec)
         stream_url = f"/v1/queries/{job_id}/stream"

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.responses import Response
 
-from api.deps import CeleryDep, HubDep, RedisDep, SettingsDep
+from api.deps import CeleryDep, HubDep, RedisDep, SettingsDep, StoreDep
 from api.query_jobs import QuerySpec, check_query, submit_and_subscribe
 from api.sse import STREAM_HEADERS, event_source_response, wants_event_stream
 from shared.events import EventName, StreamEvent
@@ -34,6 +34,7 @@ async def _answer_text(events: AsyncIterator[StreamEvent]) -> AsyncIterator[str]
 async def stream_chat(
     request: Request,
     settings: SettingsDep,
+    store: StoreDep,
     redis: RedisDep,
     hub: HubDep,
     celery: CeleryDep,
@@ -43,7 +44,7 @@ async def stream_chat(
     mode: Annotated[RetrievalMode, Query(description="vector, bm25 or hybrid")] = DEFAULT_MODE,
 ) -> Response:
     name = collection or settings.DEFAULT_COLLECTION
-    question = await check_query(settings, name, param)
+    question = await check_query(settings, store, name, param)
     spec = QuerySpec(name, question, top_k, mode=mode)
     job_id, events = await submit_and_subscribe(redis, hub, celery, settings, spec)
     headers = {**STREAM_HEADERS, "X-Job-Id": job_id}

@@ -1,6 +1,7 @@
-"""Per-collection storage of documents, chunks and their embeddings."""
+"""Collections of documents, chunks and their embeddings, in one of two engines (shared/store/base.py)."""
 
-from shared.store.collection_store import CollectionStore
+from shared.store.base import CollectionStore, Store, StoreUnavailableError
+from shared.store.factory import open_store
 from shared.store.records import (
     COLLECTION_NAME_RULE,
     ChunkRecord,
@@ -19,5 +20,8 @@ __all__ = [
     "DocumentInfo",
     "EmbeddingMismatchError",
     "ScoredChunk",
+    "Store",
+    "StoreUnavailableError",
+    "open_store",
     "valid_collection_name",
 ]

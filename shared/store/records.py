@@ -11,7 +11,7 @@ _NAME = re.compile(COLLECTION_NAME_RULE)
 
 
 def valid_collection_name(name: str) -> bool:
-    return bool(_NAME.match(name))
+    return bool(_NAME.fullmatch(name))  # fullmatch: `$` alone would accept a trailing newline
 
 
 def chunk_id(doc_id: str, text: str) -> str:

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from shared.providers.answerers import EXTRACTIVE_NOTICE
-from shared.store import CollectionStore
+from shared.store.sqlite_store import SQLiteStore
 from tests.conftest import SAMPLE_DOCS, client_for
 from tests.support.jobs import index_and_wait, wait_for_job
 from tests.support.processes import Stack
@@ -69,7 +69,8 @@ def test_a_job_with_nothing_indexable_fails_and_says_why(client: httpx.Client, o
 def test_a_collection_built_with_another_embedding_model_is_refused_clearly(
     client: httpx.Client, offline_stack: Stack
 ) -> None:
-    CollectionStore(offline_stack.data_dir / "collections", "foreign").ensure("zhipu/embedding-2", 1024)
+    data = offline_stack.data_dir
+    SQLiteStore(data / "collections", data / "uploads").collection("foreign").ensure("zhipu/embedding-2", 1024)
     query = client.post("/v1/queries", json={"collection": "foreign", "question": "什么是 KV 缓存？"})
     assert query.status_code == 409, query.text
     error = query.json()["error"]

@@ -115,7 +115,8 @@ def _index_batch(rt: Runtime, progress: IndexProgress, collection: str, items: l
     for item in items:
         progress.document(item.name, item.doc_id, DocStatus.INDEXING)
         try:
-            documents.append((item, load_and_split(item, splitter)))
+            local = item.model_copy(update={"path": str(rt.stores.blobs.local_path(item.blob))}) if item.blob else item
+            documents.append((item, load_and_split(local, splitter)))
         except Exception as exc:  # one broken file fails alone; the rest are indexed
             progress.document(item.name, item.doc_id, DocStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
             progress.documents_done += 1

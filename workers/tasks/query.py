@@ -129,7 +129,7 @@ def _answer(
             raise EmbeddingMismatchError(
                 f"query embedding has {len(query_vector)} dimensions, collection has {dimension}"
             )
-    chunks = rt.retriever.retrieve(store, question, query_vector, top_k, mode)
+    chunks = store.retrieve(question, query_vector, top_k, mode)
     retrieved = time.perf_counter()
     events.publish(EventName.SOURCES, _source_payload(chunks))
     job.running("generating")

@@ -1,0 +1,123 @@
+"""The store interface both engines implement: one deployment-wide `Store`, one `CollectionStore` each.
+
+The API and workers only ever use these methods, so the embedded SQLite engine and the PostgreSQL engine
+are interchangeable (chosen by VECTOR_STORE_URL) and one contract test suite runs against both.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from shared.store.blobs import BlobStore
+from shared.store.fusion import reciprocal_rank_fusion
+from shared.store.records import ChunkRecord, CollectionInfo, DocumentInfo, EmbeddingMismatchError, ScoredChunk
+from shared.store.retrieval import DEFAULT_MODE, RETRIEVAL_MODES, RetrievalMode, fusion_pool
+
+
+class StoreUnavailableError(RuntimeError):
+    """The configured store cannot be used (PostgreSQL does not answer, lacks pgvector, ...)."""
+
+
+class CollectionStore(ABC):
+    """One collection: its documents, chunks, vectors and keyword index."""
+
+    name: str
+
+    @abstractmethod
+    def exists(self) -> bool:
+        """True once `ensure` has created the collection."""
+
+    @abstractmethod
+    def ensure(self, embed_model: str, dimension: int) -> None:
+        """Create the collection for this embedding model, or check it was built with the same one."""
+
+    @abstractmethod
+    def info(self) -> CollectionInfo: ...
+
+    @abstractmethod
+    def replace_document(
+        self, doc_id: str, source: str, sha256: str, chunks: Sequence[ChunkRecord], vectors: np.ndarray
+    ) -> None:
+        """Make the stored chunks of `doc_id` exactly `chunks`, in one transaction (idempotent, content-keyed)."""
+
+    @abstractmethod
+    def delete_document(self, doc_id: str) -> int | None:
+        """Remove a document and its chunks; how many chunks went, or None if there is no such document."""
+
+    @abstractmethod
+    def documents(self, limit: int = 1000, offset: int = 0) -> list[DocumentInfo]: ...
+
+    @abstractmethod
+    def document_sha256(self, doc_id: str) -> str | None: ...
+
+    @abstractmethod
+    def drop(self) -> None:
+        """Delete the whole collection."""
+
+    @abstractmethod
+    def vector_search(self, query_vector: np.ndarray, top_k: int) -> list[ScoredChunk]:
+        """The `top_k` chunks by cosine similarity, best first (score: the cosine)."""
+
+    @abstractmethod
+    def keyword_search(self, question: str, top_k: int) -> list[ScoredChunk]:
+        """The `top_k` chunks by keyword relevance, best first; chunks sharing no term are left out."""
+
+    def hybrid_search(self, question: str, query_vector: np.ndarray, top_k: int) -> list[ScoredChunk]:
+        """Both rankings fused with RRF (score: the RRF score). Engines may do this in one round trip."""
+        pool = fusion_pool(top_k)
+        vector = self.vector_search(query_vector, pool)
+        keyword = self.keyword_search(question, pool)
+        by_id = {c.chunk_id: c for c in (*vector, *keyword)}
+        fused = reciprocal_rank_fusion([[c.chunk_id for c in vector], [c.chunk_id for c in keyword]])
+        return [replace(by_id[i], score=s) for i, s in fused[:top_k]]
+
+    def check_embedding(self, embed_model: str, dimension: int) -> None:
+        info = self.info()
+        if (info.embed_model, info.dimension) != (embed_model, dimension):
+            raise EmbeddingMismatchError(
+                f"collection {self.name!r} was built with {info.embed_model} ({info.dimension}-d) but this "
+                f"server embeds with {embed_model} ({dimension}-d); use another collection or re-index it"
+            )
+
+    def retrieve(
+        self, question: str, query_vector: np.ndarray | None, top_k: int, mode: RetrievalMode = DEFAULT_MODE
+    ) -> list[ScoredChunk]:
+        """The `top_k` best chunks for `question` in `mode`; `query_vector` may be None only in "bm25" mode.
+
+        Scores are not comparable across modes: cosine similarity for "vector", the engine's keyword score
+        for "bm25", the RRF score (sum of 1 / (60 + rank) over both rankings) for "hybrid".
+        """
+        if mode not in RETRIEVAL_MODES:
+            raise ValueError(f"unknown retrieval mode {mode!r}: use one of {', '.join(RETRIEVAL_MODES)}")
+        if top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {top_k}")
+        if mode == "bm25":
+            return self.keyword_search(question, top_k)
+        if query_vector is None:
+            raise ValueError(f"mode {mode!r} needs a query vector")
+        if mode == "vector":
+            return self.vector_search(query_vector, top_k)
+        return self.hybrid_search(question, query_vector, top_k)
+
+
+class Store(ABC):
+    """A deployment's store: every collection, and the uploaded files index workers read."""
+
+    engine: str
+    blobs: BlobStore
+
+    @abstractmethod
+    def collection(self, name: str) -> CollectionStore:
+        """The collection's store object (it may not exist yet: see `exists`)."""
+
+    @abstractmethod
+    def collection_names(self) -> list[str]:
+        """Names of the collections that exist, sorted."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the store's connections."""

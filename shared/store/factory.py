@@ -1,0 +1,30 @@
+"""Open the deployment's store: PostgreSQL when VECTOR_STORE_URL is set, else the embedded SQLite engine."""
+
+from __future__ import annotations
+
+from shared.settings import Settings
+from shared.store.base import Store
+
+
+def check_store(settings: Settings) -> None:
+    """Stop a process at start, before it forks or serves, when its store cannot work (one clear line)."""
+    if settings.VECTOR_STORE_URL:
+        from shared.store.postgres_store import check_database
+
+        check_database(settings.VECTOR_STORE_URL)
+
+
+def open_store(settings: Settings) -> Store:
+    """The configured store, checked; raises StoreUnavailableError with one line naming the problem."""
+    if settings.VECTOR_STORE_URL:
+        from shared.store.postgres_store import PostgresStore  # psycopg is needed only for this engine
+
+        return PostgresStore(
+            settings.VECTOR_STORE_URL,
+            settings.uploads_dir,
+            pool_size=settings.STORE_POOL_SIZE,
+            ef_search=settings.HNSW_EF_SEARCH,
+        )
+    from shared.store.sqlite_store import SQLiteStore
+
+    return SQLiteStore(settings.collections_dir, settings.uploads_dir)

@@ -1,0 +1,97 @@
+"""The PostgreSQL engine's schema, owned by the project: numbered migrations applied once, in order.
+
+Every table lives in the `ragqueue` schema, so the engine can share a database with other applications.
+Each collection's chunks get a table of their own (`chunks_<collection id>`): the vector column needs a fixed
+dimension for its HNSW index, collections may be built with models of different dimensions, and dropping a
+collection is then one DROP TABLE. Migrations run under an advisory lock, so API and workers starting
+together apply each one exactly once.
+"""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg import sql
+
+SCHEMA = "ragqueue"
+_LOCK_ID = 0x72_61_67_71  # "ragq": serialises migrations across processes
+
+# (version, what it does, statements). Append only: never edit a migration that has shipped.
+MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
+    (
+        1,
+        "collections, documents and uploads",
+        (
+            """CREATE TABLE collections (
+                id bigserial PRIMARY KEY, name text NOT NULL UNIQUE, embed_model text NOT NULL,
+                dimension integer NOT NULL, created_at double precision NOT NULL,
+                updated_at double precision NOT NULL)""",
+            """CREATE TABLE documents (
+                collection_id bigint NOT NULL REFERENCES collections (id) ON DELETE CASCADE,
+                id text NOT NULL, source text NOT NULL, sha256 text NOT NULL, chunks integer NOT NULL,
+                updated_at double precision NOT NULL, PRIMARY KEY (collection_id, id))""",
+            "CREATE INDEX documents_by_source ON documents (collection_id, source, id)",
+            """CREATE TABLE uploads (
+                key text PRIMARY KEY, bytes bigint NOT NULL, data bytea NOT NULL,
+                created_at timestamptz NOT NULL DEFAULT now())""",
+        ),
+    ),
+]
+LATEST = MIGRATIONS[-1][0]
+
+
+def chunk_table(collection_id: int) -> sql.Identifier:
+    return sql.Identifier(SCHEMA, f"chunks_{collection_id}")
+
+
+def create_chunk_table(conn: psycopg.Connection, collection_id: int, dimension: int) -> None:
+    """A collection's chunk table with its three indexes: by document, GIN over tokens, HNSW over vectors."""
+    table = chunk_table(collection_id)
+    name = f"chunks_{collection_id}"
+    # Cosine distance; vectors are stored L2-normalised, so 1 - distance is the cosine similarity.
+    statements = [
+        sql.SQL(
+            "CREATE TABLE {} (id text PRIMARY KEY, doc_id text NOT NULL, position integer NOT NULL, "
+            "text text NOT NULL, location text NOT NULL DEFAULT '', tokens tsvector NOT NULL, "
+            "embedding vector({}) NOT NULL)"
+        ).format(table, sql.Literal(dimension)),
+        sql.SQL("CREATE INDEX {} ON {} (doc_id)").format(sql.Identifier(f"{name}_doc"), table),
+        sql.SQL("CREATE INDEX {} ON {} USING gin (tokens)").format(sql.Identifier(f"{name}_tokens"), table),
+        sql.SQL("CREATE INDEX {} ON {} USING hnsw (embedding vector_cosine_ops)").format(
+            sql.Identifier(f"{name}_hnsw"), table
+        ),
+    ]
+    for statement in statements:
+        conn.execute(statement)
+
+
+def migrate(conn: psycopg.Connection) -> list[int]:
+    """Apply the migrations this database lacks; the versions applied now (empty when it was current)."""
+    applied: list[int] = []
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(SCHEMA)))
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        conn.execute(sql.SQL("SET LOCAL search_path TO {}, public").format(sql.Identifier(SCHEMA)))
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} (version integer PRIMARY KEY, name text NOT NULL, "
+                "applied_at timestamptz NOT NULL DEFAULT now())"
+            ).format(sql.Identifier(SCHEMA, "schema_migrations"))
+        )
+        done = {
+            r[0]
+            for r in conn.execute(sql.SQL("SELECT version FROM {}").format(sql.Identifier(SCHEMA, "schema_migrations")))
+        }
+        for version, name, statements in MIGRATIONS:
+            if version in done:
+                continue
+            for statement in statements:
+                conn.execute(statement)  # type: ignore[call-overload]  # literal SQL from this module only
+            conn.execute(
+                sql.SQL("INSERT INTO {} (version, name) VALUES (%s, %s)").format(
+                    sql.Identifier(SCHEMA, "schema_migrations")
+                ),
+                (version, name),
+            )
+            applied.append(version)
+    return applied

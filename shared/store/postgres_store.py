@@ -1,0 +1,357 @@
+"""The PostgreSQL engine: pgvector HNSW for vectors, a GIN-indexed tsvector for keywords, uploads as bytea.
+
+API and workers on any number of machines share nothing but Redis and this database. PostgreSQL's text
+search does not segment Chinese, so chunks are cut with jieba in the application and stored as a tsvector
+literal of those tokens with their positions (the `simple` approach without PostgreSQL's parser, which in a
+C-locale database would drop CJK characters); questions become a tsquery literal of their tokens.
+
+Deliberate choices:
+- Values are always bound parameters; only identifiers (a collection's table, made from its numeric id)
+  are composed, with psycopg's `sql.Identifier`.
+- Hybrid retrieval is one statement: both candidate lists, their ranks and the RRF fusion are CTEs, so a
+  question costs one round trip.
+- The keyword side ranks with `ts_rank` normalised by document length (flag 1); RRF uses only ranks.
+- `plan_cache_mode = force_custom_plan`: psycopg prepares repeated statements, and a generic plan could
+  stop the planner from using the HNSW index for `ORDER BY embedding <=> $1 LIMIT $2`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psycopg
+from pgvector.psycopg import register_vector
+from psycopg import sql
+from psycopg_pool import ConnectionPool
+
+from shared.store.base import CollectionStore, Store, StoreUnavailableError, fusion_pool
+from shared.store.blobs import BlobNotFoundError, BlobStore, blob_path, write_atomically
+from shared.store.fusion import RRF_K
+from shared.store.keywords import query_terms, tokenize
+from shared.store.postgres_schema import SCHEMA, chunk_table, create_chunk_table, migrate
+from shared.store.records import (
+    COLLECTION_NAME_RULE,
+    ChunkRecord,
+    CollectionInfo,
+    DocumentInfo,
+    ScoredChunk,
+    valid_collection_name,
+)
+
+_SEARCH_PATH = sql.SQL("SET search_path TO {}, public").format(sql.Identifier(SCHEMA))
+
+
+def tsvector_literal(text: str) -> str:
+    """A tsvector in PostgreSQL's input syntax: each jieba token quoted, with its positions (1-based, ≤ 16383)."""
+    positions: dict[str, list[int]] = defaultdict(list)
+    for i, token in enumerate(tokenize(text), start=1):
+        positions[token].append(min(i, 16383))
+    return " ".join(f"{_quote(t)}:{','.join(map(str, p[:256]))}" for t, p in positions.items())
+
+
+def tsquery_literal(question: str) -> str | None:
+    """The question's distinct tokens OR-ed as a tsquery literal, or None if it has none."""
+    terms = query_terms(question)
+    return " | ".join(_quote(t) for t in terms) if terms else None
+
+
+def _quote(token: str) -> str:
+    return "'" + token.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def _configure(conn: psycopg.Connection) -> None:
+    register_vector(conn)
+    conn.execute(_SEARCH_PATH)
+    conn.execute("SET plan_cache_mode = force_custom_plan")
+    conn.commit()
+
+
+def check_database(url: str, timeout_s: float = 5.0) -> None:
+    """Stop early with one clear line: the database answers, has pgvector, and carries the current schema."""
+    try:
+        with psycopg.connect(url, connect_timeout=max(1, int(timeout_s)), autocommit=True) as conn:
+            available = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'").fetchone()
+            if not available:
+                raise StoreUnavailableError(
+                    f"VECTOR_STORE_URL {redact(url)}: the server lacks the pgvector extension "
+                    "(install it, e.g. postgresql-NN-pgvector, or use a server that has it)"
+                )
+            migrate(conn)
+    except psycopg.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StoreUnavailableError(f"VECTOR_STORE_URL {redact(url)} does not answer: {reason}") from exc
+    except psycopg.Error as exc:
+        raise StoreUnavailableError(f"VECTOR_STORE_URL {redact(url)}: {type(exc).__name__}: {exc}") from exc
+
+
+def redact(url: str) -> str:
+    """The URL without its password, fit for a log line."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "(unparsable URL)"
+    host = info.get("host", "localhost")
+    return f"postgresql://{info.get('user', '')}@{host}:{info.get('port', 5432)}/{info.get('dbname', '')}"
+
+
+class PostgresCollection(CollectionStore):
+    """One collection's rows in PostgreSQL."""
+
+    def __init__(self, store: PostgresStore, name: str) -> None:
+        if not valid_collection_name(name):
+            raise ValueError(f"invalid collection name {name!r}: must match {COLLECTION_NAME_RULE}")
+        self.name = name
+        self._pool = store.pool
+        self._ef_search = store.ef_search
+
+    @contextmanager
+    def _conn(self) -> Iterator[psycopg.Connection]:
+        with self._pool.connection() as conn:
+            yield conn
+
+    def _id(self, conn: psycopg.Connection) -> int | None:
+        row = conn.execute("SELECT id FROM collections WHERE name = %s", (self.name,)).fetchone()
+        return int(row[0]) if row else None
+
+    def _require_id(self, conn: psycopg.Connection) -> int:
+        collection_id = self._id(conn)
+        if collection_id is None:
+            raise LookupError(f"collection {self.name!r} does not exist")
+        return collection_id
+
+    def exists(self) -> bool:
+        with self._conn() as conn:
+            return self._id(conn) is not None
+
+    def ensure(self, embed_model: str, dimension: int) -> None:
+        with self._conn() as conn, conn.transaction():
+            # Two index workers may create the same collection at once: one inserts, the other finds it.
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"collection:{self.name}",))
+            if self._id(conn) is None:
+                now = time.time()
+                row = conn.execute(
+                    "INSERT INTO collections (name, embed_model, dimension, created_at, updated_at) "
+                    "VALUES (%s, %s, %s, %s, %s) RETURNING id",
+                    (self.name, embed_model, dimension, now, now),
+                ).fetchone()
+                assert row is not None
+                create_chunk_table(conn, int(row[0]), dimension)
+        self.check_embedding(embed_model, dimension)
+
+    def info(self) -> CollectionInfo:
+        with self._conn() as conn:
+            row = conn.execute(
+                "SELECT id, embed_model, dimension, created_at, updated_at, "
+                "(SELECT COUNT(*) FROM documents d WHERE d.collection_id = c.id), "
+                "(SELECT COALESCE(SUM(chunks), 0) FROM documents d WHERE d.collection_id = c.id) "
+                "FROM collections c WHERE name = %s",
+                (self.name,),
+            ).fetchone()
+        if row is None:
+            raise LookupError(f"collection {self.name!r} does not exist")
+        return CollectionInfo(
+            name=self.name,
+            embed_model=row[1],
+            dimension=int(row[2]),
+            documents=int(row[5]),
+            chunks=int(row[6]),
+            created_at=float(row[3]),
+            updated_at=float(row[4]),
+        )
+
+    def replace_document(
+        self, doc_id: str, source: str, sha256: str, chunks: Sequence[ChunkRecord], vectors: np.ndarray
+    ) -> None:
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        rows: dict[str, tuple[Any, ...]] = {}
+        for i, c in enumerate(chunks):  # the same text twice in one document is one chunk
+            rows.setdefault(c.id, (c.id, doc_id, c.position, c.text, c.location, tsvector_literal(c.text), vectors[i]))
+        now = time.time()
+        with self._conn() as conn, conn.transaction():
+            collection_id = self._require_id(conn)
+            table = chunk_table(collection_id)
+            conn.execute(
+                sql.SQL("DELETE FROM {} WHERE doc_id = %s AND NOT (id = ANY(%s))").format(table),
+                (doc_id, list(rows)),
+            )
+            with conn.cursor() as cur:
+                cur.executemany(
+                    sql.SQL(
+                        "INSERT INTO {} (id, doc_id, position, text, location, tokens, embedding) "
+                        "VALUES (%s, %s, %s, %s, %s, %s::tsvector, %s) "
+                        "ON CONFLICT (id) DO UPDATE SET position = EXCLUDED.position, location = EXCLUDED.location"
+                    ).format(table),
+                    list(rows.values()),
+                )
+            conn.execute(
+                "INSERT INTO documents (collection_id, id, source, sha256, chunks, updated_at) "
+                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (collection_id, id) DO UPDATE SET "
+                "source = EXCLUDED.source, sha256 = EXCLUDED.sha256, chunks = EXCLUDED.chunks, "
+                "updated_at = EXCLUDED.updated_at",
+                (collection_id, doc_id, source, sha256, len(rows), now),
+            )
+            conn.execute("UPDATE collections SET updated_at = %s WHERE id = %s", (now, collection_id))
+
+    def delete_document(self, doc_id: str) -> int | None:
+        with self._conn() as conn, conn.transaction():
+            collection_id = self._require_id(conn)
+            removed = conn.execute(
+                sql.SQL("DELETE FROM {} WHERE doc_id = %s").format(chunk_table(collection_id)), (doc_id,)
+            ).rowcount
+            found = conn.execute(
+                "DELETE FROM documents WHERE collection_id = %s AND id = %s", (collection_id, doc_id)
+            ).rowcount
+            if found or removed:
+                conn.execute("UPDATE collections SET updated_at = %s WHERE id = %s", (time.time(), collection_id))
+        return int(removed) if found else None
+
+    def documents(self, limit: int = 1000, offset: int = 0) -> list[DocumentInfo]:
+        with self._conn() as conn:
+            rows = conn.execute(
+                "SELECT d.id, d.source, d.sha256, d.chunks, d.updated_at FROM documents d "
+                "JOIN collections c ON c.id = d.collection_id WHERE c.name = %s "
+                "ORDER BY d.source, d.id LIMIT %s OFFSET %s",
+                (self.name, limit, offset),
+            ).fetchall()
+        return [DocumentInfo(id=r[0], source=r[1], sha256=r[2], chunks=r[3], updated_at=r[4]) for r in rows]
+
+    def document_sha256(self, doc_id: str) -> str | None:
+        with self._conn() as conn:
+            row = conn.execute(
+                "SELECT d.sha256 FROM documents d JOIN collections c ON c.id = d.collection_id "
+                "WHERE c.name = %s AND d.id = %s",
+                (self.name, doc_id),
+            ).fetchone()
+        return row[0] if row else None
+
+    def drop(self) -> None:
+        with self._conn() as conn, conn.transaction():
+            collection_id = self._id(conn)
+            if collection_id is None:
+                return
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(chunk_table(collection_id)))
+            conn.execute("DELETE FROM collections WHERE id = %s", (collection_id,))
+
+    def _query(self, statement: sql.SQL, params: dict[str, Any]) -> list[ScoredChunk]:
+        with self._conn() as conn, conn.transaction():
+            collection_id = self._id(conn)
+            if collection_id is None:
+                return []
+            conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(self._ef_search)))
+            rows = conn.execute(
+                statement.format(chunks=chunk_table(collection_id)), {**params, "cid": collection_id}
+            ).fetchall()
+        return [
+            ScoredChunk(chunk_id=r[0], doc_id=r[1], source=r[2], text=r[3], location=r[4], score=float(r[5]))
+            for r in rows
+        ]
+
+    def vector_search(self, query_vector: np.ndarray, top_k: int) -> list[ScoredChunk]:
+        return self._query(_VECTOR_SQL, {"q": _unit(query_vector), "k": top_k})
+
+    def keyword_search(self, question: str, top_k: int) -> list[ScoredChunk]:
+        tsquery = tsquery_literal(question)
+        if tsquery is None:
+            return []
+        return self._query(_KEYWORD_SQL, {"tsq": tsquery, "k": top_k})
+
+    def hybrid_search(self, question: str, query_vector: np.ndarray, top_k: int) -> list[ScoredChunk]:
+        tsquery = tsquery_literal(question)
+        if tsquery is None:
+            return self.vector_search(query_vector, top_k)
+        params = {"q": _unit(query_vector), "tsq": tsquery, "pool": fusion_pool(top_k), "k": top_k, "rrf": RRF_K}
+        return self._query(_HYBRID_SQL, params)
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    v = np.asarray(vector, dtype=np.float32)
+    return v / (np.linalg.norm(v) or 1.0)
+
+
+_SELECT = "SELECT r.id, r.doc_id, d.source, r.text, r.location, r.score FROM ranked r "
+_JOIN = "JOIN documents d ON d.collection_id = %(cid)s AND d.id = r.doc_id ORDER BY r.score DESC"
+_VECTOR_SQL = sql.SQL(
+    "WITH ranked AS (SELECT id, doc_id, text, location, 1 - (embedding <=> %(q)s) AS score "
+    "FROM {chunks} ORDER BY embedding <=> %(q)s LIMIT %(k)s) " + _SELECT + _JOIN
+)
+_KEYWORD_SQL = sql.SQL(
+    "WITH ranked AS (SELECT id, doc_id, text, location, ts_rank(tokens, query, 1) AS score "
+    "FROM {chunks}, CAST(%(tsq)s AS tsquery) query WHERE tokens @@ query "
+    "ORDER BY score DESC, id LIMIT %(k)s) " + _SELECT + _JOIN
+)
+_HYBRID_SQL = sql.SQL(
+    "WITH vec AS (SELECT id, row_number() OVER (ORDER BY dist, id) AS rank FROM "
+    "  (SELECT id, embedding <=> %(q)s AS dist FROM {chunks} ORDER BY embedding <=> %(q)s LIMIT %(pool)s) v), "
+    "kw AS (SELECT id, row_number() OVER (ORDER BY score DESC, id) AS rank FROM "
+    "  (SELECT id, ts_rank(tokens, query, 1) AS score FROM {chunks}, CAST(%(tsq)s AS tsquery) query "
+    "   WHERE tokens @@ query ORDER BY score DESC, id LIMIT %(pool)s) k), "
+    "fused AS (SELECT id, SUM(1.0 / (%(rrf)s + rank)) AS score, MIN(rank) AS best FROM "
+    "  (SELECT * FROM vec UNION ALL SELECT * FROM kw) both_lists GROUP BY id "
+    "  ORDER BY score DESC, best, id LIMIT %(k)s), "
+    "ranked AS (SELECT c.id, c.doc_id, c.text, c.location, f.score FROM fused f JOIN {chunks} c USING (id)) "
+    + _SELECT
+    + _JOIN
+)
+
+
+class PostgresBlobStore(BlobStore):
+    """Uploads in the `uploads` table; a worker caches each one under its own DATA_DIR/uploads on first use."""
+
+    def __init__(self, pool: ConnectionPool, local_root: Path) -> None:
+        super().__init__(local_root)
+        self._pool = pool
+
+    def put(self, key: str, path: Path) -> None:
+        data = path.read_bytes()
+        with self._pool.connection() as conn:
+            conn.execute(
+                "INSERT INTO uploads (key, bytes, data) VALUES (%s, %s, %s) ON CONFLICT (key) DO NOTHING",
+                (key, len(data), data),
+            )
+
+    def local_path(self, key: str) -> Path:
+        path = blob_path(self.local_root, key)
+        if path.exists():  # content-addressed: a file with this name holds these bytes
+            return path
+        with self._pool.connection() as conn:
+            row = conn.execute("SELECT data FROM uploads WHERE key = %s", (key,)).fetchone()
+        if row is None:
+            raise BlobNotFoundError(f"uploaded file {key} is not in the database")
+        write_atomically(path, bytes(row[0]))
+        return path
+
+
+class PostgresStore(Store):
+    """Every collection and upload in one PostgreSQL database with pgvector."""
+
+    engine = "postgresql"
+
+    def __init__(self, url: str, uploads_dir: Path, pool_size: int = 10, ef_search: int = 100) -> None:
+        check_database(url)
+        self.ef_search = ef_search
+        self.pool = ConnectionPool(
+            url, min_size=1, max_size=pool_size, configure=_configure, open=True, name="ragqueue-store"
+        )
+        self.blobs = PostgresBlobStore(self.pool, uploads_dir)
+        self._collections: dict[str, PostgresCollection] = {}
+        self._lock = threading.Lock()
+
+    def collection(self, name: str) -> PostgresCollection:
+        with self._lock:
+            if name not in self._collections:
+                self._collections[name] = PostgresCollection(self, name)
+            return self._collections[name]
+
+    def collection_names(self) -> list[str]:
+        with self.pool.connection() as conn:
+            return [r[0] for r in conn.execute("SELECT name FROM collections ORDER BY name")]
+
+    def close(self) -> None:
+        self.pool.close()

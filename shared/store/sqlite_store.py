@@ -1,0 +1,329 @@
+"""The embedded engine: one SQLite file per collection under DATA_DIR, nothing to run.
+
+SQLite in WAL mode lets any number of processes on the machine read while one writes. Keyword search is an
+FTS5 table over jieba tokens, ranked by FTS5's own `bm25()` and written in the same transaction as the chunk;
+vectors are float32 blobs that each process reads incrementally (shared/store/vector_cache.py). A write is
+visible to the next query and costs it only the rows written: nothing is ever rebuilt.
+
+Deliberate choices:
+- `chunks.seq` is an AUTOINCREMENT key, never reused, so "rows since seq N" is exact; removals are logged by
+  a trigger in `removed`, which also deletes the chunk's FTS row, so no code path can forget either.
+- A chunk's id is a hash of its document and text: writing a document again updates positions and locations
+  in place and inserts only new texts, so an index batch delivered twice leaves one copy of each chunk.
+- Files written by the first version (no FTS table, PRAGMA user_version 0) are upgraded in place on first
+  open: the chunks are copied with their vectors and tokenised once.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from shared.store.base import CollectionStore, Store
+from shared.store.blobs import FileBlobStore
+from shared.store.keywords import index_text, query_terms
+from shared.store.records import (
+    COLLECTION_NAME_RULE,
+    ChunkRecord,
+    CollectionInfo,
+    DocumentInfo,
+    ScoredChunk,
+    valid_collection_name,
+)
+from shared.store.vector_cache import VectorCache
+
+SCHEMA_VERSION = 2
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS documents (
+        id TEXT PRIMARY KEY, source TEXT NOT NULL, sha256 TEXT NOT NULL,
+        chunks INTEGER NOT NULL, updated_at REAL NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS chunks (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, doc_id TEXT NOT NULL,
+        position INTEGER NOT NULL, text TEXT NOT NULL, location TEXT NOT NULL DEFAULT '',
+        embedding BLOB NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS chunks_doc ON chunks (doc_id)",
+    "CREATE TABLE IF NOT EXISTS removed (seq INTEGER PRIMARY KEY AUTOINCREMENT, chunk_seq INTEGER NOT NULL)",
+    "CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(tokens, tokenize = 'unicode61 remove_diacritics 0')",
+    """CREATE TRIGGER IF NOT EXISTS chunks_removed AFTER DELETE ON chunks BEGIN
+        INSERT INTO removed (chunk_seq) VALUES (old.seq);
+        DELETE FROM chunks_fts WHERE rowid = old.seq;
+    END""",
+)
+_CHUNK_COLUMNS = "c.seq, c.id, c.doc_id, d.source, c.text, c.location"
+
+
+class SQLiteCollection(CollectionStore):
+    """Read and write one collection's SQLite file."""
+
+    def __init__(self, root: Path, name: str) -> None:
+        if not valid_collection_name(name):
+            raise ValueError(f"invalid collection name {name!r}: must match {COLLECTION_NAME_RULE}")
+        self.name = name
+        self.path = root / name / "store.sqlite3"
+        self._vectors: VectorCache | None = None
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def _connect(self, create: bool = False) -> Iterator[sqlite3.Connection]:
+        """A connection to the collection's file; only `ensure` may create the file."""
+        if create:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        elif not self.path.exists():
+            raise LookupError(f"collection {self.name!r} does not exist")
+        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            # Every time, not once per object: another process may have dropped and re-created the file.
+            _upgrade(conn)
+            yield conn
+        finally:
+            conn.close()
+
+    def exists(self) -> bool:
+        if not self.path.exists():
+            return False
+        try:
+            with self._connect() as conn:
+                return conn.execute("SELECT 1 FROM meta WHERE key = 'embed_model'").fetchone() is not None
+        except (LookupError, sqlite3.OperationalError):  # removed, or dropped while we looked
+            return False
+
+    def ensure(self, embed_model: str, dimension: int) -> None:
+        with self._connect(create=True) as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            if conn.execute("SELECT COUNT(*) FROM meta").fetchone()[0] == 0:
+                now = str(time.time())
+                conn.executemany(
+                    "INSERT INTO meta VALUES (?, ?)",
+                    [
+                        ("embed_model", embed_model),
+                        ("dimension", str(dimension)),
+                        ("created_at", now),
+                        ("updated_at", now),
+                    ],
+                )
+            conn.execute("COMMIT")
+        self.check_embedding(embed_model, dimension)
+
+    def info(self) -> CollectionInfo:
+        with self._connect() as conn:
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+            docs = conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+            chunks = conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        return CollectionInfo(
+            name=self.name,
+            embed_model=meta["embed_model"],
+            dimension=int(meta["dimension"]),
+            documents=docs,
+            chunks=chunks,
+            created_at=float(meta["created_at"]),
+            updated_at=float(meta["updated_at"]),
+        )
+
+    def replace_document(
+        self, doc_id: str, source: str, sha256: str, chunks: Sequence[ChunkRecord], vectors: np.ndarray
+    ) -> None:
+        blobs = np.ascontiguousarray(vectors, dtype=np.float32)
+        ids = [c.id for c in chunks]
+        # Tokenising is the slow part: do it before taking the write lock.
+        rows = [
+            (c.id, doc_id, c.position, c.text, c.location, blobs[i].tobytes(), index_text(c.text))
+            for i, c in enumerate(chunks)
+        ]
+        now = time.time()
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(
+                "DELETE FROM chunks WHERE doc_id = ? AND id NOT IN (SELECT value FROM json_each(?))",
+                (doc_id, json.dumps(ids)),
+            )
+            known = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM chunks WHERE doc_id = ? AND id IN (SELECT value FROM json_each(?))",
+                    (doc_id, json.dumps(ids)),
+                )
+            }
+            conn.executemany(
+                "UPDATE chunks SET position = ?, location = ? WHERE id = ?",
+                [(r[2], r[4], r[0]) for r in rows if r[0] in known],
+            )
+            for row in rows:
+                if row[0] in known:
+                    continue
+                known.add(row[0])  # the same text twice in one document is one chunk
+                seq = conn.execute(
+                    "INSERT INTO chunks (id, doc_id, position, text, location, embedding) VALUES (?, ?, ?, ?, ?, ?)",
+                    row[:6],
+                ).lastrowid
+                conn.execute("INSERT INTO chunks_fts (rowid, tokens) VALUES (?, ?)", (seq, row[6]))
+            conn.execute(
+                "INSERT OR REPLACE INTO documents (id, source, sha256, chunks, updated_at) VALUES (?,?,?,?,?)",
+                (doc_id, source, sha256, len(set(ids)), now),
+            )
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'updated_at'", (str(now),))
+            conn.execute("COMMIT")
+
+    def delete_document(self, doc_id: str) -> int | None:
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            removed = conn.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,)).rowcount
+            found = conn.execute("DELETE FROM documents WHERE id = ?", (doc_id,)).rowcount
+            if found or removed:
+                conn.execute("UPDATE meta SET value = ? WHERE key = 'updated_at'", (str(time.time()),))
+            conn.execute("COMMIT")
+        return int(removed) if found else None
+
+    def documents(self, limit: int = 1000, offset: int = 0) -> list[DocumentInfo]:
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT id, source, sha256, chunks, updated_at FROM documents ORDER BY source, id LIMIT ? OFFSET ?",
+                (limit, offset),
+            ).fetchall()
+        return [DocumentInfo(id=r[0], source=r[1], sha256=r[2], chunks=r[3], updated_at=r[4]) for r in rows]
+
+    def document_sha256(self, doc_id: str) -> str | None:
+        with self._connect() as conn:
+            row = conn.execute("SELECT sha256 FROM documents WHERE id = ?", (doc_id,)).fetchone()
+        return row[0] if row else None
+
+    def drop(self) -> None:
+        shutil.rmtree(self.path.parent, ignore_errors=True)
+        with self._lock:
+            self._vectors = None
+
+    def _cache(self, conn: sqlite3.Connection) -> VectorCache:
+        """This process's vectors of the collection; a fresh cache when the file was dropped and re-created."""
+        meta = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('dimension', 'created_at')").fetchall())
+        generation = meta.get("created_at", "")
+        with self._lock:
+            if self._vectors is None or self._vectors.generation != generation:
+                self._vectors = VectorCache(int(meta.get("dimension", 0)), generation)
+            return self._vectors
+
+    def vector_search(self, query_vector: np.ndarray, top_k: int) -> list[ScoredChunk]:
+        if not self.exists():
+            return []
+        with self._connect() as conn:
+            ranked = self._cache(conn).search(conn, query_vector, top_k)
+            return _fetch(conn, ranked)
+
+    def keyword_search(self, question: str, top_k: int) -> list[ScoredChunk]:
+        terms = query_terms(question)
+        if not terms:
+            return []
+        match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+        if not self.exists():
+            return []
+        with self._connect() as conn:
+            # bm25() is lower for better matches; ORDER BY rank lets FTS5 rank without sorting every match.
+            ranked = conn.execute(
+                "SELECT rowid, -rank FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY rank LIMIT ?",
+                (match, top_k),
+            ).fetchall()
+            return _fetch(conn, ranked)
+
+
+def _fetch(conn: sqlite3.Connection, ranked: Sequence[tuple[int, float]]) -> list[ScoredChunk]:
+    """The chunks with these seqs, in the given order and with the given scores (vanished ones dropped)."""
+    if not ranked:
+        return []
+    rows = conn.execute(
+        f"SELECT {_CHUNK_COLUMNS} FROM chunks c JOIN documents d ON d.id = c.doc_id "
+        "WHERE c.seq IN (SELECT value FROM json_each(?))",
+        (json.dumps([seq for seq, _ in ranked]),),
+    ).fetchall()
+    by_seq = {r[0]: r for r in rows}
+    return [
+        ScoredChunk(chunk_id=r[1], doc_id=r[2], source=r[3], text=r[4], location=r[5], score=float(score))
+        for seq, score in ranked
+        if (r := by_seq.get(seq))
+    ]
+
+
+def _upgrade(conn: sqlite3.Connection) -> None:
+    """Bring the file to SCHEMA_VERSION: create it, or move a first-version file's chunks into the new tables."""
+    if conn.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+        return
+    _enable_wal(conn)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if conn.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:  # another process did it
+            conn.execute("COMMIT")
+            return
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        legacy = "chunks" in tables and "chunks_fts" not in tables
+        if legacy:
+            conn.execute("ALTER TABLE chunks RENAME TO chunks_v1")
+            conn.execute("DROP INDEX IF EXISTS chunks_doc")
+        for statement in _SCHEMA:
+            conn.execute(statement)
+        if legacy:
+            old = conn.execute("SELECT id, doc_id, position, text, embedding FROM chunks_v1 ORDER BY rowid")
+            for row in old.fetchall():
+                seq = conn.execute(
+                    "INSERT INTO chunks (id, doc_id, position, text, embedding) VALUES (?, ?, ?, ?, ?)", row
+                ).lastrowid
+                conn.execute("INSERT INTO chunks_fts (rowid, tokens) VALUES (?, ?)", (seq, index_text(row[3])))
+            conn.execute("DROP TABLE chunks_v1")
+            conn.execute("DELETE FROM meta WHERE key = 'version'")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _enable_wal(conn: sqlite3.Connection, attempts: int = 300) -> None:
+    """Switch the file to WAL (persistent), waiting out another process doing the same on a new file.
+
+    Changing the journal mode needs an exclusive lock and SQLite does not always call the busy handler for
+    it, so two workers creating one collection at once could see "database is locked" at once.
+    """
+    for _ in range(attempts):
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+            time.sleep(0.1)
+    conn.execute("PRAGMA journal_mode=WAL")
+
+
+class SQLiteStore(Store):
+    """Every collection as a SQLite file under DATA_DIR/collections; uploads as files under DATA_DIR/uploads."""
+
+    engine = "sqlite"
+
+    def __init__(self, collections_dir: Path, uploads_dir: Path) -> None:
+        self.root = collections_dir
+        self.blobs = FileBlobStore(uploads_dir)
+        self._collections: dict[str, SQLiteCollection] = {}
+        self._lock = threading.Lock()
+
+    def collection(self, name: str) -> SQLiteCollection:
+        """One object per collection per process, so its vector cache is shared by every thread."""
+        with self._lock:
+            if name not in self._collections:
+                self._collections[name] = SQLiteCollection(self.root, name)
+            return self._collections[name]
+
+    def close(self) -> None:
+        """Nothing to release: each call opens and closes its own connection."""
+
+    def collection_names(self) -> list[str]:
+        if not self.root.exists():
+            return []
+        names = sorted(p.name for p in self.root.iterdir() if p.is_dir() and valid_collection_name(p.name))
+        return [n for n in names if self.collection(n).exists()]

@@ -1,0 +1,39 @@
+import subprocess
+import sys
+from pathlib import Path
+
+from shared.store.keywords import index_text, query_terms, tokenize
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_tokens_are_lower_case_words_without_punctuation_or_spaces() -> None:
+    assert tokenize("vLLM 的 PagedAttention，KV cache！") == ["vllm", "的", "pagedattention", "kv", "cache"]
+
+
+def test_search_mode_also_emits_the_words_inside_a_compound() -> None:
+    assert {"中华", "人民", "共和国", "中华人民共和国"} <= set(tokenize("中华人民共和国"))
+
+
+def test_full_width_letters_match_their_ascii_form() -> None:
+    # Indexed text is normalised (NFKC); a query typed in full width must still match it.
+    assert tokenize("ＫＶ　缓存") == tokenize("KV 缓存")
+
+
+def test_jieba_loads_lazily_and_quietly() -> None:
+    code = (
+        "import sys; import shared.store.keywords as m; assert 'jieba' not in sys.modules, 'jieba imported eagerly'; "
+        "print(m.tokenize('中文分词'))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""  # no "Building prefix dict ..." log lines
+    assert "分词" in done.stdout
+
+
+def test_a_question_counts_each_term_once_in_order() -> None:
+    assert query_terms("缓存 KV 缓存 kv") == ["缓存", "kv"]
+
+
+def test_the_index_stores_tokens_joined_by_spaces() -> None:
+    assert index_text("vLLM 的 KV cache！") == "vllm 的 kv cache"
