@@ -22,9 +22,13 @@ down:  ## Stop what `make up` started
 status:  ## Show which parts of the stack are running
 	@scripts/stack.sh status
 
-demo: up  ## Start the stack, index docs/kb with a progress bar, stream an answer
-	@$(PY) scripts/demo.py
+demo: up  ## Start the stack, index docs/kb with a progress bar, stream an answer (with the ragq command)
+	@export RAGQ_API=http://127.0.0.1:$(API_PORT); \
+	echo '$$ ragq index docs/kb --collection demo'; .venv/bin/ragq index docs/kb --collection demo && \
+	echo && echo '$$ ragq ask "什么是 KV 缓存？它为什么能加快大模型推理？" --collection demo' && \
+	.venv/bin/ragq ask "什么是 KV 缓存？它为什么能加快大模型推理？" --collection demo
 	@echo
+	@echo "Next: .venv/bin/ragq chat -c demo   ragq --help   the chat page: http://127.0.0.1:$(API_PORT)/"
 	@echo "API docs: http://127.0.0.1:$(API_PORT)/docs   Flower: http://127.0.0.1:$(FLOWER_PORT)   Stop: make down"
 
 lint: install  ## ruff and mypy
