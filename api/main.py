@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,9 +28,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         app.state.store = await run_in_threadpool(open_store, settings)
     except StoreUnavailableError as exc:
-        # One line a person can act on, instead of a traceback, then stop (issue 8).
+        # One line a person can act on, then stop (issue 8). Any exception out of a lifespan makes uvicorn print
+        # a traceback, which buries the line; nothing has been started yet, so leaving at once is safe.
         print(f"ragqueue api: cannot start: {exc}", file=sys.stderr, flush=True)
-        raise SystemExit(3) from None
+        os._exit(3)
 
     def pool(**options: object) -> aioredis.BlockingConnectionPool:
         return aioredis.BlockingConnectionPool.from_url(

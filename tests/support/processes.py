@@ -110,6 +110,8 @@ class Stack:
     log_dir: Path
     api_port: int = field(default_factory=free_port)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # Per-process environment on top of `env` (e.g. a DATA_DIR of its own), by process name.
+    env_for: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def base_url(self) -> str:
@@ -130,7 +132,8 @@ class Stack:
 
     def spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
         log = (self.log_dir / f"{self.name}-{name}.log").open("ab")
-        proc = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        env = {**self.env, **self.env_for.get(name, {})}
+        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         self.processes[name] = proc
         return proc
 

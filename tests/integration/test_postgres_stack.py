@@ -1,0 +1,123 @@
+"""Nothing shared but Redis and PostgreSQL: API and workers each with an empty DATA_DIR of their own (issue 8)."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.conftest import client_for, stack_env
+from tests.support.jobs import wait_for_job
+from tests.support.postgres import PostgresServer
+from tests.support.processes import BIN, ROOT, RedisServer, Stack
+from tests.support.sse import iter_events
+
+pytestmark = pytest.mark.integration
+
+FILES = 24
+PROCESSES = ("api", "index-1", "index-2", "query")
+
+
+@pytest.fixture(scope="module")
+def pg_stack(
+    redis_server: RedisServer, postgres_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    root = tmp_path_factory.mktemp("pgstack")
+    env = stack_env(redis_server, "pgstack", root)
+    env.update(VECTOR_STORE_URL=postgres_server.fresh_database("stack"), INDEX_BATCH_FILES="4")
+    stack = Stack("pgstack", env, root)
+    stack.env_for = {name: {"DATA_DIR": str(root / f"{name}-data")} for name in PROCESSES}
+    workers = [("index-1", "index", "prefork", 1), ("index-2", "index", "prefork", 1), ("query", "query", "threads", 4)]
+    stack.start(workers)
+    yield stack
+    stack.stop()
+
+
+def note(i: int) -> bytes:
+    return f"# 实验记录 {i}\n\n编号 P{i:04d} 的实验在第 {i} 天测量了流水线并行的吞吐。\n".encode()
+
+
+def test_uploads_reach_workers_with_their_own_data_dirs_and_answers_cite_them(pg_stack: Stack) -> None:
+    root = pg_stack.log_dir
+    with client_for(pg_stack) as client:
+        parts = [("files", (f"lab/p{i:04d}.md", io.BytesIO(note(i)), "text/markdown")) for i in range(FILES)]
+        response = client.post("/v1/collections/shared-pg/documents", files=parts)
+        assert response.status_code == 202, response.text
+        job, _ = wait_for_job(client, response.json()["job_id"])
+        assert job["state"] == "succeeded", job
+        assert job["result"]["documents_indexed"] == FILES
+
+        docs = client.get(f"/v1/jobs/{job['id']}/documents").json()["documents"]
+        assert len({d["worker"] for d in docs}) == 2  # both index workers took part of the job
+        for worker in ("index-1", "index-2"):
+            data = root / f"{worker}-data"
+            fetched = list((data / "uploads").rglob("*.md"))
+            assert 0 < len(fetched) < FILES  # each fetched only its own batches' files from the database
+            assert not (data / "collections").exists()  # and stored nothing locally
+
+        info = client.get("/v1/collections/shared-pg").json()
+        assert (info["documents"], info["chunks"]) == (FILES, FILES)
+        assert [c["name"] for c in client.get("/v1/collections").json()] == ["shared-pg"]
+
+        query = client.post("/v1/queries", json={"collection": "shared-pg", "question": "P0017 的实验测量了什么？"})
+        assert query.status_code == 202, query.text
+        with client.stream("GET", query.json()["stream_url"]) as stream:
+            events = list(iter_events(stream))
+    assert events[0].event == "sources"
+    assert events[0].data[0]["document"] == "lab/p0017.md"
+    assert "P0017" in events[0].data[0]["text"]
+    assert [e.event for e in events[1:-1]] == ["token"] * (len(events) - 2)
+    assert "P0017" in "".join(e.data["text"] for e in events[1:-1])
+    assert events[-1].event == "done"
+    assert not (root / "query-data" / "collections").exists()
+
+
+def test_deleting_a_document_removes_it_for_every_machine(pg_stack: Stack) -> None:
+    with client_for(pg_stack) as client:
+        docs = client.get("/v1/collections/shared-pg/documents").json()["documents"]
+        target = next(d for d in docs if d["source"] == "lab/p0005.md")
+        assert client.delete(f"/v1/collections/shared-pg/documents/{target['id']}").status_code == 200
+        query = client.post(
+            "/v1/queries", json={"collection": "shared-pg", "question": "P0005", "mode": "bm25", "top_k": 3}
+        )
+        with client.stream("GET", query.json()["stream_url"]) as stream:
+            sources = next(iter_events(stream)).data
+    assert "lab/p0005.md" not in [s["document"] for s in sources]
+
+
+def _start_and_fail(args: list[str], url: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "VECTOR_STORE_URL": url, "DATA_DIR": str(tmp_path), "REDIS_URL": "redis://127.0.0.1:1/0"}
+    return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+API = [str(BIN / "uvicorn"), "api.main:app", "--port", "0", "--log-level", "warning"]
+WORKER = [str(BIN / "celery"), "-A", "workers.celery_app:app", "worker", "-Q", "index", "-c", "1", "--loglevel=ERROR"]
+
+
+@pytest.mark.parametrize("args", [API, WORKER], ids=["api", "worker"])
+def test_a_database_that_does_not_answer_stops_the_process_with_one_line(args: list[str], tmp_path: Path) -> None:
+    done = _start_and_fail(args, "postgresql://ragqueue@127.0.0.1:1/nowhere", tmp_path)
+    assert done.returncode == 3
+    [line] = [x for x in done.stderr.splitlines() if "VECTOR_STORE_URL" in x]
+    assert "cannot start" in line and "does not answer" in line and "127.0.0.1:1" in line
+    assert "Traceback" not in done.stderr
+
+
+def test_a_database_without_pgvector_stops_the_api_with_one_line(tmp_path: Path) -> None:
+    # The machine's own PostgreSQL (Debian packages no pgvector) when it runs; the pgserver one ships pgvector.
+    url = "postgresql://postgres@127.0.0.1:5432/postgres"
+    try:
+        with psycopg.connect(url, connect_timeout=2) as conn:
+            has_vector = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'").fetchone()
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"no PostgreSQL without pgvector on 127.0.0.1:5432 to try ({exc})")
+    if has_vector:
+        pytest.skip("the PostgreSQL on 127.0.0.1:5432 has pgvector")
+    done = _start_and_fail(API, url, tmp_path)
+    assert done.returncode == 3
+    assert "lacks the pgvector extension" in done.stderr and "Traceback" not in done.stderr
