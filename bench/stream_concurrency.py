@@ -11,6 +11,14 @@ own, so its event loop does not share a GIL with the clients. The open-file limi
 limit first; the stack's processes inherit it. CPU seconds per process during each round show which one
 saturates the 2 cores.
 
+With `--repeat R` every round runs R times in a row, all on ONE pooled httpx.AsyncClient (max(N) + 10
+connections), the way a gateway or a load test holds connections: connections idle between rounds are
+reused, so a server that closes idle keep-alive connections as a client reuses them loses streams (issue
+13). Lost streams are reported with their exception class. `--path queries` makes each client
+`POST /v1/queries` then `GET` its stream (two requests per answer) instead of one `/stream_chat`.
+`--url` targets a stack already running (e.g. `scripts/stack.sh up` pointed at the fake server started
+here on `--fake-port`) instead of starting one.
+
 Run from the repository root:  .venv/bin/python -m bench.stream_concurrency --help
 """
 
@@ -54,6 +62,7 @@ from tests.support.processes import ROOT, RedisServer
 from tests.support.sse import SSELineParser
 
 SECTION = "## Stream concurrency (bench/stream_concurrency.py)"
+SECTION_POOLED = "## Stream concurrency, repeated rounds on one pooled client (bench/stream_concurrency.py --repeat)"
 EXCEPTION_LINE = re.compile(r"^((?:[a-z_][\w]*\.)*[A-Z]\w*(?:Error|Exception)): ", re.MULTILINE)
 TARGET_TTFT_P50_MS = 250.0
 
@@ -73,6 +82,7 @@ class Stream:
     worker_first_token_ms: float | None = None
     status: int = 0  # HTTP status; 0 when no response came
     failure: str = ""
+    exception: str = ""  # qualified class of the exception that lost the stream, if one did
 
     @property
     def refused(self) -> bool:
@@ -146,13 +156,26 @@ async def aiter_events(response: httpx.Response) -> AsyncIterator[tuple[int, str
             yield event.id or 0, event.event, event.data
 
 
-async def one_stream(client: httpx.AsyncClient, go: asyncio.Event) -> Stream:
+def stream_request(client: httpx.AsyncClient, url: str, params: dict[str, str] | None = None) -> httpx.Request:
+    return client.build_request("GET", url, params=params, headers={"Accept": "text/event-stream"})
+
+
+async def open_request(client: httpx.AsyncClient, path: str) -> httpx.Request:
+    """The SSE request of one answer: `/stream_chat`, or `POST /v1/queries` first and then its stream_url."""
+    if path == "stream_chat":
+        return stream_request(client, "/stream_chat", {"param": QUESTION, "collection": COLLECTION})
+    accepted = await client.post("/v1/queries", json={"collection": COLLECTION, "question": QUESTION})
+    accepted.raise_for_status()
+    return stream_request(client, accepted.json()["stream_url"])
+
+
+async def one_stream(client: httpx.AsyncClient, go: asyncio.Event, path: str) -> Stream:
     stream = Stream()
-    params = {"param": QUESTION, "collection": COLLECTION}
     await go.wait()
     started = time.perf_counter()
     try:
-        async with client.stream("GET", "/stream_chat", params=params, headers={"Accept": "text/event-stream"}) as r:
+        request = await open_request(client, path)
+        async with client.stream(request.method, request.url, headers=request.headers) as r:
             stream.status = r.status_code
             if r.status_code != 200:
                 stream.failure = f"HTTP {r.status_code}: {(await r.aread())[:200]!r}"
@@ -168,25 +191,31 @@ async def one_stream(client: httpx.AsyncClient, go: asyncio.Event) -> Stream:
                     if event == "done":
                         stream.worker_first_token_ms = data["timings_ms"]["first_token"]
     except (httpx.HTTPError, OSError) as exc:
-        stream.failure = f"{type(exc).__name__}: {exc}"
+        stream.exception = f"{type(exc).__module__.split('._')[0]}.{type(exc).__qualname__}"
+        stream.failure = f"{stream.exception}: {exc}"
     stream.total_ms = (time.perf_counter() - started) * 1000
     return stream
 
 
-async def run_streams(base_url: str, n: int, timeout: float) -> tuple[list[Stream], float]:
-    limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
-    async with httpx.AsyncClient(
+def pooled_client(base_url: str, max_streams: int, timeout: float) -> httpx.AsyncClient:
+    """One client for every round: max(N) + 10 connections, httpx's default 5 s keep-alive expiry."""
+    size = max_streams + 10
+    limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
+    return httpx.AsyncClient(
         base_url=base_url, limits=limits, timeout=httpx.Timeout(timeout, connect=timeout), trust_env=False
-    ) as client:
-        go = asyncio.Event()
-        tasks = [asyncio.create_task(one_stream(client, go)) for _ in range(n)]
-        await asyncio.sleep(0.1)  # every task is waiting on `go`
-        started = time.perf_counter()
-        go.set()
-        done, pending = await asyncio.wait(tasks, timeout=timeout)
-        for task in pending:
-            task.cancel()
-        wall = time.perf_counter() - started
+    )
+
+
+async def run_streams(client: httpx.AsyncClient, n: int, timeout: float, path: str) -> tuple[list[Stream], float]:
+    go = asyncio.Event()
+    tasks = [asyncio.create_task(one_stream(client, go, path)) for _ in range(n)]
+    await asyncio.sleep(0.1)  # every task is waiting on `go`
+    started = time.perf_counter()
+    go.set()
+    done, pending = await asyncio.wait(tasks, timeout=timeout)
+    for task in pending:
+        task.cancel()
+    wall = time.perf_counter() - started
     streams = [t.result() if t in done else Stream(failure=f"no end within {timeout:.0f} s") for t in tasks]
     return streams, wall
 
@@ -220,21 +249,22 @@ async def sample_peaks(pids: dict[str, int], redis_client: redis.Redis, stop: as
 
 
 async def measure_round(
-    base_url: str, n: int, timeout: float, pids: dict[str, int], redis_client: redis.Redis
+    client: httpx.AsyncClient, n: int, timeout: float, path: str, pids: dict[str, int], redis_client: redis.Redis
 ) -> Round:
     cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     stop = asyncio.Event()
-    sampler = asyncio.create_task(sample_peaks({k: pids[k] for k in ("api", "worker")}, redis_client, stop))
-    streams, wall = await run_streams(base_url, n, timeout)
+    watched: dict[str, int] = {k: pids[k] for k in ("api", "worker") if k in pids}
+    sampler = asyncio.create_task(sample_peaks(watched, redis_client, stop))
+    streams, wall = await run_streams(client, n, timeout, path)
     stop.set()
     peaks = await sampler
     cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
     return Round(n, streams, wall, cpu, peaks)
 
 
-def serve_fake(conn: Connection) -> None:
+def serve_fake(conn: Connection, port: int = 0) -> None:
     """Child process: run the fake Zhipu server until the parent says stop."""
-    with ZhipuFakeServer(**FAKE_CONFIG) as fake:
+    with ZhipuFakeServer(port=port, **FAKE_CONFIG) as fake:
         conn.send((fake.url, fake.base_url))
         conn.recv()
 
@@ -296,49 +326,87 @@ def failures(rounds: list[Round]) -> list[str]:
     return lines
 
 
+def lost_summary(rounds: list[Round]) -> str:
+    """Streams intact over all rounds, and the lost ones by exception class."""
+    streams = [s for r in rounds for s in r.streams]
+    intact = sum(s.intact for s in streams)
+    lost = Counter(s.exception or "no exception (bad events)" for s in streams if not s.intact)
+    by_class = "; ".join(f"{count} × {name}" for name, count in lost.most_common()) or "none"
+    return f"{intact}/{len(streams)} streams intact over {len(rounds)} round(s); lost streams by exception: {by_class}"
+
+
 def run_stack(
     label: str,
     extra_env: dict[str, str],
-    counts: list[int],
+    plan: Plan,
     concurrency: int,
-    timeout: float,
     fake: tuple[str, str, int],
     redis_server: RedisServer,
     tmp: Path,
 ) -> list[Round]:
-    """Start a stack, index docs/kb, warm it, and run one round per N."""
+    """Start a stack, index docs/kb, warm it, and run the rounds."""
     fake_url, fake_base_url, fake_pid = fake
     redis_url = redis_server.url(redis_server.claim_db(f"bench.stream_concurrency {label}"))
     redis_client = redis.Redis.from_url(redis_url, decode_responses=True)
     name = "concurrency-" + "".join(c for c in label if c.isalnum())
     stack = start_stack(name, redis_url, fake_base_url, tmp, concurrency, extra_env)
-    rounds: list[Round] = []
     try:
-        with httpx.Client(base_url=stack.base_url, timeout=60, trust_env=False) as client:
-            console.print(f"[bold]{label}[/]: indexed docs/kb, {index_kb(client)}")
-            params = {"param": QUESTION, "collection": COLLECTION}
-            client.get("/stream_chat", params=params).raise_for_status()  # warm the worker's caches
+        prepare(stack.base_url, label)
         pids = {"client": os.getpid(), "fake": fake_pid, "api": stack.processes["api"].pid,
                 "worker": stack.processes["query"].pid, "redis": redis_pid(redis_client)}  # fmt: skip
         logs = [tmp / f"{name}-{process}.log" for process in ("api", "query")]
-        for n in counts:
-            httpx.post(f"{fake_url}/_control/reset", trust_env=False).raise_for_status()
-            offsets = log_sizes(logs)
-            console.print(f"{label}: [bold]{n}[/] streams at once…")
-            r = asyncio.run(
-                measure_round(stack.base_url, n, timeout, {k: v for k, v in pids.items() if v}, redis_client)
-            )
-            time.sleep(2)  # let the worker finish its bookkeeping before the next round
-            r.stack, r.log_errors = label, exceptions_logged(logs, offsets)
-            r.fake = httpx.get(f"{fake_url}/_requests", trust_env=False).json()["counters"]
-            rounds.append(r)
-            console.print("  " + ", ".join(f"{k} {v}" for k, v in r.figures().items()))
+        return asyncio.run(run_rounds(stack.base_url, label, plan, fake_url, pids, logs, redis_client))
     except Exception:
         console.print(f"[red]failed[/]; stack logs are kept in {tmp}")
         raise
     finally:
         stack.stop()
         redis_client.close()
+
+
+@dataclass
+class Plan:
+    """What each stack runs: these N, each `repeat` times, over `path`, on one pooled client."""
+
+    counts: list[int]
+    repeat: int
+    timeout: float
+    path: str
+
+
+def prepare(base_url: str, label: str) -> None:
+    """Index docs/kb into the bench collection and warm the query worker with one answer."""
+    with httpx.Client(base_url=base_url, timeout=60, trust_env=False) as client:
+        console.print(f"[bold]{label}[/]: indexed docs/kb, {index_kb(client)}")
+        params = {"param": QUESTION, "collection": COLLECTION}
+        client.get("/stream_chat", params=params).raise_for_status()  # warm the worker's caches
+
+
+async def run_rounds(
+    base_url: str,
+    label: str,
+    plan: Plan,
+    fake_url: str,
+    pids: dict[str, int],
+    logs: list[Path],
+    redis_client: redis.Redis,
+) -> list[Round]:
+    """Every round of the plan on ONE pooled client, so idle connections are reused from round to round."""
+    rounds: list[Round] = []
+    pids = {k: v for k, v in pids.items() if v}
+    async with pooled_client(base_url, max(plan.counts), plan.timeout) as client:
+        for n in plan.counts:
+            for i in range(1, plan.repeat + 1):
+                httpx.post(f"{fake_url}/_control/reset", trust_env=False).raise_for_status()
+                offsets = log_sizes(logs)
+                name = label if plan.repeat == 1 else f"{label} {i}/{plan.repeat}"
+                console.print(f"{name}: [bold]{n}[/] streams at once…")
+                r = await measure_round(client, n, plan.timeout, plan.path, pids, redis_client)
+                await asyncio.sleep(2)  # let the worker finish its bookkeeping before the next round
+                r.stack, r.log_errors = name, exceptions_logged(logs, offsets)
+                r.fake = httpx.get(f"{fake_url}/_requests", trust_env=False).json()["counters"]
+                rounds.append(r)
+                console.print("  " + ", ".join(f"{k} {v}" for k, v in r.figures().items()))
     return rounds
 
 
@@ -426,11 +494,65 @@ def findings(rounds: list[Round]) -> list[str]:
     return lines
 
 
+def run_external(url: str, run_dir: Path, redis_url: str, plan: Plan, fake: tuple[str, str, int]) -> list[Round]:
+    """Run the rounds against a stack already running (`scripts/stack.sh up`), its pids and logs in run_dir."""
+    fake_url, _, fake_pid = fake
+    redis_client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        prepare(url, url)
+        pid_files = {"api": run_dir / "api.pid", "worker": run_dir / "worker-query-1.pid"}
+        pids = {name: int(f.read_text()) for name, f in pid_files.items() if f.exists()}
+        pids |= {"client": os.getpid(), "fake": fake_pid, "redis": redis_pid(redis_client)}
+        logs = [log for log in (run_dir / "api.log", run_dir / "worker-query-1.log") if log.exists()]
+        return asyncio.run(run_rounds(url, "make up", plan, fake_url, pids, logs, redis_client))
+    finally:
+        redis_client.close()
+
+
+def pooled_markdown(command: str, rounds: list[Round], plan: Plan) -> str:
+    """The docs section of a --repeat run: every round, the intact total, lost streams by exception class."""
+    request = "`POST /v1/queries` then `GET` its stream_url" if plan.path == "queries" else "`GET /stream_chat`"
+    lines = [
+        SECTION_POOLED,
+        "",
+        f"Command: `{command}` — run on {time.strftime('%Y-%m-%d')}, {machine()}. Each of the "
+        f"{len(rounds)} rounds opens N streams at the same instant ({request}, with `Accept: text/event-stream`), "
+        f"all rounds on one pooled `httpx.AsyncClient` (max(N) + 10 connections, httpx's default 5 s keep-alive "
+        "expiry), so connections left idle by one round are reused by the next. Fake Zhipu server as above "
+        "(50 ms to the first token, 5 ms per token, 50 tokens); columns as above.",
+        "",
+        "| " + " | ".join(COLUMNS) + " |",
+        "|---|" + "---:|" * (len(COLUMNS) - 1),
+        *["| " + " | ".join(r.figures()[c] for c in COLUMNS) + " |" for r in rounds],
+        "",
+        f"**{lost_summary(rounds)}.**",
+    ]
+    if bad := failures(rounds):
+        lines += ["", "Streams that were not intact, and exceptions in the stack's logs:", "", *[f"- {x}" for x in bad]]
+    lines += ["", "CPU per process and peaks:", "", *[f"- {r.cpu_line()}" for r in rounds]]
+    return "\n".join(lines) + "\n"
+
+
 @app.command()
 def main(
     streams: Annotated[str, typer.Option(help="Comma-separated numbers of concurrent streams, one round each.")] = (
         "50,200,500"
     ),
+    repeat: Annotated[
+        int, typer.Option(min=1, help="Run each round this many times, all on one pooled client (issue 13).")
+    ] = 1,
+    path: Annotated[
+        str, typer.Option(help="stream_chat (one request per answer) or queries (POST /v1/queries, then its stream).")
+    ] = "stream_chat",
+    url: Annotated[
+        str | None,
+        typer.Option(
+            help="Target this running stack instead of starting one. Start it pointed at the fake server this run "
+            "starts on --fake-port: ZHIPU_API_KEY=bench.key ZHIPUAI_BASE_URL=http://127.0.0.1:PORT/api/paas/v4.",
+        ),
+    ] = None,
+    run_dir: Annotated[Path, typer.Option(help="With --url: the stack's RUN_DIR (pid files, logs).")] = ROOT / ".run",
+    fake_port: Annotated[int, typer.Option(help="Port of the fake Zhipu server (0: any free port).")] = 0,
     query_concurrency: Annotated[
         int | None, typer.Option(help="Threads of the one query worker process (-c). Default: the largest N.")
     ] = None,
@@ -455,39 +577,53 @@ def main(
     worker (`-P threads -c --query-concurrency`), indexes docs/kb, then for each N opens N `/stream_chat`
     SSE streams at the same instant. Prints per N: intact streams, lost and duplicated tokens, streams not
     ending with exactly one `done`, TTFT p50/p90/p99, wall time, tokens/s, CPU per process, and the
-    exceptions the stack logged.
+    exceptions the stack logged. With --url it starts no stack and uses the one running there (its Redis:
+    REDIS_URL).
 
     Example: .venv/bin/python -m bench.stream_concurrency --streams 50,200 --redis-pool-size 10000
+
+    Example (issue 13): start the fake on port 18765 and a stack pointed at it, then
+      .venv/bin/python -m bench.stream_concurrency --url http://127.0.0.1:18400 --run-dir .run-bench
+      --fake-port 18765 --streams 500 --repeat 5 --path queries
     """
+    if path not in ("stream_chat", "queries"):
+        raise typer.BadParameter("--path must be stream_chat or queries")
     counts = [int(n) for n in streams.split(",") if n.strip()]
+    plan = Plan(counts, repeat, timeout, path)
     concurrency = query_concurrency or max(counts)
     nofile = raise_open_file_limit()
-    console.print(f"open-file limit {nofile[0]} → {nofile[1]}; streams {counts}; query worker -c {concurrency}")
+    console.print(f"open-file limit {nofile[0]} → {nofile[1]}; streams {counts} × {repeat}; path {path}")
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-concurrency-"))
-    redis_server = RedisServer.obtain(tmp)
+    redis_server = None if url else RedisServer.obtain(tmp)
     spawn = multiprocessing.get_context("spawn")
     parent, child = spawn.Pipe()
-    fake = spawn.Process(target=serve_fake, args=(child,), name="zhipu-fake")
+    fake = spawn.Process(target=serve_fake, args=(child, fake_port), name="zhipu-fake")
     fake.start()
     rounds: list[Round] = []
     try:
         fake_urls = (*parent.recv(), fake.pid or 0)
-        stacks = [("as is", {})]
-        if redis_pool_size:
-            stacks.append((f"pools {redis_pool_size}", pool_size_env(tmp, redis_pool_size)))
-        for label, extra_env in stacks:
-            rounds += run_stack(label, extra_env, counts, concurrency, timeout, fake_urls, redis_server, tmp)
+        if url:
+            redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+            rounds += run_external(url, run_dir, redis_url, plan, fake_urls)
+        else:
+            assert redis_server is not None
+            stacks: list[tuple[str, dict[str, str]]] = [("as is", {})]
+            if redis_pool_size:
+                stacks.append((f"pools {redis_pool_size}", pool_size_env(tmp, redis_pool_size)))
+            for label, extra_env in stacks:
+                rounds += run_stack(label, extra_env, plan, concurrency, fake_urls, redis_server, tmp)
     finally:
         parent.send("stop")
         fake.join(15)
-        redis_server.stop()
+        if redis_server:
+            redis_server.stop()
     if keep_logs:
         console.print(f"stack logs: {tmp}")
     else:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    table = Table(title="Concurrent /stream_chat SSE streams (ms unless noted)")
+    table = Table(title=f"Concurrent SSE streams ({path}; ms unless noted)")
     for name in COLUMNS:
         table.add_column(name, justify="left" if name == "stack" else "right")
     for r in rounds:
@@ -501,9 +637,13 @@ def main(
         console.print(line)
     for line in verdicts(rounds):
         console.print(f"[bold]{line}[/]")
+    console.print(f"[bold]{lost_summary(rounds)}[/]")
     if write_docs:
         command = " ".join([".venv/bin/python -m bench.stream_concurrency", *sys.argv[1:]])
-        write_section(docs, SECTION, markdown(command, rounds, concurrency, nofile))
+        if repeat > 1 or url:
+            write_section(docs, SECTION_POOLED, pooled_markdown(command, rounds, plan))
+        else:
+            write_section(docs, SECTION, markdown(command, rounds, concurrency, nofile))
         console.print(f"results written to {docs}")
 
 
