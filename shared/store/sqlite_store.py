@@ -197,6 +197,19 @@ class SQLiteCollection(CollectionStore):
             row = conn.execute("SELECT sha256 FROM documents WHERE id = ?", (doc_id,)).fetchone()
         return row[0] if row else None
 
+    def document_chunks(self, doc_id: str) -> tuple[list[ChunkRecord], np.ndarray]:
+        """A document's chunks in order, with their stored vectors (to copy them without embedding again)."""
+        with self._connect() as conn:
+            dimension = int(conn.execute("SELECT value FROM meta WHERE key = 'dimension'").fetchone()[0])
+            rows = conn.execute(
+                "SELECT doc_id, position, text, location, embedding FROM chunks WHERE doc_id = ? "
+                "ORDER BY position, seq",
+                (doc_id,),
+            ).fetchall()
+        chunks = [ChunkRecord(doc_id=r[0], position=r[1], text=r[2], location=r[3]) for r in rows]
+        vectors = np.frombuffer(b"".join(r[4] for r in rows), dtype=np.float32).reshape(-1, dimension)
+        return chunks, vectors
+
     def drop(self) -> None:
         shutil.rmtree(self.path.parent, ignore_errors=True)
         with self._lock:
