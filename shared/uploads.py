@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from shared.importing import SUPPORTED_SUFFIXES
+from shared.text_decoding import TextDecoder, UndecodableText
 
-TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm")
+HTML_SUFFIXES = (".html", ".htm")
+TEXT_SUFFIXES = (".txt", ".md", ".markdown", *HTML_SUFFIXES)
 _BLOCK = 1 << 20
 
 
@@ -54,11 +56,14 @@ def check_name(filename: str) -> None:
 
 
 def store_upload(source: BinaryIO, filename: str, uploads_dir: Path, max_bytes: int) -> StoredUpload:
-    """Copy `source` to uploads_dir/<sha[:2]>/<sha><suffix>; refuse it if empty, too big or (text) not UTF-8."""
+    """Copy `source` to uploads_dir/<sha[:2]>/<sha><suffix>; refuse it if empty, too big or (text) undecodable.
+
+    A text file is checked with the decoder the index worker reads it with, so what is accepted here can be read.
+    """
     check_name(filename)
     suffix = PurePosixPath(filename).suffix.lower()
     digest = hashlib.sha256()
-    decoder = codecs.getincrementaldecoder("utf-8")() if suffix in TEXT_SUFFIXES else None
+    decoder = TextDecoder(html=suffix in HTML_SUFFIXES) if suffix in TEXT_SUFFIXES else None
     size = 0
     (uploads_dir / "tmp").mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=uploads_dir / "tmp")
@@ -71,10 +76,12 @@ def store_upload(source: BinaryIO, filename: str, uploads_dir: Path, max_bytes: 
                     raise UploadRejected(filename, 413, "file_too_large", f"larger than {max_bytes} bytes")
                 digest.update(block)
                 if decoder:
-                    _decode(decoder, block, filename, final=False)
+                    with _undecodable_rejected(filename):
+                        decoder.feed(block)
                 out.write(block)
-        if decoder:
-            _decode(decoder, b"", filename, final=True)
+        if decoder and size:
+            with _undecodable_rejected(filename):
+                decoder.finish()
         if size == 0:
             raise UploadRejected(filename, 422, "empty_file", "the file is empty")
         sha = digest.hexdigest()
@@ -87,8 +94,9 @@ def store_upload(source: BinaryIO, filename: str, uploads_dir: Path, max_bytes: 
             tmp.unlink()
 
 
-def _decode(decoder: codecs.IncrementalDecoder, block: bytes, filename: str, final: bool) -> None:
+@contextlib.contextmanager
+def _undecodable_rejected(filename: str) -> Iterator[None]:
     try:
-        decoder.decode(block, final=final)
-    except UnicodeDecodeError as exc:
-        raise UploadRejected(filename, 422, "invalid_encoding", f"not valid UTF-8 text ({exc.reason})") from exc
+        yield
+    except UndecodableText as exc:
+        raise UploadRejected(filename, 422, "invalid_encoding", str(exc)) from exc

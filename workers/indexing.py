@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from llama_index.core import SimpleDirectoryReader
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.node_parser import SentenceSplitter
 
 from shared.index_items import IndexItem
 from shared.store import ChunkRecord
 from shared.text_normalize import normalize_text
+from workers.loaders import UnreadableDocument, load_sections
 
 
 @dataclass(frozen=True)
@@ -34,14 +34,20 @@ def file_sha256(path: Path) -> str:
 
 
 def load_and_split(item: IndexItem, splitter: SentenceSplitter) -> SplitDocument:
-    """Read one file with LlamaIndex's readers, normalise its text and split it into chunks."""
+    """Read one file with the loader for its type, normalise each section and split it into located chunks.
+
+    Sections are split one by one, so a chunk never straddles two pages or two headings and keeps one location.
+    """
     path = Path(item.path)
-    documents = SimpleDirectoryReader(input_files=[path], encoding="utf-8", errors="strict").load_data()
-    text = normalize_text("\n\n".join(d.text for d in documents))
-    if not text:
-        raise ValueError("no text could be extracted")
-    pieces = [p for p in splitter.split_text(text) if p.strip()]
-    chunks = [ChunkRecord(doc_id=item.doc_id, position=i, text=p) for i, p in enumerate(pieces)]
+    pieces: list[tuple[str, str]] = []
+    for section in load_sections(path):
+        text = normalize_text(section.text)
+        if text:
+            location = normalize_text(section.location)
+            pieces.extend((p, location) for p in splitter.split_text(text) if p.strip())
+    if not pieces:
+        raise UnreadableDocument("no extractable text: the file holds no text once read")
+    chunks = [ChunkRecord(doc_id=item.doc_id, position=i, text=t, location=loc) for i, (t, loc) in enumerate(pieces)]
     return SplitDocument(doc_id=item.doc_id, source=item.name, sha256=file_sha256(path), chunks=chunks)
 
 

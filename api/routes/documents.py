@@ -87,7 +87,7 @@ def _store_all(
     summary="Upload one or many files (multipart, any field name) and index them",
     description="Types: txt, md, pdf, docx, html. Files are stored by sha256; re-uploading a file with the same "
     "name and content adds nothing, a changed file replaces its old chunks. Any unsupported (415), oversized "
-    "(413), empty or non-UTF-8 text file (422) refuses the whole request, naming every bad file, unless "
+    "(413), empty or undecodable text file (422) refuses the whole request, naming every bad file, unless "
     "`skip_invalid=true`, which indexes the rest and lists the bad ones under `rejected`.",
 )
 async def upload_documents(

@@ -1,0 +1,119 @@
+"""Which encoding a text or HTML file is in: one rule for the upload check and the index worker's loaders.
+
+The order is fixed, not guessed: a byte-order mark (UTF-8, UTF-16, UTF-32), then for HTML the charset the
+page declares in its first bytes, then strict UTF-8, then strict GB18030 (a superset of GBK and GB2312,
+the usual legacy encoding of Chinese files). A file none of these decode, or whose decoding holds NUL
+characters (binary data, or UTF-16 without a byte-order mark), is refused rather than indexed as mojibake.
+
+Do not fix: no statistical detection (charset-normalizer, chardet). It is unreliable on short texts, and
+a wrong guess indexes mojibake silently; a refusal tells the user to re-save the file as UTF-8.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+
+from bs4.dammit import EncodingDetector
+
+# The first bytes the declared charset is looked for in (the HTML standard's prescan reads 1024).
+DECLARATION_WINDOW = 4096
+_BOMS = (  # longest first: the UTF-32 LE mark starts with the UTF-16 LE one
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+_FALLBACKS = ("utf-8", "gb18030")
+# As the HTML standard does, read pages labelled with a GB2312/GBK charset with the GB18030 decoder.
+# A page cannot declare UTF-16 in bytes it wrote in UTF-16, so that label means UTF-8 (also the standard's rule).
+_SUPERSETS = {
+    **dict.fromkeys(("gb2312", "gbk", "x-gbk", "cp936"), "gb18030"),
+    **dict.fromkeys(("ascii", "utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be"), "utf-8"),
+    "iso8859-1": "cp1252",
+}
+# Big5 or Shift-JIS bytes read as GB18030 land in its user-defined areas, which map to the Private Use Area.
+_PRIVATE_USE = re.compile("[\ue000-\uf8ff]")
+_REFUSAL = "not text this service can decode: save it as UTF-8 (UTF-16 with a byte-order mark and GB18030 also work)"
+
+
+class UndecodableText(ValueError):
+    """The bytes are in none of the encodings we accept; the message says what to do."""
+
+
+def declared_charset(head: bytes) -> str | None:
+    """The Python codec for the charset an HTML page declares (`<meta charset>`, `http-equiv`, XML prolog)."""
+    declared = EncodingDetector.find_declared_encoding(head[:DECLARATION_WINDOW], is_html=True)
+    if not declared:
+        return None
+    try:
+        name = _SUPERSETS.get(declared.lower()) or codecs.lookup(declared).name
+    except LookupError:
+        return None
+    return _SUPERSETS.get(name, name)
+
+
+class TextDecoder:
+    """Incremental form of `decode_bytes`: feed blocks as they arrive, then `finish()` names the encoding."""
+
+    def __init__(self, html: bool = False) -> None:
+        self._html = html
+        self._head = b""
+        self._candidates: dict[str, codecs.IncrementalDecoder] | None = None
+        self._failure = ""
+
+    def feed(self, block: bytes) -> None:
+        """Check one more block; raise `UndecodableText` as soon as no candidate encoding is left."""
+        if self._candidates is None:
+            self._head += block
+            if len(self._head) < DECLARATION_WINDOW:
+                return  # a BOM and a declaration are looked for in the first bytes, so gather them first
+            block, self._head = self._head, b""
+            self._candidates = self._start(block)
+        self._decode(block, final=False)
+
+    def finish(self) -> str:
+        """The encoding the whole input decodes with, by the fixed order of preference."""
+        if self._candidates is None:
+            block, self._head = self._head, b""
+            self._candidates = self._start(block)
+            self._decode(block, final=False)
+        self._decode(b"", final=True)
+        return next(iter(self._candidates))
+
+    def _start(self, head: bytes) -> dict[str, codecs.IncrementalDecoder]:
+        for bom, encoding in _BOMS:
+            if head.startswith(bom):
+                return {encoding: codecs.getincrementaldecoder(encoding)()}
+        declared = declared_charset(head) if self._html else None
+        names = dict.fromkeys([declared, *_FALLBACKS] if declared else _FALLBACKS)
+        return {name: codecs.getincrementaldecoder(name)() for name in names}
+
+    def _decode(self, block: bytes, final: bool) -> None:
+        assert self._candidates is not None
+        for name, decoder in list(self._candidates.items()):
+            try:
+                text = decoder.decode(block, final=final)
+                if "\x00" in text:
+                    self._failure = "it holds NUL characters: binary data, or UTF-16 without a byte-order mark"
+                    del self._candidates[name]
+                elif name == "gb18030" and _PRIVATE_USE.search(text):
+                    self._failure = self._failure or "as GB18030 it reads as unassigned characters"
+                    del self._candidates[name]
+            except UnicodeDecodeError as exc:
+                self._failure = self._failure or f"{exc.encoding}: {exc.reason}"
+                del self._candidates[name]
+        if not self._candidates:
+            raise UndecodableText(f"{_REFUSAL} ({self._failure})")
+
+
+def detect_encoding(data: bytes, html: bool = False) -> str:
+    decoder = TextDecoder(html=html)
+    decoder.feed(data)
+    return decoder.finish()
+
+
+def decode_bytes(data: bytes, html: bool = False) -> str:
+    """The text of a whole file, decoded by the rule above; raises `UndecodableText`."""
+    return data.decode(detect_encoding(data, html=html))

@@ -1,0 +1,58 @@
+"""A document as the loaders hand it on: sections of text, each with where it sits in the document."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+LOCATION_SEPARATOR = " › "
+_MAX_HEADING_CHARS = 80
+
+
+@dataclass(frozen=True)
+class Section:
+    text: str
+    # "p. 3" for a PDF page, "标题 › 小节" for a heading path, "" before the first heading of a document.
+    location: str = ""
+
+
+class UnreadableDocument(ValueError):
+    """The file opened, but nothing indexable came out of it; the message says why."""
+
+
+class HeadingSections:
+    """Cuts a document into sections at its headings; each section's location is its heading path.
+
+    A heading's text stays in the section it opens, so titles and headings are searchable. A heading with no
+    text of its own before the next one (a title right above its first subheading) joins the next section.
+    """
+
+    def __init__(self) -> None:
+        self._path: list[tuple[int, str]] = []
+        self._lines: list[str] = []
+        self._has_body = False
+        self._sections: list[Section] = []
+
+    def heading(self, level: int, title: str) -> None:
+        title = " ".join(title.split())
+        if not title:
+            return
+        if self._has_body:
+            self._flush()
+        self._path = [(lvl, t) for lvl, t in self._path if lvl < level]
+        self._path.append((level, title[:_MAX_HEADING_CHARS]))
+        self._lines.append(title)
+
+    def text(self, text: str) -> None:
+        if text.strip():
+            self._lines.append(text)
+            self._has_body = True
+
+    def sections(self) -> list[Section]:
+        self._flush()
+        return self._sections
+
+    def _flush(self) -> None:
+        if self._lines:
+            location = LOCATION_SEPARATOR.join(t for _, t in self._path)
+            self._sections.append(Section("\n".join(self._lines), location))
+        self._lines, self._has_body = [], False

@@ -1,0 +1,40 @@
+"""Plain text and Markdown: decoded by the shared rule, Markdown cut into sections at its headings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from markdown_it import MarkdownIt
+
+from shared.text_decoding import decode_bytes
+from workers.loaders.sections import HeadingSections, Section
+
+
+def load_text(path: Path) -> list[Section]:
+    return [Section(decode_bytes(path.read_bytes()))]
+
+
+def load_markdown(path: Path) -> list[Section]:
+    return markdown_sections(decode_bytes(path.read_bytes()))
+
+
+def markdown_sections(text: str) -> list[Section]:
+    """Sections at the document's own headings (ATX `#` and setext), found by a CommonMark parser.
+
+    Only top-level headings count: a `#` line inside a code fence or a quote is body text.
+    """
+    lines = text.splitlines()
+    tokens = MarkdownIt("commonmark").parse(text)
+    headings = [  # (first line, line after, level, title)
+        (tok.map[0], tok.map[1], int(tok.tag[1]), tokens[i + 1].content)
+        for i, tok in enumerate(tokens)
+        if tok.type == "heading_open" and tok.level == 0 and tok.map
+    ]
+    builder = HeadingSections()
+    position = 0
+    for start, end, level, title in headings:
+        builder.text("\n".join(lines[position:start]))
+        builder.heading(level, title)
+        position = end
+    builder.text("\n".join(lines[position:]))
+    return builder.sections()
