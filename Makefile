@@ -13,7 +13,7 @@ help:  ## List the targets
 install:  ## Create .venv and install ragqueue with dev tools
 	@scripts/bootstrap.sh
 
-up: install  ## Start Redis (if none answers), workers, Flower and the API in the background
+up: install  ## Start Redis (if none answers), workers, Flower and the API in the background (VECTOR_STORE=postgres: on PostgreSQL)
 	@scripts/stack.sh up
 
 down:  ## Stop what `make up` started

@@ -3,7 +3,8 @@
 #   scripts/stack.sh up | down | status
 # Ports and Redis come from the environment: API_PORT (8000), FLOWER_PORT (5555), REDIS_URL; sizes from
 # INDEX_CONCURRENCY (1), QUERY_WORKERS (1) and QUERY_CONCURRENCY (32 threads each); the API's keep-alive from
-# the API_KEEPALIVE_S setting (environment or .env, see shared/settings.py).
+# the API_KEEPALIVE_S setting (environment or .env, see shared/settings.py). VECTOR_STORE=postgres starts a
+# PostgreSQL with pgvector under $RUN_DIR/postgres for the store, unless VECTOR_STORE_URL names one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0}
@@ -53,7 +54,12 @@ case "${1:-}" in
   up)
     mkdir -p "$RUN_DIR"
     scripts/ensure_redis.sh
-    echo "Starting ragqueue (Redis $REDIS_URL):"
+    if [ "${VECTOR_STORE:-}" = postgres ] && [ -z "${VECTOR_STORE_URL:-}" ]; then
+      # PostgreSQL + pgvector for the store, started here when no VECTOR_STORE_URL is given (issue 8).
+      VECTOR_STORE_URL=$($BIN/python scripts/ensure_postgres.py --folder "$RUN_DIR/postgres")
+      export VECTOR_STORE_URL
+    fi
+    echo "Starting ragqueue (Redis $REDIS_URL, store ${VECTOR_STORE_URL:-embedded SQLite under DATA_DIR}):"
     start worker-index $BIN/celery -A workers.celery_app:app worker -Q index -P prefork \
       -c "$INDEX_CONCURRENCY" -n "index@%h" --loglevel=INFO
     for i in $(seq "$QUERY_WORKERS"); do  # one process per core scales past one process's GIL
@@ -72,6 +78,7 @@ case "${1:-}" in
     for pidfile in "$RUN_DIR"/worker-query-*.pid; do [ -e "$pidfile" ] && stop "$(basename "$pidfile" .pid)"; done
     for name in api flower worker-index; do stop "$name"; done
     stop redis  # only a Redis that ensure_redis.sh started has a pid file here
+    if [ -d "$RUN_DIR/postgres" ]; then $BIN/python scripts/ensure_postgres.py --folder "$RUN_DIR/postgres" --stop; fi
     ;;
   status)
     names="api flower worker-index redis"
