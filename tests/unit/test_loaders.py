@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
 from llama_index.core.node_parser import SentenceSplitter
+from pypdf import PdfReader, PdfWriter
 
 from shared.importing import SUPPORTED_SUFFIXES
 from shared.index_items import IndexItem
@@ -97,3 +99,16 @@ def test_a_file_with_no_text_once_read_is_unreadable(tmp_path: Path) -> None:
     item = IndexItem(doc_id="d", name="a.html", path=str(write(tmp_path, "a.html", b"<script>x()</script>")))
     with pytest.raises(UnreadableDocument, match="no extractable text"):
         load_and_split(item, SentenceSplitter())
+
+
+def test_a_pdf_with_an_empty_password_is_read_and_one_needing_a_password_is_unreadable(tmp_path: Path) -> None:
+    for password, readable in (("", True), ("secret", False)):
+        writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf_pages([["加密的页面。"]]))))
+        writer.encrypt(user_password=password, owner_password="owner", algorithm="RC4-128")
+        path = tmp_path / f"locked-{readable}.pdf"
+        writer.write(path)
+        if readable:
+            assert "加密的页面。" in load_sections(path)[0].text
+        else:
+            with pytest.raises(UnreadableDocument, match="password"):
+                load_sections(path)

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pypdf import PdfReader
+from pypdf import PasswordType, PdfReader
 
 from workers.loaders.sections import Section, UnreadableDocument
 
 
 def load_pdf(path: Path) -> list[Section]:
     reader = PdfReader(path)
-    if reader.is_encrypted:
-        reader.decrypt("")  # many PDFs are "encrypted" with an empty user password; others fail here, alone
+    # Many PDFs are "encrypted" with an empty user password, which opens them; others need a password we lack.
+    if reader.is_encrypted and reader.decrypt("") == PasswordType.NOT_DECRYPTED:
+        raise UnreadableDocument("the PDF is password-protected; upload it without the password")
     sections = [Section(page.extract_text() or "", f"p. {number}") for number, page in enumerate(reader.pages, 1)]
     if not any(s.text.strip() for s in sections):
         raise UnreadableDocument(
