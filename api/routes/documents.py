@@ -151,7 +151,7 @@ async def list_documents(
     store: StoreDep,
     collection: CollectionName = CollectionPath,
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> DocumentList:
     found = await existing_store(store, collection)
     documents = await run_in_threadpool(found.documents, limit, offset)

@@ -92,3 +92,8 @@ def test_a_non_query_job_has_no_stream_and_bad_last_event_id_is_refused(
 
 def test_seed_endpoint_needs_a_question(client: httpx.Client) -> None:
     _error(client.get("/stream_chat"), 422, "invalid_request")
+
+
+def test_a_document_offset_past_any_database_integer_is_refused_not_a_500(client: httpx.Client) -> None:
+    response = client.get("/v1/collections/kb/documents", params={"offset": "9223372036854775808"})
+    assert response.status_code == 422, response.text
