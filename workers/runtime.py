@@ -92,10 +92,12 @@ def warm_up() -> None:
     from llama_index.core.node_parser import SentenceSplitter
 
     from shared.index_items import path_item
+    from shared.store.keywords import tokenize
     from workers.indexing import load_and_split
 
     rt = get_runtime()
     _ = rt.embed_model, rt.answerer, rt.stores
+    tokenize("预热分词词典")  # jieba's dictionary: about a second, which the first keyword search would pay
     with tempfile.TemporaryDirectory() as tmp:
         sample = Path(tmp) / "warm-up.md"
         sample.write_text("# 预热\n\n加载读取器与分词器。", encoding="utf-8")
