@@ -12,7 +12,9 @@ a wrong guess indexes mojibake silently; a refusal tells the user to re-save the
 from __future__ import annotations
 
 import codecs
+import functools
 import re
+import unicodedata
 
 from bs4.dammit import EncodingDetector
 
@@ -33,8 +35,11 @@ _SUPERSETS = {
     **dict.fromkeys(("ascii", "utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be"), "utf-8"),
     "iso8859-1": "cp1252",
 }
-# Big5 or Shift-JIS bytes read as GB18030 land in its user-defined areas, which map to the Private Use Area.
-_PRIVATE_USE = re.compile("[\ue000-\uf8ff]")
+# Bytes read in the wrong encoding (Big5 as GB18030, anything after a stray UTF-16 mark) turn into code points
+# no text holds: unassigned, private-use, control characters. Counted over the first characters decoded, a
+# share above this refuses the encoding; a real document rarely holds one, a misread one is full of them.
+_IMPLAUSIBLE_SHARE = 0.01
+_SAMPLE_CHARS = 1 << 16
 _REFUSAL = "not text this service can decode: save it as UTF-8 (UTF-16 with a byte-order mark and GB18030 also work)"
 
 
@@ -61,6 +66,7 @@ class TextDecoder:
         self._html = html
         self._head = b""
         self._candidates: dict[str, codecs.IncrementalDecoder] | None = None
+        self._sampled: dict[str, tuple[int, int]] = {}  # encoding -> (characters checked, implausible ones)
         self._failure = ""
 
     def feed(self, block: bytes) -> None:
@@ -95,17 +101,38 @@ class TextDecoder:
         for name, decoder in list(self._candidates.items()):
             try:
                 text = decoder.decode(block, final=final)
-                if "\x00" in text:
-                    self._failure = "it holds NUL characters: binary data, or UTF-16 without a byte-order mark"
-                    del self._candidates[name]
-                elif name == "gb18030" and _PRIVATE_USE.search(text):
-                    self._failure = self._failure or "as GB18030 it reads as unassigned characters"
-                    del self._candidates[name]
             except UnicodeDecodeError as exc:
                 self._failure = self._failure or f"{exc.encoding}: {exc.reason}"
                 del self._candidates[name]
+                continue
+            if "\x00" in text:
+                self._failure = "it holds NUL characters: binary data, or UTF-16 without a byte-order mark"
+                del self._candidates[name]
+                continue
+            checked, implausible = self._sampled.get(name, (0, 0))
+            if checked < _SAMPLE_CHARS:
+                sample = text[: _SAMPLE_CHARS - checked]
+                checked, implausible = checked + len(sample), implausible + len(_implausible().findall(sample))
+                self._sampled[name] = (checked, implausible)
+            if final and implausible > _IMPLAUSIBLE_SHARE * checked:
+                self._failure = f"read as {name} it is full of unassigned or control characters"
+                del self._candidates[name]
         if not self._candidates:
             raise UndecodableText(f"{_REFUSAL} ({self._failure})")
+
+
+@functools.cache
+def _implausible() -> re.Pattern[str]:
+    """Unassigned, private-use and control code points (whitespace controls excepted), built on first use."""
+    ranges: list[tuple[int, int]] = []
+    for code in range(0x110000):
+        category = unicodedata.category(chr(code))
+        if category in ("Cn", "Co", "Cs") or (category == "Cc" and chr(code) not in "\t\n\v\f\r"):
+            if ranges and ranges[-1][1] == code - 1:
+                ranges[-1] = (ranges[-1][0], code)
+            else:
+                ranges.append((code, code))
+    return re.compile("[" + "".join(f"\\U{a:08x}-\\U{b:08x}" for a, b in ranges) + "]")
 
 
 def detect_encoding(data: bytes, html: bool = False) -> str:

@@ -39,8 +39,9 @@ def test_accepted_encodings_decode_to_the_original_text(data: bytes, encoding: s
         "abc".encode("utf-16-le"),
         "頁面置換演算法".encode("big5"),
         b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
+        b"\xff\xfe\xfa not utf-8 \xc3\x28",  # a UTF-16 mark, then bytes that read as unassigned code points
     ],
-    ids=["latin-1", "utf-16 without bom", "ascii utf-16 without bom", "big5", "binary"],
+    ids=["latin-1", "utf-16 without bom", "ascii utf-16 without bom", "big5", "binary", "stray utf-16 mark"],
 )
 def test_text_in_no_accepted_encoding_is_refused_not_read_as_mojibake(data: bytes) -> None:
     with pytest.raises(UndecodableText, match="save it as UTF-8"):
