@@ -66,13 +66,16 @@ case "${1:-}" in
       start "worker-query-$i" $BIN/celery -A workers.celery_app:app worker -Q query -P threads \
         -c "$QUERY_CONCURRENCY" -n "query-$i@%h" --loglevel=INFO
     done
-    FLOWER_UNAUTHENTICATED_API=true start flower $BIN/celery -A workers.celery_app:app flower \
+    # Flower with basic auth from FLOWER_BASIC_AUTH (generated into .env on first run); an environment variable,
+    # not --basic-auth, so the password never shows in `ps` (issue 10).
+    flower_auth=$(PYTHONPATH=. $BIN/python scripts/flower_auth.py)
+    FLOWER_BASIC_AUTH=$flower_auth start flower $BIN/celery -A workers.celery_app:app flower \
       --port="$FLOWER_PORT" --address=127.0.0.1
     # Idle keep-alive connections outlive the clients' and proxies' own idle timeouts (issue 13).
     keepalive=$($BIN/python -c 'from shared.settings import Settings; print(Settings().API_KEEPALIVE_S)')
     start api $BIN/uvicorn api.main:app --host 127.0.0.1 --port "$API_PORT" --timeout-keep-alive "$keepalive"
     wait_ready
-    echo "ragqueue is up: API http://127.0.0.1:$API_PORT/docs  Flower http://127.0.0.1:$FLOWER_PORT  (stop: make down)"
+    echo "ragqueue is up: API http://127.0.0.1:$API_PORT/docs  Flower http://127.0.0.1:$FLOWER_PORT (login: FLOWER_BASIC_AUTH in .env)  (stop: make down)"
     ;;
   down)
     for pidfile in "$RUN_DIR"/worker-query-*.pid; do [ -e "$pidfile" ] && stop "$(basename "$pidfile" .pid)"; done

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LLMProvider = Literal["zhipu", "extractive"]
@@ -82,6 +82,22 @@ class Settings(BaseSettings):
     HEARTBEAT_TTL_S: float = 10.0
     TASK_SOFT_TIME_LIMIT_S: int = 1800
     TASK_TIME_LIMIT_S: int = 1900
+
+    # Flower's basic auth, `user:password` (comma-separated for several users). Named as Flower's own option
+    # because Flower reads every FLOWER_* environment variable as an option and exits on one it does not know.
+    # No default: `make up` generates one into .env on first run (issue 10).
+    FLOWER_BASIC_AUTH: SecretStr | None = None
+
+    @field_validator("FLOWER_BASIC_AUTH")
+    @classmethod
+    def _user_and_password(cls, value: SecretStr | None) -> SecretStr | None:
+        """Every entry must be `user:password` with both parts set, or Flower would accept an empty password."""
+        if value is not None:
+            for entry in value.get_secret_value().split(","):
+                user, _, password = entry.partition(":")
+                if not user or not password:
+                    raise ValueError("FLOWER_BASIC_AUTH must be user:password (comma-separated for several users)")
+        return value
 
     @model_validator(mode="after")
     def _pick_providers(self) -> Settings:
