@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from fastapi import Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
@@ -22,12 +22,15 @@ def _ping() -> ServerSentEvent:
     return ServerSentEvent(comment="ping")
 
 
-async def _frames(events: AsyncIterator[StreamEvent]) -> AsyncIterator[ServerSentEvent]:
+async def _frames(events: AsyncIterator[StreamEvent], event_id: Callable[[int], str]) -> AsyncIterator[ServerSentEvent]:
     async for event in events:
-        yield ServerSentEvent(id=str(event.seq), event=event.event.value, data=event.data_json())
+        yield ServerSentEvent(id=event_id(event.seq), event=event.event.value, data=event.data_json())
 
 
-def event_source_response(events: AsyncIterator[StreamEvent], settings: Settings) -> EventSourceResponse:
+def event_source_response(
+    events: AsyncIterator[StreamEvent], settings: Settings, event_id: Callable[[int], str] = str
+) -> EventSourceResponse:
+    """SSE of a query stream; `event_id` turns a seq into the `id:` a reconnect sends back."""
     return EventSourceResponse(
-        _frames(events), ping=settings.PING_INTERVAL_S, ping_message_factory=_ping, headers=STREAM_HEADERS
+        _frames(events, event_id), ping=settings.PING_INTERVAL_S, ping_message_factory=_ping, headers=STREAM_HEADERS
     )

@@ -6,7 +6,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, cast
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
@@ -49,7 +49,8 @@ async def _job_events(redis: Any, hub: PubSubHub, job_id: str) -> AsyncIterator[
             final = job.state in FINAL_STATES
             if snapshot != last or final:
                 name = JobEventName.END if final else JobEventName.PROGRESS
-                yield ServerSentEvent(event=name.value, data=snapshot)
+                # The `end` event's id is what a reconnecting EventSource sends back: it then gets 204.
+                yield ServerSentEvent(event=name.value, data=snapshot, id=name.value if final else None)
                 last = snapshot
             if final:
                 return
@@ -63,11 +64,19 @@ async def _job_events(redis: Any, hub: PubSubHub, job_id: str) -> AsyncIterator[
 @router.get(
     "/{job_id}/events",
     response_class=EventSourceResponse,
-    responses={404: {"model": ErrorResponse}},
-    summary="SSE: a `progress` event with the job record on every change, then one `end` event",
+    responses={204: {"description": "Last-Event-ID `end`: the job already ended"}, 404: {"model": ErrorResponse}},
+    summary="SSE: a `progress` event with the job record on every change, then one `end` event (id `end`)",
 )
-async def job_events(job_id: str, settings: SettingsDep, redis: RedisDep, hub: HubDep) -> Any:
+async def job_events(
+    job_id: str,
+    settings: SettingsDep,
+    redis: RedisDep,
+    hub: HubDep,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> Any:
     await load_job(redis, job_id)  # 404 now, not inside the stream
+    if last_event_id == JobEventName.END:
+        return Response(status_code=204)  # an EventSource reconnecting after `end`: 204 stops it
     return EventSourceResponse(
         _job_events(redis, hub, job_id),
         ping=settings.PING_INTERVAL_S,

@@ -15,6 +15,7 @@ from api.idempotency import IdempotencyKeyDep, idempotent, request_fingerprint
 from api.job_records import load_job
 from api.query_jobs import QuerySpec, check_query, submit_query
 from api.relay import relay_events
+from api.resume import already_ended, parse_seq
 from api.schemas import QueryAccepted, QueryRequest
 from api.sse import event_source_response
 from api.stream_control import end_stream, finish_job
@@ -60,18 +61,14 @@ async def create_query(
     )
 
 
-def _parse_last_event_id(raw: str | None) -> int:
-    if raw is None or raw == "":
-        return 0
-    if not raw.isdigit():
-        raise ApiError(422, "invalid_last_event_id", f"Last-Event-ID must be a non-negative integer, got {raw!r}")
-    return int(raw)
-
-
 @router.get(
     "/{job_id}/stream",
     response_class=EventSourceResponse,
-    responses={404: {"model": ErrorResponse}, 410: {"model": ErrorResponse}},
+    responses={
+        204: {"description": "Last-Event-ID at or past the terminal event"},
+        404: {"model": ErrorResponse},
+        410: {"model": ErrorResponse},
+    },
     summary="SSE: `sources`, `token`s, then exactly one `done` or `error`; each event has an `id:`",
 )
 async def stream_query(
@@ -83,18 +80,13 @@ async def stream_query(
     last_event_id_param: Annotated[
         str | None, Query(alias="last_event_id", description="For clients that cannot set headers")
     ] = None,
-) -> EventSourceResponse:
+) -> Response:
     job = await load_job(redis, job_id)
     if job.kind != JobKind.QUERY:
         raise ApiError(404, "job_not_found", f"job {job_id!r} is an {job.kind} job, not a query")
-    after = _parse_last_event_id(last_event_id if last_event_id is not None else last_event_id_param)
-    if after and not await redis.exists(keys.replay_key(job_id)):
-        raise ApiError(
-            410,
-            "replay_expired",
-            f"the events of job {job_id!r} are no longer kept "
-            f"(REPLAY_TTL_S={settings.REPLAY_TTL_S}); ask the question again",
-        )
+    after = parse_seq(last_event_id if last_event_id is not None else last_event_id_param)
+    if await already_ended(redis, settings, job_id, after):
+        return Response(status_code=204)  # a reconnect after the end: 204 stops an EventSource
     events = relay_events(
         redis,
         hub,

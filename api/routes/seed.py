@@ -1,7 +1,8 @@
 """The wow-rag seed's `GET /stream_chat`: submit and relay in one call.
 
 A plain client (the seed's `requests` loop over `iter_content(decode_unicode=True)`) gets the answer as
-UTF-8 text chunks; a client sending `Accept: text/event-stream` (a browser EventSource) gets framed SSE.
+UTF-8 text chunks; a client sending `Accept: text/event-stream` (a browser EventSource) gets framed SSE
+whose ids (`<job_id>:<seq>`) let its reconnect resume the same job (api/resume.py).
 """
 
 from __future__ import annotations
@@ -9,14 +10,19 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.responses import Response
 
 from api.deps import CeleryDep, HubDep, RedisDep, SettingsDep, StoreDep
+from api.errors import ApiError
+from api.job_records import load_job
 from api.query_jobs import QuerySpec, check_query, submit_and_subscribe
+from api.relay import relay_events
+from api.resume import already_ended, job_event_id, parse_job_event_id
 from api.sse import STREAM_HEADERS, event_source_response, wants_event_stream
 from shared.events import EventName, StreamEvent
+from shared.jobs import JobKind
 from shared.store.retrieval import DEFAULT_MODE, RetrievalMode
 
 router = APIRouter(tags=["seed"])
@@ -42,14 +48,34 @@ async def stream_chat(
     collection: Annotated[str | None, Query(description="Defaults to DEFAULT_COLLECTION")] = None,
     top_k: Annotated[int | None, Query(ge=1, le=50)] = None,
     mode: Annotated[RetrievalMode, Query(description="vector, bm25 or hybrid")] = DEFAULT_MODE,
+    last_event_id: Annotated[
+        str | None, Header(alias="Last-Event-ID", description="An EventSource's reconnect: `<job_id>:<seq>`")
+    ] = None,
 ) -> Response:
-    name = collection or settings.DEFAULT_COLLECTION
-    question = await check_query(settings, store, name, param)
-    spec = QuerySpec(name, question, top_k, mode=mode)
-    job_id, events = await submit_and_subscribe(redis, hub, celery, settings, spec)
+    resume = parse_job_event_id(last_event_id)
+    if resume.job_id is not None:
+        # An EventSource reconnecting: resume the job its ids name; never ask the question again.
+        job_id = resume.job_id
+        if (await load_job(redis, job_id)).kind != JobKind.QUERY:
+            raise ApiError(404, "job_not_found", f"job {job_id!r} is not a query")
+        if await already_ended(redis, settings, job_id, resume.after_seq):
+            return Response(status_code=204)
+        events = relay_events(
+            redis,
+            hub,
+            job_id,
+            after_seq=resume.after_seq,
+            replay_ttl_s=settings.REPLAY_TTL_S,
+            queue_timeout_s=settings.QUEUE_TIMEOUT_S,
+        )
+    else:
+        name = collection or settings.DEFAULT_COLLECTION
+        question = await check_query(settings, store, name, param)
+        spec = QuerySpec(name, question, top_k, mode=mode)
+        job_id, events = await submit_and_subscribe(redis, hub, celery, settings, spec)
     headers = {**STREAM_HEADERS, "X-Job-Id": job_id}
     if wants_event_stream(request):
-        response = event_source_response(events, settings)
+        response = event_source_response(events, settings, lambda seq: job_event_id(job_id, seq))
         response.headers.update(headers)
         return response
     return StreamingResponse(_answer_text(events), media_type="text/plain; charset=utf-8", headers=headers)

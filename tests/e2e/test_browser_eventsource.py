@@ -42,8 +42,8 @@ TOKENS = ["预填充", "阶段", "一次", "处理", "整个", "提示", "，", 
 TOKEN_DELAY_MS = 60
 STREAM_TIMEOUT_MS = 30_000
 
-# Collects every event until `done`, then closes the source: left open, a browser reconnects when the
-# server ends the response, and on /stream_chat a reconnect would ask the question again. Any `error`
+# Collects every event until `done`, then closes the source (left open, it reconnects when the server
+# ends the response; see OPEN_JS for what that reconnect gets). Any `error`
 # (the app's `event: error` has data, a connection error has none) rejects, so nothing is silently retried.
 COLLECT_JS = """
 ([url, timeoutMs]) => new Promise((resolve, reject) => {
@@ -62,6 +62,23 @@ COLLECT_JS = """
   source.addEventListener("error", (e) => finish(reject, new Error(e.data
     ? `error event: ${e.data}`
     : `connection error (readyState ${source.readyState}) after ${JSON.stringify(seen)}`)));
+})
+"""
+
+# Leaves the source open, as most pages do: it reconnects with Last-Event-ID when the response ends, and
+# settles once the browser gives up (readyState CLOSED after a 204), with every event it received.
+OPEN_JS = """
+([url, timeoutMs]) => new Promise((resolve, reject) => {
+  const source = new EventSource(url);
+  const seen = [];
+  const timer = setTimeout(() => { source.close(); reject(new Error(`still open: ${JSON.stringify(seen)}`)); },
+                           timeoutMs);
+  const record = (e) => seen.push({type: e.type, data: JSON.parse(e.data), id: e.lastEventId});
+  for (const type of ["sources", "token", "done"]) source.addEventListener(type, record);
+  source.addEventListener("error", (e) => {
+    if (e.data) { record(e); return; }
+    if (source.readyState === EventSource.CLOSED) { clearTimeout(timer); resolve(seen); }
+  });
 })
 """
 
@@ -179,3 +196,16 @@ def test_a_browser_event_source_streams_a_query_with_sources_and_ids(
     # A browser cannot set Last-Event-ID on a first connection; the query parameter resumes after it.
     resumed = collect(page, f"{stream_url}?last_event_id={last_token['id']}")
     assert [(e["type"], e["id"]) for e in resumed] == [("done", events[-1]["id"])]
+
+
+def test_a_browser_event_source_left_open_on_stream_chat_stops_after_one_answer(
+    zhipu_stack: Stack, collection: str, zhipu: ZhipuFakeServer, page: Page
+) -> None:
+    zhipu.configure(tokens=TOKENS)
+    page.goto(f"{zhipu_stack.base_url}/healthz")
+    url = "/stream_chat?" + urlencode({"param": "什么是解码阶段？", "collection": collection})
+    events = page.evaluate(OPEN_JS, [url, STREAM_TIMEOUT_MS])
+    assert texts(events) == TOKENS
+    assert [e["type"] for e in events].count("done") == 1
+    # Its reconnect after `done` got 204 (the browser closed the source) and did not ask again.
+    assert len(zhipu.requests("/chat/completions")) == 1

@@ -12,9 +12,10 @@ import httpx
 
 @dataclass
 class Event:
-    id: int | None
+    id: int | None  # the seq: the whole id, or its part after the last `:` (`/stream_chat` ids are job:seq)
     event: str
     data: Any
+    raw_id: str | None = None
 
 
 class SSELineParser:
@@ -28,10 +29,13 @@ class SSELineParser:
         if line == "":
             event = None
             if self.data:
+                raw_id = self.fields.get("id")
+                seq = (raw_id or "").rpartition(":")[2]
                 event = Event(
-                    id=int(self.fields["id"]) if "id" in self.fields else None,
+                    id=int(seq) if seq.isdigit() else None,
                     event=self.fields.get("event", "message"),
                     data=json.loads("\n".join(self.data)),
+                    raw_id=raw_id,
                 )
             self.fields, self.data = {}, []
             return event
