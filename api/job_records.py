@@ -26,6 +26,8 @@ async def create_job(redis: aioredis.Redis, settings: Settings, kind: JobKind, c
         pipe.expire(key, settings.JOB_TTL_S)
         pipe.zadd(keys.jobs_index_key(), {job_id: time.time()})
         pipe.zremrangebyrank(keys.jobs_index_key(), 0, -JOBS_INDEX_SIZE - 1)
+        if kind == JobKind.QUERY:  # counted until it ends, for admission control (api/admission.py)
+            pipe.zadd(keys.open_queries_key(), {job_id: time.time()})
         await pipe.execute()
     return job_id
 

@@ -12,6 +12,8 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
+from api.admission import AdmissionMiddleware
+from api.consumers import ConsumerProbe
 from api.errors import install_error_handlers
 from api.pubsub_hub import PubSubHub
 from api.routes import collections, documents, health, jobs, openai_compat, queries, seed, web
@@ -48,6 +50,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.hub = PubSubHub(app.state.pubsub_redis)
     await app.state.hub.start()
     app.state.celery = create_celery()
+    app.state.consumers = ConsumerProbe(app.state.celery, settings.WORKER_PING_TIMEOUT_S, settings.WORKER_PING_CACHE_S)
     try:
         yield
     finally:
@@ -65,6 +68,7 @@ def create_app() -> FastAPI:
         summary="RAG over your own documents: index jobs and streamed answers through Celery, Redis and SSE.",
         lifespan=lifespan,
     )
+    app.add_middleware(AdmissionMiddleware)  # inside CORS, so a refusal carries CORS headers too
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.CORS_ORIGINS,

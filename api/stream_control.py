@@ -26,6 +26,7 @@ async def finish_job(redis: aioredis.Redis, job_id: str, state: JobState, error:
     async with redis.pipeline(transaction=True) as pipe:
         pipe.hset(keys.job_key(job_id), mapping=cast(dict, fields))
         pipe.publish(keys.progress_channel(job_id), json.dumps(fields))
+        pipe.zrem(keys.open_queries_key(), job_id)  # frees its admission slot (api/admission.py)
         await pipe.execute()
 
 

@@ -44,3 +44,4 @@ class JobStore:
         if error is not None:
             fields["error"] = error.model_dump_json()
         self._write(fields)
+        self.client.zrem(keys.open_queries_key(), self.job_id)  # frees its admission slot (api/admission.py)

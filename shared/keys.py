@@ -63,3 +63,18 @@ def hub_channel() -> str:
 def idempotency_key(scope: str, key: str) -> str:
     """A client's Idempotency-Key on one route (`scope`): the request's fingerprint, then the job it created."""
     return f"{PREFIX}:idempotency:{scope}:{key}"
+
+
+def open_queries_key() -> str:
+    """Sorted set of query jobs queued or running (job id scored by creation time), for admission control."""
+    return f"{PREFIX}:queries:open"
+
+
+def reaper_lock_key() -> str:
+    """Lock held by the one reaper run at a time, however many beat processes or replicas run it."""
+    return f"{PREFIX}:reaper:lock"
+
+
+def metric_counters_key() -> str:
+    """Hash of counters shared by every process (`name|label=value,...` -> count), read by `/metrics`."""
+    return f"{PREFIX}:metrics:counters"

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     STORE_POOL_SIZE: int = Field(default=10, ge=1)
     # Candidates the HNSW index visits per vector search (pgvector's hnsw.ef_search): recall against speed.
     HNSW_EF_SEARCH: int = Field(default=100, ge=10, le=1000)
+    # Postings (chunk entries) a keyword search may read: question terms are searched rarest first until their
+    # chunk counts reach this, so 是/的/什么 in a large collection cost nothing (shared/store/keywords.py).
+    KEYWORD_POSTINGS_BUDGET: int = Field(default=20_000, ge=100)
     # Extra roots an index job may read from; DATA_DIR/import and the sample knowledge base are always allowed.
     IMPORT_ROOTS: list[Path] = Field(default_factory=list)
     SAMPLE_DOCS_DIR: Path = Path(__file__).resolve().parent.parent / "docs" / "kb"
@@ -72,6 +75,9 @@ class Settings(BaseSettings):
     # How long an Idempotency-Key remembers the job it created (POST /v1/queries, uploads, index jobs).
     IDEMPOTENCY_TTL_S: int = Field(default=24 * 3600, ge=60)
     REPLAY_TTL_S: int = 3600
+    # Answer text is published as one `token` event per window at most (the first piece at once): fewer events,
+    # less CPU per answer in worker and API (issue 9). 0 publishes every piece as its own event.
+    TOKEN_COALESCE_MS: float = Field(default=15.0, ge=0, le=1000)
     JOB_TTL_S: int = 7 * 24 * 3600
     PING_INTERVAL_S: float = 15.0
     # A query job no worker has picked up after this long ends with `error` `queue_timeout`.
@@ -82,6 +88,17 @@ class Settings(BaseSettings):
     HEARTBEAT_TTL_S: float = 10.0
     TASK_SOFT_TIME_LIMIT_S: int = 1800
     TASK_TIME_LIMIT_S: int = 1900
+
+    # Admission control (issue 10): past this many query jobs queued or running (all API processes together),
+    # new questions get 429 with Retry-After ADMISSION_RETRY_AFTER_S instead of waiting in the queue.
+    MAX_QUEUED_QUERIES: int = Field(default=1000, ge=1)
+    ADMISSION_RETRY_AFTER_S: int = Field(default=5, ge=1)
+    # With no worker consuming the `query` queue, new questions get 503 naming it. Turn off when workers are
+    # scaled from zero on queue depth (KEDA and the like): then a question must be allowed to wait for one.
+    ADMISSION_REQUIRE_CONSUMER: bool = True
+    # Which workers consume each queue comes from one Celery broadcast per process, cached this long.
+    WORKER_PING_TIMEOUT_S: float = Field(default=1.0, gt=0)
+    WORKER_PING_CACHE_S: float = Field(default=5.0, ge=0)
 
     # Flower's basic auth, `user:password` (comma-separated for several users). Named as Flower's own option
     # because Flower reads every FLOWER_* environment variable as an option and exits on one it does not know.

@@ -117,6 +117,8 @@ def crash_stack(
         PING_INTERVAL_S="0.2",
         UPSTREAM_TIMEOUT_S="2",
         QUEUE_TIMEOUT_S="2",
+        # A test asks with no worker running, to see the queue timeout: admission would refuse it with 503.
+        ADMISSION_REQUIRE_CONSUMER="0",
     )
     stack = Stack("crash", env, root).start([("worker", "index,query", "threads", 4)])
     yield stack

@@ -1,0 +1,68 @@
+"""Counters and histograms every process adds to in Redis, so `/metrics` on any API process shows them all.
+
+Why Redis and not prometheus-client's multiprocess mode: the figures come from API processes and from Celery
+workers on other machines, and Redis is the one thing they all share. Each sample is a field of one hash,
+`name|label=value,...`; a histogram's buckets are kept cumulative (`name_bucket|le=...`), as Prometheus
+exposes them. api/metrics.py turns the hash into prometheus-client metric families at scrape time.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import redis
+import redis.asyncio as aioredis
+
+from shared import keys
+
+# Seconds; an answer's first token usually comes within a second or two, the whole answer within a minute.
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 120.0)
+
+FIRST_TOKEN = "ragqueue_answer_first_token_seconds"
+ANSWER_TOTAL = "ragqueue_answer_total_seconds"
+TOKENS = "ragqueue_answer_tokens_total"
+ANSWERS = "ragqueue_answers_total"
+
+
+def field(name: str, labels: Mapping[str, str] | None = None) -> str:
+    """The hash field of one sample: its name, then its labels sorted by name."""
+    return f"{name}|" + ",".join(f"{k}={v}" for k, v in sorted((labels or {}).items()))
+
+
+def parse_field(raw: str) -> tuple[str, dict[str, str]]:
+    name, _, rest = raw.partition("|")
+    labels = dict(pair.split("=", 1) for pair in rest.split(",") if pair)
+    return name, labels
+
+
+async def count(client: aioredis.Redis, name: str, labels: Mapping[str, str] | None = None, by: int = 1) -> None:
+    await client.hincrby(keys.metric_counters_key(), field(name, labels), by)  # type: ignore[misc]
+
+
+def _histogram_fields(name: str, value: float) -> dict[str, float]:
+    fields = {field(f"{name}_bucket", {"le": str(b)}): 1.0 for b in LATENCY_BUCKETS if value <= b}
+    fields[field(f"{name}_bucket", {"le": "+Inf"})] = 1.0
+    fields[field(f"{name}_sum")] = value
+    fields[field(f"{name}_count")] = 1.0
+    return fields
+
+
+def record_answer(client: redis.Redis, summary: Mapping[str, object]) -> None:
+    """One finished answer, from the `done` event's summary: time to first token, total time, tokens."""
+    timings = summary.get("timings_ms")
+    if not isinstance(timings, Mapping):
+        return
+    updates: dict[str, float] = {}
+    for name, key in ((FIRST_TOKEN, "first_token"), (ANSWER_TOTAL, "total")):
+        value = timings.get(key)
+        if isinstance(value, int | float) and math.isfinite(value):
+            updates.update(_histogram_fields(name, value / 1000))
+    tokens = summary.get("tokens")
+    if isinstance(tokens, int):
+        updates[field(TOKENS)] = float(tokens)
+    updates[field(ANSWERS, {"outcome": "done"})] = 1.0
+    pipe = client.pipeline(transaction=False)
+    for name, by in updates.items():
+        pipe.hincrbyfloat(keys.metric_counters_key(), name, by)
+    pipe.execute()
