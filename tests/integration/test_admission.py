@@ -1,4 +1,4 @@
-"""Admission control: past MAX_QUEUED_QUERIES 429 with Retry-After, with no `query` worker 503 naming it; nothing queued."""
+"""Admission control: 429 with Retry-After past MAX_QUEUED_QUERIES, 503 naming the `query` queue with no worker."""
 
 from __future__ import annotations
 
