@@ -56,6 +56,9 @@ def _base_env(redis_url: str, data_dir: Path) -> dict[str, str]:
         PYTHONUNBUFFERED="1",
         QUEUE_TIMEOUT_S="30",
         OMP_NUM_THREADS="1",
+        # One `token` event per upstream piece, which most tests count; coalescing has its own stack
+        # (tests/integration/test_token_coalescing.py).
+        TOKEN_COALESCE_MS="0",
     )
     return env
 

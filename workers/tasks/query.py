@@ -16,11 +16,13 @@ from shared.events import CANCELLED_MESSAGE, ErrorCode, EventName
 from shared.heartbeat import Heartbeat
 from shared.job_store import JobStore
 from shared.jobs import JobError, JobState
+from shared.metrics_store import record_answer
 from shared.providers.answerers import NO_CONTEXT_ANSWER
 from shared.providers.upstream_errors import UpstreamStreamError, classify_upstream_error
 from shared.store import EmbeddingMismatchError, ScoredChunk
 from shared.store.retrieval import DEFAULT_MODE, RetrievalMode
 from shared.tasks import QUERY_TASK
+from shared.token_coalescer import TokenCoalescer
 from workers.celery_app import app
 from workers.runtime import Runtime, get_runtime
 
@@ -137,12 +139,18 @@ def _answer(
     tokens = 0
     first_token_at: float | None = None
     pieces = rt.answerer.stream(question, chunks) if chunks else iter([NO_CONTEXT_ANSWER])
+    # Pieces within one window go out as one event; a window's text waits at most for the next piece.
+    coalescer = TokenCoalescer(rt.settings.TOKEN_COALESCE_MS / 1000)
     try:
         for piece in _upstream(pieces):
-            if first_token_at is None:
-                first_token_at = time.perf_counter()
-            events.publish(EventName.TOKEN, {"text": piece})
             tokens += 1
+            now = time.perf_counter()
+            if first_token_at is None:
+                first_token_at = now
+            if (text := coalescer.add(piece, now)) is not None:
+                events.publish(EventName.TOKEN, {"text": text})
+        if (text := coalescer.drain()) is not None:
+            events.publish(EventName.TOKEN, {"text": text})
     except StreamClosed:
         # Cancelled or ended elsewhere: stop generating and close the upstream HTTP stream now.
         close = getattr(pieces, "close", None)
@@ -165,4 +173,5 @@ def _answer(
     }
     events.publish(EventName.DONE, summary, honour_cancel=False)
     job.finish(JobState.SUCCEEDED, result=summary)
+    record_answer(rt.redis, summary)  # time to first token, total time and tokens, for `/metrics`
     return summary
