@@ -22,12 +22,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api.consumers import ConsumerProbe
 from api.errors import error_json
 from shared import keys
-from shared.metrics_store import count
+from shared.metrics_store import REJECTIONS, count
 from shared.settings import Settings
 from shared.tasks import QUERY_QUEUE
 
 GUARDED = {("POST", "/v1/queries"), ("GET", "/stream_chat"), ("POST", "/v1/chat/completions")}
-REJECTIONS = "ragqueue_admission_rejections_total"
 
 
 async def open_queries(redis: aioredis.Redis) -> int:

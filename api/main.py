@@ -16,7 +16,7 @@ from api.admission import AdmissionMiddleware
 from api.consumers import ConsumerProbe
 from api.errors import install_error_handlers
 from api.pubsub_hub import PubSubHub
-from api.routes import collections, documents, health, jobs, openai_compat, queries, seed, web
+from api.routes import collections, documents, health, jobs, metrics, openai_compat, queries, seed, web
 from shared.settings import get_settings
 from shared.store import StoreUnavailableError, open_store
 
@@ -77,7 +77,7 @@ def create_app() -> FastAPI:
         expose_headers=["Content-Type"],
     )
     install_error_handlers(app)
-    for module in (health, collections, documents, jobs, queries, openai_compat, seed, web):
+    for module in (health, metrics, collections, documents, jobs, queries, openai_compat, seed, web):
         app.include_router(module.router)
     app.mount("/static", web.static_files(), name="static")
     return app

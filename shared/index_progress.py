@@ -15,7 +15,7 @@ from typing import Any, cast
 
 import redis
 
-from shared import keys
+from shared import keys, metrics_store
 
 PROGRESS_SCRIPT = """
 redis.call('HSET', KEYS[2], ARGV[1] .. ':planned', ARGV[2], ARGV[1] .. ':done', ARGV[3], ARGV[1] .. ':docs', ARGV[7])
@@ -79,6 +79,8 @@ class IndexProgress:
         pipe = self.client.pipeline(transaction=False)
         pipe.hset(keys.job_documents_key(self.job_id), name, value)
         pipe.expire(keys.job_documents_key(self.job_id), self.ttl_s)
+        if status == DocStatus.INDEXED and chunks:  # for `/metrics`: chunks indexed per second
+            pipe.hincrby(keys.metric_counters_key(), metrics_store.field(metrics_store.INDEX_CHUNKS), chunks)
         pipe.execute()
 
     def start_attempt(self) -> int:

@@ -23,6 +23,18 @@ FIRST_TOKEN = "ragqueue_answer_first_token_seconds"
 ANSWER_TOTAL = "ragqueue_answer_total_seconds"
 TOKENS = "ragqueue_answer_tokens_total"
 ANSWERS = "ragqueue_answers_total"
+INDEX_CHUNKS = "ragqueue_index_chunks_total"
+REJECTIONS = "ragqueue_admission_rejections_total"
+
+# Every family kept here: (type, help). api/metrics.py exposes each, at zero before its first sample.
+FAMILIES: dict[str, tuple[str, str]] = {
+    FIRST_TOKEN: ("histogram", "Seconds from a query task's start to the answer's first token (the done event)"),
+    ANSWER_TOTAL: ("histogram", "Seconds from a query task's start to the answer's end (the done event)"),
+    TOKENS: ("counter", "Answer pieces streamed by query workers, counted from each done event"),
+    ANSWERS: ("counter", "Answers finished with a done event"),
+    INDEX_CHUNKS: ("counter", "Chunks embedded and stored by index workers"),
+    REJECTIONS: ("counter", "New questions refused at the door, by reason (too_many_queries, no_query_workers...)"),
+}
 
 
 def field(name: str, labels: Mapping[str, str] | None = None) -> str:
@@ -61,7 +73,7 @@ def record_answer(client: redis.Redis, summary: Mapping[str, object]) -> None:
     tokens = summary.get("tokens")
     if isinstance(tokens, int):
         updates[field(TOKENS)] = float(tokens)
-    updates[field(ANSWERS, {"outcome": "done"})] = 1.0
+    updates[field(ANSWERS)] = 1.0
     pipe = client.pipeline(transaction=False)
     for name, by in updates.items():
         pipe.hincrbyfloat(keys.metric_counters_key(), name, by)

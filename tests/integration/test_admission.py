@@ -73,6 +73,8 @@ def test_past_the_limit_every_way_to_ask_gets_429_and_nothing_is_queued(
         chat = {"model": "door", "messages": [{"role": "user", "content": QUESTION}], "stream": True}
         _assert_refused(client.post("/v1/chat/completions", json=chat), 429, "too_many_queries")
         assert (_query_jobs(door_stack), _broker_depth(door_stack)) == before
+        metrics = client.get("/metrics").text
+        assert 'ragqueue_admission_rejections_total{reason="too_many_queries"} 3.0' in metrics
 
         # An ended question frees its place at once.
         for job_id in accepted:
