@@ -9,7 +9,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-LLMProvider = Literal["zhipu", "extractive"]
+LLMProvider = Literal["zhipu", "openai_compatible", "extractive"]
+ZHIPU_OPENAI_COMPATIBLE_URL = "https://open.bigmodel.cn/api/paas/v4"
 EmbedProvider = Literal["zhipu", "local"]
 
 
@@ -47,6 +48,10 @@ class Settings(BaseSettings):
     EMBED_MODEL: str = "embedding-2"
     UPSTREAM_TIMEOUT_S: float = 60.0
     UPSTREAM_MAX_RETRIES: int = 2
+    # LLM_PROVIDER=openai_compatible: any OpenAI-compatible server (vLLM, Ollama, DeepSeek; Zhipu's /api/paas/v4
+    # by default) and its key; unset, they fall back to ZHIPUAI_BASE_URL and ZHIPU_API_KEY.
+    LLM_BASE_URL: str | None = None
+    LLM_API_KEY: SecretStr | None = None
 
     DEFAULT_COLLECTION: str = "default"
     CHUNK_SIZE: int = 512
@@ -127,6 +132,17 @@ class Settings(BaseSettings):
         if needs_key and not self.ZHIPU_API_KEY:
             raise ValueError("LLM_PROVIDER or EMBED_PROVIDER is 'zhipu' but ZHIPU_API_KEY is not set")
         return self
+
+    @property
+    def llm_base_url(self) -> str:
+        return self.LLM_BASE_URL or self.ZHIPUAI_BASE_URL or ZHIPU_OPENAI_COMPATIBLE_URL
+
+    @property
+    def llm_api_key(self) -> str:
+        """The openai_compatible server's key; servers that need none (Ollama, vLLM) get a placeholder."""
+        if self.LLM_API_KEY is not None:
+            return self.LLM_API_KEY.get_secret_value()
+        return self.ZHIPU_API_KEY or "unused"
 
     @property
     def import_dir(self) -> Path:

@@ -15,7 +15,14 @@ import numpy as np
 from shared.store.blobs import BlobStore
 from shared.store.fusion import reciprocal_rank_fusion
 from shared.store.records import ChunkRecord, CollectionInfo, DocumentInfo, EmbeddingMismatchError, ScoredChunk
-from shared.store.retrieval import DEFAULT_MODE, RETRIEVAL_MODES, RetrievalMode, fusion_pool
+from shared.store.retrieval import (
+    DEFAULT_MODE,
+    KEYWORD_WEIGHT,
+    RETRIEVAL_MODES,
+    VECTOR_WEIGHT,
+    RetrievalMode,
+    fusion_pool,
+)
 
 
 class StoreUnavailableError(RuntimeError):
@@ -72,7 +79,9 @@ class CollectionStore(ABC):
         vector = self.vector_search(query_vector, pool)
         keyword = self.keyword_search(question, pool)
         by_id = {c.chunk_id: c for c in (*vector, *keyword)}
-        fused = reciprocal_rank_fusion([[c.chunk_id for c in vector], [c.chunk_id for c in keyword]])
+        fused = reciprocal_rank_fusion(
+            [[c.chunk_id for c in vector], [c.chunk_id for c in keyword]], weights=[VECTOR_WEIGHT, KEYWORD_WEIGHT]
+        )
         return [replace(by_id[i], score=s) for i, s in fused[:top_k]]
 
     def check_embedding(self, embed_model: str, dimension: int) -> None:

@@ -24,7 +24,8 @@ def open_store(settings: Settings) -> Store:
             settings.uploads_dir,
             pool_size=settings.STORE_POOL_SIZE,
             ef_search=settings.HNSW_EF_SEARCH,
+            postings_budget=settings.KEYWORD_POSTINGS_BUDGET,
         )
     from shared.store.sqlite_store import SQLiteStore
 
-    return SQLiteStore(settings.collections_dir, settings.uploads_dir)
+    return SQLiteStore(settings.collections_dir, settings.uploads_dir, settings.KEYWORD_POSTINGS_BUDGET)

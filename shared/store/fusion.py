@@ -12,17 +12,22 @@ from collections.abc import Sequence
 RRF_K = 60
 
 
-def reciprocal_rank_fusion(rankings: Sequence[Sequence[str]], k: int = RRF_K) -> list[tuple[str, float]]:
-    """(id, RRF score) over all rankings, best first; ties keep the order in which ids were first seen."""
+def reciprocal_rank_fusion(
+    rankings: Sequence[Sequence[str]], k: int = RRF_K, weights: Sequence[float] | None = None
+) -> list[tuple[str, float]]:
+    """(id, weighted RRF score) over all rankings, best first; ties keep the order ids were first seen in."""
     if k < 0:
         raise ValueError(f"k must be >= 0, got {k}")
+    weights = [1.0] * len(rankings) if weights is None else weights
+    if len(weights) != len(rankings):
+        raise ValueError(f"{len(weights)} weights for {len(rankings)} rankings")
     scores: dict[str, float] = {}
-    for ranking in rankings:
+    for ranking, weight in zip(rankings, weights, strict=True):
         seen: set[str] = set()
         for rank, item in enumerate(ranking, start=1):
             if item in seen:  # a repeated id keeps its best rank; later repeats add nothing
                 continue
             seen.add(item)
-            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
+            scores[item] = scores.get(item, 0.0) + weight / (k + rank)
     # sorted() is stable, so equal scores stay in first-seen order.
     return sorted(scores.items(), key=lambda item: item[1], reverse=True)

@@ -18,10 +18,14 @@ Deliberate choices:
 from __future__ import annotations
 
 import logging
+import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
 from shared.text_normalize import normalize_text
+
+# Postings a keyword search may read (see `plan_terms`); KEYWORD_POSTINGS_BUDGET overrides it.
+DEFAULT_POSTINGS_BUDGET = 20_000
 
 _cut: Callable[[str], list[str]] | None = None
 _cut_lock = threading.Lock()
@@ -54,3 +58,27 @@ def index_text(text: str) -> str:
 def query_terms(question: str) -> list[str]:
     """The question's distinct tokens, in order."""
     return list(dict.fromkeys(tokenize(question)))
+
+
+def bm25_idf(df: int, n: int) -> float:
+    """Lucene's BM25 idf, log(1 + (N - df + 0.5) / (df + 0.5)): positive even for a term in every chunk."""
+    return math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+
+
+def plan_terms(terms: Sequence[str], df: Mapping[str, int], n: int, budget: int) -> list[tuple[str, float]]:
+    """The question terms worth searching, rarest first, with their idf.
+
+    Terms no chunk holds are dropped. Then the rarest terms are kept while their chunk counts add up to at
+    most `budget` (the rarest always): a keyword search costs about as much as the postings it reads, and
+    terms like 是/的/什么 appear in most chunks of a large collection while adding almost nothing to the
+    ranking (their idf is near zero). A small collection is searched with every term.
+    """
+    known = sorted(((t, df[t]) for t in dict.fromkeys(terms) if df.get(t, 0) > 0), key=lambda item: (item[1], item[0]))
+    picked: list[tuple[str, float]] = []
+    postings = 0
+    for term, count in known:
+        if picked and postings + count > budget:
+            break
+        picked.append((term, bm25_idf(count, n)))
+        postings += count
+    return picked

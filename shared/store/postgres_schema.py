@@ -24,7 +24,7 @@ MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
             """CREATE TABLE collections (
                 id bigserial PRIMARY KEY, name text NOT NULL UNIQUE, embed_model text NOT NULL,
                 dimension integer NOT NULL, created_at double precision NOT NULL,
-                updated_at double precision NOT NULL)""",
+                updated_at double precision NOT NULL, chunk_count bigint NOT NULL DEFAULT 0)""",
             """CREATE TABLE documents (
                 collection_id bigint NOT NULL REFERENCES collections (id) ON DELETE CASCADE,
                 id text NOT NULL, source text NOT NULL, sha256 text NOT NULL, chunks integer NOT NULL,
@@ -43,8 +43,14 @@ def chunk_table(collection_id: int) -> sql.Identifier:
     return sql.Identifier(SCHEMA, f"chunks_{collection_id}")
 
 
+def term_table(collection_id: int) -> sql.Identifier:
+    """How many of the collection's chunks hold each keyword token (BM25's document frequency)."""
+    return sql.Identifier(SCHEMA, f"terms_{collection_id}")
+
+
 def create_chunk_table(conn: psycopg.Connection, collection_id: int, dimension: int) -> None:
-    """A collection's chunk table with its three indexes: by document, GIN over tokens, HNSW over vectors."""
+    """A collection's chunk table with its three indexes (by document, GIN over tokens, HNSW over vectors), and
+    its term table."""
     table = chunk_table(collection_id)
     name = f"chunks_{collection_id}"
     # Cosine distance; vectors are stored L2-normalised, so 1 - distance is the cosine similarity.
@@ -59,6 +65,7 @@ def create_chunk_table(conn: psycopg.Connection, collection_id: int, dimension: 
         sql.SQL("CREATE INDEX {} ON {} USING hnsw (embedding vector_cosine_ops)").format(
             sql.Identifier(f"{name}_hnsw"), table
         ),
+        sql.SQL("CREATE TABLE {} (term text PRIMARY KEY, df integer NOT NULL)").format(term_table(collection_id)),
     ]
     for statement in statements:
         conn.execute(statement)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,11 +31,11 @@ from pgvector.psycopg import register_vector
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
-from shared.store.base import CollectionStore, Store, StoreUnavailableError, fusion_pool
+from shared.store.base import CollectionStore, Store, StoreUnavailableError
 from shared.store.blobs import BlobNotFoundError, BlobStore, blob_path, write_atomically
 from shared.store.fusion import RRF_K
-from shared.store.keywords import query_terms, tokenize
-from shared.store.postgres_schema import SCHEMA, chunk_table, create_chunk_table, migrate
+from shared.store.keywords import DEFAULT_POSTINGS_BUDGET, plan_terms, query_terms, tokenize
+from shared.store.postgres_schema import SCHEMA, chunk_table, create_chunk_table, migrate, term_table
 from shared.store.records import (
     COLLECTION_NAME_RULE,
     ChunkRecord,
@@ -44,22 +44,17 @@ from shared.store.records import (
     ScoredChunk,
     valid_collection_name,
 )
+from shared.store.retrieval import KEYWORD_WEIGHT, VECTOR_WEIGHT, fusion_pool
 
 _SEARCH_PATH = sql.SQL("SET search_path TO {}, public").format(sql.Identifier(SCHEMA))
 
 
-def tsvector_literal(text: str) -> str:
-    """A tsvector in PostgreSQL's input syntax: each jieba token quoted, with its positions (1-based, ≤ 16383)."""
+def tsvector_literal(tokens: Sequence[str]) -> str:
+    """A tsvector in PostgreSQL's input syntax: each token quoted, with its positions (1-based, ≤ 16383)."""
     positions: dict[str, list[int]] = defaultdict(list)
-    for i, token in enumerate(tokenize(text), start=1):
+    for i, token in enumerate(tokens, start=1):
         positions[token].append(min(i, 16383))
     return " ".join(f"{_quote(t)}:{','.join(map(str, p[:256]))}" for t, p in positions.items())
-
-
-def tsquery_literal(question: str) -> str | None:
-    """The question's distinct tokens OR-ed as a tsquery literal, or None if it has none."""
-    terms = query_terms(question)
-    return " | ".join(_quote(t) for t in terms) if terms else None
 
 
 def _quote(token: str) -> str:
@@ -110,6 +105,7 @@ class PostgresCollection(CollectionStore):
         self.name = name
         self._pool = store.pool
         self._ef_search = store.ef_search
+        self._postings_budget = store.postings_budget
 
     @contextmanager
     def _conn(self) -> Iterator[psycopg.Connection]:
@@ -170,26 +166,36 @@ class PostgresCollection(CollectionStore):
         self, doc_id: str, source: str, sha256: str, chunks: Sequence[ChunkRecord], vectors: np.ndarray
     ) -> None:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        tokens: dict[str, list[str]] = {}
         rows: dict[str, tuple[Any, ...]] = {}
         for i, c in enumerate(chunks):  # the same text twice in one document is one chunk
-            rows.setdefault(c.id, (c.id, doc_id, c.position, c.text, c.location, tsvector_literal(c.text), vectors[i]))
+            if c.id not in rows:
+                tokens[c.id] = tokenize(c.text)
+                rows[c.id] = (c.id, doc_id, c.position, c.text, c.location, tsvector_literal(tokens[c.id]), vectors[i])
         now = time.time()
         with self._conn() as conn, conn.transaction():
             collection_id = self._require_id(conn)
             table = chunk_table(collection_id)
-            conn.execute(
-                sql.SQL("DELETE FROM {} WHERE doc_id = %s AND NOT (id = ANY(%s))").format(table),
-                (doc_id, list(rows)),
-            )
+            existing = {
+                r[0] for r in conn.execute(sql.SQL("SELECT id FROM {} WHERE doc_id = %s").format(table), (doc_id,))
+            }
+            new = [rows[i] for i in rows if i not in existing]
             with conn.cursor() as cur:
+                cur.executemany(
+                    sql.SQL("UPDATE {} SET position = %s, location = %s WHERE id = %s AND doc_id = %s").format(table),
+                    [(rows[i][2], rows[i][4], i, doc_id) for i in rows if i in existing],
+                )
                 cur.executemany(
                     sql.SQL(
                         "INSERT INTO {} (id, doc_id, position, text, location, tokens, embedding) "
-                        "VALUES (%s, %s, %s, %s, %s, %s::tsvector, %s) "
-                        "ON CONFLICT (id) DO UPDATE SET position = EXCLUDED.position, location = EXCLUDED.location"
+                        "VALUES (%s, %s, %s, %s, %s, %s::tsvector, %s)"
                     ).format(table),
-                    list(rows.values()),
+                    new,
                 )
+            delta: Counter[str] = Counter()
+            for row in new:
+                delta.update(set(tokens[row[0]]))
+            removed = self._remove_chunks(conn, collection_id, sorted(existing - rows.keys()), delta)
             conn.execute(
                 "INSERT INTO documents (collection_id, id, source, sha256, chunks, updated_at) "
                 "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (collection_id, id) DO UPDATE SET "
@@ -197,20 +203,63 @@ class PostgresCollection(CollectionStore):
                 "updated_at = EXCLUDED.updated_at",
                 (collection_id, doc_id, source, sha256, len(rows), now),
             )
-            conn.execute("UPDATE collections SET updated_at = %s WHERE id = %s", (now, collection_id))
+            self._count(conn, collection_id, len(new) - removed, delta, now)
+
+    @staticmethod
+    def _remove_chunks(conn: psycopg.Connection, collection_id: int, ids: list[str], delta: Counter[str]) -> int:
+        """Delete these chunks, subtracting their tokens from `delta`; how many went."""
+        if not ids:
+            return 0
+        gone = conn.execute(
+            sql.SQL(
+                "WITH gone AS (DELETE FROM {} WHERE id = ANY(%s) RETURNING tokens) "
+                "SELECT lexeme, COUNT(*) FROM gone, unnest(gone.tokens) GROUP BY lexeme"
+            ).format(chunk_table(collection_id)),
+            (ids,),
+        ).fetchall()
+        for lexeme, count in gone:
+            delta[lexeme] -= int(count)
+        return len(ids)
+
+    @staticmethod
+    def _count(conn: psycopg.Connection, collection_id: int, chunks: int, delta: Counter[str], now: float) -> None:
+        """Apply a write's change to the chunk count and the term counts, as the last step of its transaction.
+
+        The collection's row is locked first, so writers of one collection take the term rows one at a time
+        and in the same (sorted) order: no deadlock, and each count stays exact.
+        """
+        conn.execute(
+            "UPDATE collections SET chunk_count = chunk_count + %s, updated_at = %s WHERE id = %s",
+            (chunks, now, collection_id),
+        )
+        changed = sorted((t, n) for t, n in delta.items() if n)
+        if changed:
+            conn.execute(
+                sql.SQL(
+                    "INSERT INTO {0} AS t (term, df) SELECT * FROM unnest(%s::text[], %s::int[]) "
+                    "ON CONFLICT (term) DO UPDATE SET df = t.df + EXCLUDED.df"
+                ).format(term_table(collection_id)),
+                ([t for t, _ in changed], [n for _, n in changed]),
+            )
 
     def delete_document(self, doc_id: str) -> int | None:
         with self._conn() as conn, conn.transaction():
             collection_id = self._require_id(conn)
-            removed = conn.execute(
-                sql.SQL("DELETE FROM {} WHERE doc_id = %s").format(chunk_table(collection_id)), (doc_id,)
-            ).rowcount
+            ids = [
+                r[0]
+                for r in conn.execute(
+                    sql.SQL("SELECT id FROM {} WHERE doc_id = %s ORDER BY id").format(chunk_table(collection_id)),
+                    (doc_id,),
+                )
+            ]
+            delta: Counter[str] = Counter()
+            removed = self._remove_chunks(conn, collection_id, ids, delta)
             found = conn.execute(
                 "DELETE FROM documents WHERE collection_id = %s AND id = %s", (collection_id, doc_id)
             ).rowcount
             if found or removed:
-                conn.execute("UPDATE collections SET updated_at = %s WHERE id = %s", (time.time(), collection_id))
-        return int(removed) if found else None
+                self._count(conn, collection_id, -removed, delta, time.time())
+        return removed if found else None
 
     def documents(self, limit: int = 1000, offset: int = 0) -> list[DocumentInfo]:
         with self._conn() as conn:
@@ -237,37 +286,59 @@ class PostgresCollection(CollectionStore):
             if collection_id is None:
                 return
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(chunk_table(collection_id)))
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(term_table(collection_id)))
             conn.execute("DELETE FROM collections WHERE id = %s", (collection_id,))
 
-    def _query(self, statement: sql.SQL, params: dict[str, Any]) -> list[ScoredChunk]:
+    def _search(self, mode: str, question: str, query_vector: np.ndarray | None, top_k: int) -> list[ScoredChunk]:
         with self._conn() as conn, conn.transaction():
             collection_id = self._id(conn)
             if collection_id is None:
                 return []
-            conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(self._ef_search)))
-            rows = conn.execute(
-                statement.format(chunks=chunk_table(collection_id)), {**params, "cid": collection_id}
-            ).fetchall()
+            params: dict[str, Any] = {"cid": collection_id, "k": top_k}
+            if mode != "vector":
+                planned = self._plan(conn, collection_id, question)
+                if not planned and mode == "bm25":
+                    return []
+                if not planned:  # no question term is in the collection: the vector side alone answers
+                    mode = "vector"
+                params.update(
+                    tsq=" | ".join(_quote(t) for t, _ in planned),
+                    qs=[_quote(t) for t, _ in planned],
+                    ws=[w for _, w in planned],
+                )
+            if mode != "bm25":
+                conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(self._ef_search)))
+                params["q"] = _unit(query_vector) if query_vector is not None else None
+            if mode == "hybrid":
+                params.update(pool=fusion_pool(top_k), rrf=RRF_K, wv=VECTOR_WEIGHT, wk=KEYWORD_WEIGHT)
+            statement = {"vector": _VECTOR_SQL, "bm25": _KEYWORD_SQL, "hybrid": _HYBRID_SQL}[mode]
+            rows = conn.execute(statement.format(chunks=chunk_table(collection_id)), params).fetchall()
         return [
             ScoredChunk(chunk_id=r[0], doc_id=r[1], source=r[2], text=r[3], location=r[4], score=float(r[5]))
             for r in rows
         ]
 
+    def _plan(self, conn: psycopg.Connection, collection_id: int, question: str) -> list[tuple[str, float]]:
+        """The question's terms worth searching, with their idf, from the collection's term counts."""
+        terms = query_terms(question)
+        if not terms:
+            return []
+        row = conn.execute("SELECT chunk_count FROM collections WHERE id = %s", (collection_id,)).fetchone()
+        df: dict[str, int] = dict(
+            conn.execute(
+                sql.SQL("SELECT term, df FROM {} WHERE term = ANY(%s)").format(term_table(collection_id)), (terms,)
+            ).fetchall()
+        )
+        return plan_terms(terms, df, int(row[0]) if row else 0, self._postings_budget)
+
     def vector_search(self, query_vector: np.ndarray, top_k: int) -> list[ScoredChunk]:
-        return self._query(_VECTOR_SQL, {"q": _unit(query_vector), "k": top_k})
+        return self._search("vector", "", query_vector, top_k)
 
     def keyword_search(self, question: str, top_k: int) -> list[ScoredChunk]:
-        tsquery = tsquery_literal(question)
-        if tsquery is None:
-            return []
-        return self._query(_KEYWORD_SQL, {"tsq": tsquery, "k": top_k})
+        return self._search("bm25", question, None, top_k)
 
     def hybrid_search(self, question: str, query_vector: np.ndarray, top_k: int) -> list[ScoredChunk]:
-        tsquery = tsquery_literal(question)
-        if tsquery is None:
-            return self.vector_search(query_vector, top_k)
-        params = {"q": _unit(query_vector), "tsq": tsquery, "pool": fusion_pool(top_k), "k": top_k, "rrf": RRF_K}
-        return self._query(_HYBRID_SQL, params)
+        return self._search("hybrid", question, query_vector, top_k)
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:
@@ -281,18 +352,23 @@ _VECTOR_SQL = sql.SQL(
     "WITH ranked AS (SELECT id, doc_id, text, location, 1 - (embedding <=> %(q)s) AS score "
     "FROM {chunks} ORDER BY embedding <=> %(q)s LIMIT %(k)s) " + _SELECT + _JOIN
 )
+# BM25-like keyword score: each planned term's idf times ts_rank for that term alone (a tf that saturates,
+# normalised by the chunk's length), summed. Candidates come from the GIN index, for the planned terms only.
+_KEYWORD_SCORE = (
+    "(SELECT SUM(u.w * ts_rank(c.tokens, u.q, 1)) FROM unnest(%(qs)s::tsquery[], %(ws)s::float8[]) AS u(q, w))"
+)
 _KEYWORD_SQL = sql.SQL(
-    "WITH ranked AS (SELECT id, doc_id, text, location, ts_rank(tokens, query, 1) AS score "
-    "FROM {chunks}, CAST(%(tsq)s AS tsquery) query WHERE tokens @@ query "
+    "WITH ranked AS (SELECT id, doc_id, text, location, " + _KEYWORD_SCORE + " AS score "
+    "FROM {chunks} c WHERE c.tokens @@ CAST(%(tsq)s AS tsquery) "
     "ORDER BY score DESC, id LIMIT %(k)s) " + _SELECT + _JOIN
 )
 _HYBRID_SQL = sql.SQL(
-    "WITH vec AS (SELECT id, row_number() OVER (ORDER BY dist, id) AS rank FROM "
+    "WITH vec AS (SELECT id, %(wv)s::float8 AS weight, row_number() OVER (ORDER BY dist, id) AS rank FROM "
     "  (SELECT id, embedding <=> %(q)s AS dist FROM {chunks} ORDER BY embedding <=> %(q)s LIMIT %(pool)s) v), "
-    "kw AS (SELECT id, row_number() OVER (ORDER BY score DESC, id) AS rank FROM "
-    "  (SELECT id, ts_rank(tokens, query, 1) AS score FROM {chunks}, CAST(%(tsq)s AS tsquery) query "
-    "   WHERE tokens @@ query ORDER BY score DESC, id LIMIT %(pool)s) k), "
-    "fused AS (SELECT id, SUM(1.0 / (%(rrf)s + rank)) AS score, MIN(rank) AS best FROM "
+    "kw AS (SELECT id, %(wk)s::float8 AS weight, row_number() OVER (ORDER BY score DESC, id) AS rank FROM "
+    "  (SELECT id, " + _KEYWORD_SCORE + " AS score FROM {chunks} c WHERE c.tokens @@ CAST(%(tsq)s AS tsquery) "
+    "   ORDER BY score DESC, id LIMIT %(pool)s) k), "
+    "fused AS (SELECT id, SUM(weight / (%(rrf)s + rank)) AS score, MIN(rank) AS best FROM "
     "  (SELECT * FROM vec UNION ALL SELECT * FROM kw) both_lists GROUP BY id "
     "  ORDER BY score DESC, best, id LIMIT %(k)s), "
     "ranked AS (SELECT c.id, c.doc_id, c.text, c.location, f.score FROM fused f JOIN {chunks} c USING (id)) "
@@ -333,9 +409,17 @@ class PostgresStore(Store):
 
     engine = "postgresql"
 
-    def __init__(self, url: str, uploads_dir: Path, pool_size: int = 10, ef_search: int = 100) -> None:
+    def __init__(
+        self,
+        url: str,
+        uploads_dir: Path,
+        pool_size: int = 10,
+        ef_search: int = 100,
+        postings_budget: int = DEFAULT_POSTINGS_BUDGET,
+    ) -> None:
         check_database(url)
         self.ef_search = ef_search
+        self.postings_budget = postings_budget
         self.pool = ConnectionPool(
             url, min_size=1, max_size=pool_size, configure=_configure, open=True, name="ragqueue-store"
         )

@@ -29,7 +29,7 @@ import numpy as np
 
 from shared.store.base import CollectionStore, Store
 from shared.store.blobs import FileBlobStore
-from shared.store.keywords import index_text, query_terms
+from shared.store.keywords import DEFAULT_POSTINGS_BUDGET, index_text, plan_terms, query_terms
 from shared.store.records import (
     COLLECTION_NAME_RULE,
     ChunkRecord,
@@ -40,7 +40,7 @@ from shared.store.records import (
 )
 from shared.store.vector_cache import VectorCache
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     """CREATE TABLE IF NOT EXISTS documents (
@@ -53,6 +53,8 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS chunks_doc ON chunks (doc_id)",
     "CREATE TABLE IF NOT EXISTS removed (seq INTEGER PRIMARY KEY AUTOINCREMENT, chunk_seq INTEGER NOT NULL)",
     "CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(tokens, tokenize = 'unicode61 remove_diacritics 0')",
+    # How many chunks hold each token (the `doc` column), read to plan a keyword search (keywords.plan_terms).
+    "CREATE VIRTUAL TABLE IF NOT EXISTS chunks_vocab USING fts5vocab(chunks_fts, row)",
     """CREATE TRIGGER IF NOT EXISTS chunks_removed AFTER DELETE ON chunks BEGIN
         INSERT INTO removed (chunk_seq) VALUES (old.seq);
         DELETE FROM chunks_fts WHERE rowid = old.seq;
@@ -64,10 +66,11 @@ _CHUNK_COLUMNS = "c.seq, c.id, c.doc_id, d.source, c.text, c.location"
 class SQLiteCollection(CollectionStore):
     """Read and write one collection's SQLite file."""
 
-    def __init__(self, root: Path, name: str) -> None:
+    def __init__(self, root: Path, name: str, postings_budget: int = DEFAULT_POSTINGS_BUDGET) -> None:
         if not valid_collection_name(name):
             raise ValueError(f"invalid collection name {name!r}: must match {COLLECTION_NAME_RULE}")
         self.name = name
+        self.postings_budget = postings_budget
         self.path = root / name / "store.sqlite3"
         self._vectors: VectorCache | None = None
         self._lock = threading.Lock()
@@ -233,12 +236,16 @@ class SQLiteCollection(CollectionStore):
 
     def keyword_search(self, question: str, top_k: int) -> list[ScoredChunk]:
         terms = query_terms(question)
-        if not terms:
-            return []
-        match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
-        if not self.exists():
+        if not terms or not self.exists():
             return []
         with self._connect() as conn:
+            marks = ",".join("?" * len(terms))
+            df = dict(conn.execute(f"SELECT term, doc FROM chunks_vocab WHERE term IN ({marks})", terms).fetchall())
+            n = conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+            planned = plan_terms(terms, df, n, self.postings_budget)
+            if not planned:
+                return []
+            match = " OR ".join('"' + t.replace('"', '""') + '"' for t, _ in planned)
             # bm25() is lower for better matches; ORDER BY rank lets FTS5 rank without sorting every match.
             ranked = conn.execute(
                 "SELECT rowid, -rank FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY rank LIMIT ?",
@@ -319,8 +326,11 @@ class SQLiteStore(Store):
 
     engine = "sqlite"
 
-    def __init__(self, collections_dir: Path, uploads_dir: Path) -> None:
+    def __init__(
+        self, collections_dir: Path, uploads_dir: Path, postings_budget: int = DEFAULT_POSTINGS_BUDGET
+    ) -> None:
         self.root = collections_dir
+        self.postings_budget = postings_budget
         self.blobs = FileBlobStore(uploads_dir)
         self._collections: dict[str, SQLiteCollection] = {}
         self._lock = threading.Lock()
@@ -329,7 +339,7 @@ class SQLiteStore(Store):
         """One object per collection per process, so its vector cache is shared by every thread."""
         with self._lock:
             if name not in self._collections:
-                self._collections[name] = SQLiteCollection(self.root, name)
+                self._collections[name] = SQLiteCollection(self.root, name, self.postings_budget)
             return self._collections[name]
 
     def close(self) -> None:

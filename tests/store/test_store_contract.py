@@ -9,6 +9,7 @@ import pytest
 
 from shared.store import ChunkRecord, EmbeddingMismatchError, Store
 from shared.store.blobs import BlobNotFoundError, blob_key, blob_path
+from shared.store.retrieval import KEYWORD_WEIGHT, VECTOR_WEIGHT
 
 # Hand-made 4-d vectors: the query vector points at the KV-cache chunk and away from the error-code chunk,
 # so only the keyword side can find "E1024".
@@ -154,9 +155,11 @@ def test_vector_scores_are_cosine_best_first(store: Store) -> None:
 def test_hybrid_is_the_default_and_fuses_both_rankings_with_rrf(store: Store) -> None:
     _kb(store)
     found = store.collection("kb").retrieve(QUESTION, QUERY_VECTOR, 2)
-    # error: keyword rank 1, vector rank 4 -> 1/61 + 1/64; kv: vector rank 1 and no keyword match -> 1/61.
+    # Weighted RRF: error is keyword rank 1 and vector rank 4 -> 1.2/61 + 1/64; kv is vector rank 1 with no
+    # keyword match -> 1/61.
     assert _texts(found) == [TEXTS["error"][0], TEXTS["kv"][0]]
-    assert found[0].score == pytest.approx(1 / 61 + 1 / 64)
+    assert found[0].score == pytest.approx(KEYWORD_WEIGHT / 61 + VECTOR_WEIGHT / 64)
+    assert found[1].score == pytest.approx(VECTOR_WEIGHT / 61)
 
 
 def test_keyword_search_without_a_shared_term_finds_nothing(store: Store) -> None:
@@ -246,3 +249,28 @@ def test_a_collection_dropped_and_rebuilt_elsewhere_is_read_afresh(store: Store,
     other.replace_document("d9", "new.md", "s9", [ChunkRecord("d9", 0, "重建后的唯一内容")], QUERY_VECTOR[None, :])
     assert _texts(reader.retrieve(QUESTION, QUERY_VECTOR, 10, "vector")) == ["重建后的唯一内容"]
     assert _texts(reader.retrieve("重建", None, 10, "bm25")) == ["重建后的唯一内容"]
+
+
+def test_past_the_postings_budget_common_terms_are_left_out_of_keyword_search(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    from shared.store.postgres_store import PostgresStore
+    from shared.store.sqlite_store import SQLiteStore
+
+    if engine == "sqlite":
+        small: Store = SQLiteStore(tmp_path / "collections", tmp_path / "uploads", postings_budget=3)
+    else:
+        url = request.getfixturevalue("postgres_server").fresh_database("budget")
+        small = PostgresStore(url, tmp_path / "uploads", postings_budget=3)
+    try:
+        c = small.collection("c1")
+        c.ensure("m", 4)
+        texts = ["系统 调用", "系统 内核", "系统 进程", "系统 中断", "页表 映射"]  # 系统 in 4 chunks, 页表 in 1
+        c.replace_document("d", "a.md", "s", [ChunkRecord("d", i, t) for i, t in enumerate(texts)], _vectors(5))
+        assert _texts(c.retrieve("系统 页表", None, 5, "bm25")) == ["页表 映射"]  # 1 + 4 postings > 3
+        assert len(c.retrieve("系统", None, 5, "bm25")) == 4  # the rarest term is always searched
+        c.delete_document("d")
+        c.replace_document("e", "b.md", "s", [ChunkRecord("e", 0, "系统 页表")], _vectors(1))
+        assert _texts(c.retrieve("系统 页表", None, 5, "bm25")) == ["系统 页表"]  # counts follow deletes
+    finally:
+        small.close()

@@ -35,3 +35,14 @@ def test_ties_keep_first_seen_order() -> None:
 def test_no_rankings_fuse_to_nothing() -> None:
     assert reciprocal_rank_fusion([]) == []
     assert reciprocal_rank_fusion([[], []]) == []
+
+
+def test_a_weight_scales_one_rankings_share_and_breaks_ties_toward_it() -> None:
+    fused = reciprocal_rank_fusion([["v"], ["k"]], weights=[1.0, 1.2])
+    assert [i for i, _ in fused] == ["k", "v"]
+    assert fused[0][1] == pytest.approx(1.2 / 61)
+
+
+def test_weights_must_match_the_rankings() -> None:
+    with pytest.raises(ValueError, match="2 weights for 1 rankings"):
+        reciprocal_rank_fusion([["a"]], weights=[1.0, 2.0])
