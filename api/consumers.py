@@ -10,6 +10,7 @@ import asyncio
 import time
 from typing import Any
 
+import redis.asyncio as aioredis
 from celery import Celery
 from starlette.concurrency import run_in_threadpool
 
@@ -47,3 +48,12 @@ class ConsumerProbe:
                 self._answer = await run_in_threadpool(workers_by_queue, self.celery, self.timeout_s)
                 self._asked_at = time.monotonic()
             return self._answer
+
+
+async def queue_depths(redis: aioredis.Redis, queues: tuple[str, ...]) -> dict[str, int]:
+    """Messages waiting per queue: the Celery Redis transport keeps a queue's messages in a list named after it."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for queue in queues:
+            pipe.llen(queue)
+        depths = await pipe.execute()
+    return {queue: int(depth) for queue, depth in zip(queues, depths, strict=True)}

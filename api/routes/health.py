@@ -1,21 +1,45 @@
-"""Liveness, readiness, and the stack's status: workers per queue and messages waiting."""
+"""Liveness, readiness, and the stack's status: Redis, the store, and per queue its workers and messages waiting.
+
+`/readyz` and `/v1/status` share one check (`stack_check`): `/readyz` answers 503 naming every problem found,
+`/v1/status` always answers 200 with the same findings. Which workers consume each queue comes from the
+process's cached ping (api/consumers.py), so probes cost a broadcast at most every WORKER_PING_CACHE_S.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from celery import Celery
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from kombu.exceptions import ChannelError
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import CeleryDep, RedisDep
-from api.errors import ErrorBody, error_json
+from api.consumers import ConsumerProbe, queue_depths
+from api.deps import RedisDep, SettingsDep, StoreDep
+from api.errors import ErrorBody
+from shared.settings import Settings
+from shared.store import Store
 from shared.tasks import INDEX_QUEUE, QUERY_QUEUE
 
 router = APIRouter(tags=["health"])
+
+QUEUES = (INDEX_QUEUE, QUERY_QUEUE)
+STORE_CHECK_TIMEOUT_S = 3.0
+
+
+class QueueStatus(BaseModel):
+    name: str
+    workers: list[str] = Field(description="Workers consuming this queue")
+    waiting: int | None = Field(description="Messages not yet taken by a worker; null if Redis did not say")
+
+
+class StackStatus(BaseModel):
+    ready: bool
+    problem: ErrorBody | None = Field(description="Why the stack cannot answer (every reason found); null when ready")
+    redis: str = Field(description="`ok`, or why not")
+    store: str = Field(description="`ok`, or why not")
+    queues: list[QueueStatus]
 
 
 @router.get("/healthz", summary="The API process is up")
@@ -23,78 +47,71 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-async def _problem(redis: Any, workers: list[str] | None) -> ErrorBody | None:
-    """Why the stack cannot answer (Redis down, broker down, no worker), or None when it can."""
+async def _redis_check(redis: Any) -> str:
     try:
         await redis.ping()
     except Exception as exc:
-        return ErrorBody(code="redis_unavailable", message=f"Redis at the configured REDIS_URL does not answer: {exc}")
-    if workers is None:
-        return ErrorBody(code="broker_unavailable", message="could not reach the workers through the broker")
-    if not workers:
-        return ErrorBody(code="no_workers", message="no Celery worker answered a ping; start one (see `make up`)")
-    return None
+        return f"Redis at the configured REDIS_URL does not answer: {exc}"
+    return "ok"
 
 
-def _ping(celery: Celery) -> list[str] | None:
+async def _store_check(store: Store, settings: Settings) -> str:
+    """A cheap read (the collection names) within a few seconds; never shows the store's URL or password."""
     try:
-        replies = celery.control.ping(timeout=1.0)
-    except Exception:
-        return None
-    return sorted(name for reply in replies for name in reply)
+        await asyncio.wait_for(run_in_threadpool(store.collection_names), STORE_CHECK_TIMEOUT_S)
+    except TimeoutError:
+        return f"the collection store did not answer within {STORE_CHECK_TIMEOUT_S:.0f} s"
+    except Exception as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if settings.VECTOR_STORE_URL:
+            detail = detail.replace(settings.VECTOR_STORE_URL, "VECTOR_STORE_URL")
+        return f"the collection store does not answer: {detail}"
+    return "ok"
 
 
-@router.get("/readyz", summary="Redis answers and at least one worker answers a ping; 503 with the reason otherwise")
-async def readyz(redis: RedisDep, celery: CeleryDep) -> JSONResponse:
-    workers = await run_in_threadpool(_ping, celery)
-    problem = await _problem(redis, workers)
-    if problem:
-        return error_json(503, problem.code, problem.message)
-    return JSONResponse({"status": "ready", "redis": "ok", "workers": workers})
+async def stack_check(redis: Any, probe: ConsumerProbe, store: Store, settings: Settings) -> StackStatus:
+    """Redis, the store, and per queue whether any worker consumes it; every problem found, first one's code."""
+    redis_state, store_state = await asyncio.gather(_redis_check(redis), _store_check(store, settings))
+    by_queue = await probe.by_queue()
+    depths: dict[str, int] = {}
+    if redis_state == "ok":
+        try:
+            depths = await queue_depths(redis, QUEUES)
+        except Exception:
+            depths = {}
+    queues = [QueueStatus(name=q, workers=(by_queue or {}).get(q, []), waiting=depths.get(q)) for q in QUEUES]
+    problems: list[tuple[str, str]] = []
+    if redis_state != "ok":
+        problems.append(("redis_unavailable", redis_state))
+    if store_state != "ok":
+        problems.append(("store_unavailable", store_state))
+    if by_queue is None:
+        problems.append(("broker_unavailable", "could not reach the workers through the broker"))
+    elif not any(q.workers for q in queues):
+        problems.append(("no_workers", "no Celery worker answered a ping; start them (see `make up`)"))
+    else:
+        for q in queues:
+            if not q.workers:
+                waiting = f", {q.waiting} messages waiting" if q.waiting else ""
+                problems.append((f"no_{q.name}_workers", f"no worker consumes the `{q.name}` queue{waiting}"))
+    problem = None
+    if problems:
+        problem = ErrorBody(code=problems[0][0], message="; ".join(message for _, message in problems))
+    return StackStatus(ready=not problems, problem=problem, redis=redis_state, store=store_state, queues=queues)
 
 
-class QueueStatus(BaseModel):
-    name: str
-    workers: list[str] = Field(description="Workers consuming this queue")
-    waiting: int | None = Field(description="Messages not yet taken by a worker; null if the broker did not say")
-
-
-class StackStatus(BaseModel):
-    ready: bool
-    problem: ErrorBody | None = Field(description="Why the stack cannot answer; null when ready")
-    queues: list[QueueStatus]
-
-
-def _workers_by_queue(celery: Celery) -> dict[str, list[str]] | None:
-    try:
-        replies: dict[str, list[dict[str, Any]]] | None = celery.control.inspect(timeout=1.0).active_queues()
-    except Exception:
-        return None
-    by_queue: dict[str, list[str]] = {}
-    for worker, queues in (replies or {}).items():
-        for queue in queues or []:
-            by_queue.setdefault(queue["name"], []).append(worker)
-    return {name: sorted(workers) for name, workers in by_queue.items()}
-
-
-def _waiting(celery: Celery, queue: str) -> int | None:
-    try:
-        with celery.connection_for_read() as conn:
-            return int(conn.default_channel.queue_declare(queue=queue, passive=True).message_count)
-    except ChannelError:  # a passive declare of a queue the broker has no messages for
-        return 0
-    except Exception:
-        return None
-
-
-def _queue_status(celery: Celery) -> tuple[list[str] | None, list[QueueStatus]]:
-    by_queue = _workers_by_queue(celery)
-    queues = [
-        QueueStatus(name=q, workers=(by_queue or {}).get(q, []), waiting=_waiting(celery, q))
-        for q in (INDEX_QUEUE, QUERY_QUEUE)
-    ]
-    workers = None if by_queue is None else sorted({w for names in by_queue.values() for w in names})
-    return workers, queues
+@router.get(
+    "/readyz",
+    summary="Redis and the store answer and every queue has a worker; 503 naming what is wrong otherwise",
+)
+async def readyz(request: Request, redis: RedisDep, store: StoreDep, settings: SettingsDep) -> JSONResponse:
+    status = await stack_check(redis, request.app.state.consumers, store, settings)
+    queues = [q.model_dump() for q in status.queues]
+    if status.problem:
+        body = {"error": status.problem.model_dump(), "redis": status.redis, "store": status.store, "queues": queues}
+        return JSONResponse(body, status_code=503)
+    workers = sorted({w for q in status.queues for w in q.workers})
+    return JSONResponse({"status": "ready", "redis": "ok", "store": "ok", "workers": workers, "queues": queues})
 
 
 @router.get(
@@ -102,7 +119,5 @@ def _queue_status(celery: Celery) -> tuple[list[str] | None, list[QueueStatus]]:
     response_model=StackStatus,
     summary="Read-only: ready or why not, and per queue the workers consuming it and the messages waiting",
 )
-async def stack_status(redis: RedisDep, celery: CeleryDep) -> StackStatus:
-    workers, queues = await run_in_threadpool(_queue_status, celery)
-    problem = await _problem(redis, workers)
-    return StackStatus(ready=problem is None, problem=problem, queues=queues)
+async def stack_status(request: Request, redis: RedisDep, store: StoreDep, settings: SettingsDep) -> StackStatus:
+    return await stack_check(redis, request.app.state.consumers, store, settings)

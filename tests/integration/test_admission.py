@@ -97,3 +97,7 @@ def test_with_no_query_worker_a_question_gets_503_naming_the_queue_and_nothing_i
             client.get("/stream_chat", params={"param": QUESTION, "collection": "door"}), 503, "no_query_workers"
         )
         assert (_query_jobs(door_stack), _broker_depth(door_stack)) == before
+        ready = client.get("/readyz")  # and readiness names the same reason
+        assert ready.status_code == 503 and ready.json()["error"]["code"] == "no_query_workers"
+        assert "`query` queue" in ready.json()["error"]["message"]
+        assert [q["name"] for q in ready.json()["queues"] if q["workers"]] == ["index"]
