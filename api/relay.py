@@ -17,10 +17,9 @@ from typing import cast
 import redis.asyncio as aioredis
 
 from api.pubsub_hub import PubSubHub, Subscription
-from api.stream_control import end_stream, finish_job, reap_if_dead
+from api.stream_control import end_if_still_queued, reap_if_dead
 from shared import keys
-from shared.events import REPLAY_FIELD, ErrorCode, StreamEvent
-from shared.jobs import JobError, JobState
+from shared.events import REPLAY_FIELD, StreamEvent
 
 
 async def subscribe(hub: PubSubHub, job_id: str) -> Subscription:
@@ -67,7 +66,7 @@ async def relay_events(
                         not await reap_if_dead(redis, job_id, replay_ttl_s)
                         and time.monotonic() - quiet_since > queue_timeout_s
                     ):
-                        await _end_if_still_queued(redis, job_id, queue_timeout_s, replay_ttl_s)
+                        await end_if_still_queued(redis, job_id, queue_timeout_s, replay_ttl_s)
                         quiet_since = time.monotonic()
                     continue  # a terminal event written by the watchdog arrives as a message
             else:
@@ -85,13 +84,3 @@ async def relay_events(
                         return
     finally:
         await subscription.close()
-
-
-async def _end_if_still_queued(redis: aioredis.Redis, job_id: str, waited_s: float, replay_ttl_s: int) -> None:
-    """No worker picked the job up in time: end its stream with an error a person can act on."""
-    state = await redis.hget(keys.job_key(job_id), "state")  # type: ignore[misc]
-    if state != JobState.QUEUED:
-        return
-    message = f"no query worker picked this job up within {waited_s:.0f} s; is a worker running on the `query` queue?"
-    if await end_stream(redis, job_id, ErrorCode.QUEUE_TIMEOUT, message, replay_ttl_s):
-        await finish_job(redis, job_id, JobState.FAILED, JobError(code=ErrorCode.QUEUE_TIMEOUT, message=message))

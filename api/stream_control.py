@@ -1,4 +1,4 @@
-"""API-side writes to a query stream: ending it on cancel, and the watchdog that reaps dead jobs."""
+"""Writes that end a query stream: on cancel, and the watchdog's (the relay's and the reaper's) for dead jobs."""
 
 from __future__ import annotations
 
@@ -40,5 +40,17 @@ async def reap_if_dead(redis: aioredis.Redis, job_id: str, replay_ttl_s: int) ->
     message = "the worker running this query stopped (killed or crashed) before it finished; please ask again"
     if await end_stream(redis, job_id, ErrorCode.WORKER_LOST, message, replay_ttl_s):
         await finish_job(redis, job_id, JobState.FAILED, JobError(code=ErrorCode.WORKER_LOST, message=message))
+        return True
+    return False
+
+
+async def end_if_still_queued(redis: aioredis.Redis, job_id: str, waited_s: float, replay_ttl_s: int) -> bool:
+    """No worker picked the job up in time: end its stream with an error a person can act on; True if ended here."""
+    state = await redis.hget(keys.job_key(job_id), "state")  # type: ignore[misc]
+    if state != JobState.QUEUED:
+        return False
+    message = f"no query worker picked this job up within {waited_s:.0f} s; is a worker running on the `query` queue?"
+    if await end_stream(redis, job_id, ErrorCode.QUEUE_TIMEOUT, message, replay_ttl_s):
+        await finish_job(redis, job_id, JobState.FAILED, JobError(code=ErrorCode.QUEUE_TIMEOUT, message=message))
         return True
     return False

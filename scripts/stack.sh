@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Start or stop the ragqueue stack in the background: index worker, query worker, Flower, API.
+# Start or stop the ragqueue stack in the background: index worker, query workers, beat (the reaper), Flower, API.
 #   scripts/stack.sh up | down | status
 # Ports and Redis come from the environment: API_PORT (8000), FLOWER_PORT (5555), REDIS_URL; sizes from
 # INDEX_CONCURRENCY (1), QUERY_WORKERS (1) and QUERY_CONCURRENCY (32 threads each); the API's keep-alive from
@@ -60,14 +60,17 @@ case "${1:-}" in
       export VECTOR_STORE_URL
     fi
     echo "Starting ragqueue (Redis $REDIS_URL, store ${VECTOR_STORE_URL:-embedded SQLite under DATA_DIR}):"
-    start worker-index $BIN/celery -A workers.celery_app:app worker -Q index -P prefork \
+    # Every worker also consumes `maintenance` (the reaper), so it runs while any worker lives.
+    start worker-index $BIN/celery -A workers.celery_app:app worker -Q index,maintenance -P prefork \
       -c "$INDEX_CONCURRENCY" -n "index@%h" --loglevel=INFO
     for i in $(seq "$QUERY_WORKERS"); do  # one process per core scales past one process's GIL
-      start "worker-query-$i" $BIN/celery -A workers.celery_app:app worker -Q query -P threads \
+      start "worker-query-$i" $BIN/celery -A workers.celery_app:app worker -Q query,maintenance -P threads \
         -c "$QUERY_CONCURRENCY" -n "query-$i@%h" --loglevel=INFO
     done
     # Flower with basic auth from FLOWER_BASIC_AUTH (generated into .env on first run); an environment variable,
     # not --basic-auth, so the password never shows in `ps` (issue 10).
+    # Sends the reaper every REAPER_INTERVAL_S; several beats are safe (the reaper holds a Redis lock).
+    start beat $BIN/celery -A workers.celery_app:app beat -s "$RUN_DIR/celerybeat-schedule" --loglevel=INFO
     flower_auth=$(PYTHONPATH=. $BIN/python scripts/flower_auth.py)
     FLOWER_BASIC_AUTH=$flower_auth start flower $BIN/celery -A workers.celery_app:app flower \
       --port="$FLOWER_PORT" --address=127.0.0.1
@@ -79,12 +82,12 @@ case "${1:-}" in
     ;;
   down)
     for pidfile in "$RUN_DIR"/worker-query-*.pid; do [ -e "$pidfile" ] && stop "$(basename "$pidfile" .pid)"; done
-    for name in api flower worker-index; do stop "$name"; done
+    for name in api flower beat worker-index; do stop "$name"; done
     stop redis  # only a Redis that ensure_redis.sh started has a pid file here
     if [ -d "$RUN_DIR/postgres" ]; then $BIN/python scripts/ensure_postgres.py --folder "$RUN_DIR/postgres" --stop; fi
     ;;
   status)
-    names="api flower worker-index redis"
+    names="api flower beat worker-index redis"
     for pidfile in "$RUN_DIR"/worker-query-*.pid; do [ -e "$pidfile" ] && names="$names $(basename "$pidfile" .pid)"; done
     for name in $names; do
       if [ -f "$RUN_DIR/$name.pid" ] && kill -0 "$(cat "$RUN_DIR/$name.pid")" 2>/dev/null; then

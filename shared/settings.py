@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     # by default) and its key; unset, they fall back to ZHIPUAI_BASE_URL and ZHIPU_API_KEY.
     LLM_BASE_URL: str | None = None
     LLM_API_KEY: SecretStr | None = None
+    # openai_compatible: answers one query worker process generates at once on its event loop (no thread each);
+    # a task waits for a free slot beyond this.
+    LOOP_MAX_ANSWERS: int = Field(default=1000, ge=1)
 
     DEFAULT_COLLECTION: str = "default"
     CHUNK_SIZE: int = 512
@@ -104,6 +107,10 @@ class Settings(BaseSettings):
     # Which workers consume each queue comes from one Celery broadcast per process, cached this long.
     WORKER_PING_TIMEOUT_S: float = Field(default=1.0, gt=0)
     WORKER_PING_CACHE_S: float = Field(default=5.0, ge=0)
+
+    # The reaper (Celery beat sends it to the `maintenance` queue this often; one run at a time via a Redis lock)
+    # ends queries whose worker died and queries left queued past QUEUE_TIMEOUT_S, with or without a listener.
+    REAPER_INTERVAL_S: float = Field(default=5.0, gt=0)
 
     # Flower's basic auth, `user:password` (comma-separated for several users). Named as Flower's own option
     # because Flower reads every FLOWER_* environment variable as an option and exits on one it does not know.

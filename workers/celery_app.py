@@ -10,23 +10,42 @@ from celery import Celery
 from kombu import Exchange, Queue
 
 from shared.settings import get_settings
-from shared.tasks import INDEX_BATCH_TASK, INDEX_QUEUE, INDEX_TASK, QUERY_QUEUE, QUERY_TASK
+from shared.tasks import (
+    INDEX_BATCH_TASK,
+    INDEX_QUEUE,
+    INDEX_TASK,
+    MAINTENANCE_QUEUE,
+    QUERY_QUEUE,
+    QUERY_TASK,
+    REAP_TASK,
+)
 
 
 def create_app() -> Celery:
     settings = get_settings()
     celery = Celery(
-        "ragqueue", broker=settings.REDIS_URL, include=["workers.signals", "workers.tasks.index", "workers.tasks.query"]
+        "ragqueue",
+        broker=settings.REDIS_URL,
+        include=["workers.signals", "workers.tasks.index", "workers.tasks.query", "workers.tasks.maintenance"],
     )
     celery.conf.update(
         # Each queue gets its own exchange and routing key: with a shared default exchange, a message for one
         # queue would be delivered to both.
-        task_queues=[Queue(q, Exchange(q), routing_key=q) for q in (INDEX_QUEUE, QUERY_QUEUE)],
+        task_queues=[Queue(q, Exchange(q), routing_key=q) for q in (INDEX_QUEUE, QUERY_QUEUE, MAINTENANCE_QUEUE)],
         task_default_queue=QUERY_QUEUE,
         task_routes={
             INDEX_TASK: {"queue": INDEX_QUEUE},
             INDEX_BATCH_TASK: {"queue": INDEX_QUEUE},
             QUERY_TASK: {"queue": QUERY_QUEUE},
+            REAP_TASK: {"queue": MAINTENANCE_QUEUE},
+        },
+        # `celery beat` sends the reaper this often; a message no worker took within one interval is dropped.
+        beat_schedule={
+            "reap": {
+                "task": REAP_TASK,
+                "schedule": settings.REAPER_INTERVAL_S,
+                "options": {"expires": settings.REAPER_INTERVAL_S},
+            }
         },
         task_serializer="json",
         accept_content=["json"],

@@ -1,0 +1,97 @@
+"""The periodic reaper (celery beat, a worker on `maintenance`) ends dead and stale query jobs nobody listens to."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from shared.events import REPLAY_FIELD, StreamEvent
+from tests.conftest import client_for, copy_sample_docs, stack_env
+from tests.fakes.zhipu_server import ZhipuFakeServer
+from tests.support.jobs import index_and_wait, wait_for_job
+from tests.support.processes import BIN, RedisServer, Stack
+
+pytestmark = pytest.mark.integration
+
+SLOW_TOKENS = [f"词{i}" for i in range(200)]
+QUESTION = "什么是投机解码？"
+
+
+@pytest.fixture(scope="module")
+def reaper_stack(
+    redis_server: RedisServer, zhipu_server: ZhipuFakeServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """Index and query workers (both on `maintenance`) and one beat, with heartbeats and the reaper quick."""
+    root = tmp_path_factory.mktemp("reaper")
+    env = stack_env(redis_server, "reaper", root, zhipu_server)
+    env.update(
+        HEARTBEAT_INTERVAL_S="0.5",
+        HEARTBEAT_TTL_S="3",
+        REAPER_INTERVAL_S="1",
+        QUEUE_TIMEOUT_S="4",
+        ADMISSION_REQUIRE_CONSUMER="0",  # a test queues a question while no query worker runs
+    )
+    stack = Stack("reaper", env, root).start(
+        [("index", "index,maintenance", "threads", 2), ("query", "query,maintenance", "threads", 2)]
+    )
+    schedule = root / "celerybeat-schedule"
+    stack.spawn("beat", [str(BIN / "celery"), "-A", "workers.celery_app:app", "beat", "-s", str(schedule)])
+    yield stack
+    stack.stop()
+
+
+def _ending(stack: Stack, job_id: str) -> StreamEvent:
+    r = redis.Redis.from_url(stack.env["REDIS_URL"], decode_responses=True)
+    entries = r.xrevrange(f"rag:replay:{job_id}", count=1)
+    return StreamEvent.from_wire(entries[0][1][REPLAY_FIELD])
+
+
+def _wait_for_tokens(stack: Stack, job_id: str, count: int, timeout: float = 60.0) -> None:
+    r = redis.Redis.from_url(stack.env["REDIS_URL"])
+    deadline = time.monotonic() + timeout
+    while r.xlen(f"rag:replay:{job_id}") < count + 1:  # sources, then tokens
+        assert time.monotonic() < deadline, "the answer did not start"
+        time.sleep(0.05)
+
+
+def test_a_killed_query_worker_ends_its_job_worker_lost_with_no_client_listening(
+    reaper_stack: Stack, zhipu: ZhipuFakeServer
+) -> None:
+    with client_for(reaper_stack) as client:
+        copy_sample_docs(reaper_stack, "kb")
+        indexed = index_and_wait(client, "reaped", ["kb"])
+        assert indexed["state"] == "succeeded", indexed
+        zhipu.configure(tokens=SLOW_TOKENS, token_delay_ms=100)
+        response = client.post("/v1/queries", json={"collection": "reaped", "question": QUESTION})
+        assert response.status_code == 202, response.text
+        job_id = response.json()["job_id"]
+        _wait_for_tokens(reaper_stack, job_id, 3)  # nobody ever opens the stream
+
+        worker = reaper_stack.processes.pop("query")
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(10)
+
+        job, _ = wait_for_job(client, job_id, timeout=60)
+        assert job["state"] == "failed" and job["error"]["code"] == "worker_lost", job
+        ending = _ending(reaper_stack, job_id)
+        assert ending.event == "error" and ending.data["code"] == "worker_lost"
+        assert "\nragqueue_queries_open 0.0\n" in client.get("/metrics").text  # its admission place is freed
+
+
+def test_a_question_no_worker_takes_expires_queue_timeout_with_no_client_listening(reaper_stack: Stack) -> None:
+    if "query" in reaper_stack.processes:  # (the test above killed it already when run with it)
+        reaper_stack.stop("query")
+    with client_for(reaper_stack) as client:
+        copy_sample_docs(reaper_stack, "kb")
+        index_and_wait(client, "reaped", ["kb"])
+        response = client.post("/v1/queries", json={"collection": "reaped", "question": QUESTION})
+        assert response.status_code == 202, response.text
+        job_id = response.json()["job_id"]
+        job, _ = wait_for_job(client, job_id, timeout=60)
+    assert job["state"] == "failed" and job["error"]["code"] == "queue_timeout", job
+    assert _ending(reaper_stack, job_id).data["code"] == "queue_timeout"

@@ -1,0 +1,75 @@
+"""The one periodic reaper: ends the query jobs nobody else would end, whether or not a client is listening.
+
+The relay's watchdog acts only while a client reads the stream; this runs on a schedule (Celery beat sends
+`ragqueue.reap` to the `maintenance` queue every REAPER_INTERVAL_S) and looks at every query job still
+counted as open (the admission set, shared/keys.py): a `running` one whose heartbeat stopped ends with
+`error` `worker_lost`, a `queued` one older than QUEUE_TIMEOUT_S with `queue_timeout`, and entries whose job
+already ended or expired are dropped. It ends streams with the watchdog's own code (api/stream_control.py),
+whose append script refuses a second ending, so racing the relay or a redelivered task is safe. A Redis lock
+keeps one run at a time however many beats, workers or replicas there are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass
+from typing import cast
+
+import redis.asyncio as aioredis
+from redis.exceptions import LockError
+
+from api.stream_control import end_if_still_queued, reap_if_dead
+from shared import keys
+from shared.jobs import FINAL_STATES, JobState
+from shared.settings import Settings
+
+
+@dataclass
+class ReapReport:
+    skipped: bool = False  # another run held the lock
+    worker_lost: int = 0
+    queue_timeout: int = 0
+    dropped: int = 0  # admission entries whose job had already ended or expired
+
+
+async def reap_once(redis: aioredis.Redis, settings: Settings) -> ReapReport:
+    """One pass over the open query jobs, under the reaper lock."""
+    lock = redis.lock(keys.reaper_lock_key(), timeout=max(30.0, 4 * settings.REAPER_INTERVAL_S), blocking=False)
+    if not await lock.acquire():
+        return ReapReport(skipped=True)
+    try:
+        return await _reap(redis, settings)
+    finally:
+        with contextlib.suppress(LockError):  # it expired during a very slow pass; nothing to release
+            await lock.release()
+
+
+async def _reap(redis: aioredis.Redis, settings: Settings) -> ReapReport:
+    report = ReapReport()
+    now = time.time()
+    entries = cast(list[tuple[str, float]], await redis.zrange(keys.open_queries_key(), 0, -1, withscores=True))
+    for job_id, created_at in entries:
+        state = await redis.hget(keys.job_key(job_id), "state")  # type: ignore[misc]
+        waited = now - created_at
+        if (state is None and waited > settings.QUEUE_TIMEOUT_S) or (state is not None and state in FINAL_STATES):
+            report.dropped += await redis.zrem(keys.open_queries_key(), job_id)
+        elif state == JobState.RUNNING:
+            report.worker_lost += await reap_if_dead(redis, job_id, settings.REPLAY_TTL_S)
+        elif state == JobState.QUEUED and waited > settings.QUEUE_TIMEOUT_S:
+            report.queue_timeout += await end_if_still_queued(redis, job_id, waited, settings.REPLAY_TTL_S)
+    return report
+
+
+def run_reaper(settings: Settings) -> ReapReport:
+    """One reaper pass from synchronous code (a Celery task), on a Redis client of its own."""
+
+    async def run() -> ReapReport:
+        client = aioredis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
+        try:
+            return await reap_once(client, settings)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(run())
