@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import redis
+import redis.asyncio as aioredis
 
 from shared import keys
 from shared.event_log import APPEND_SCRIPT, CANCELLED, STREAM_ENDED, append_call
@@ -47,3 +48,20 @@ class EventPublisher:
         except StreamClosed:
             return False
         return True
+
+
+class AsyncEventPublisher:
+    """`EventPublisher` for the worker's event loop (the openai_compatible path): the same script, awaited."""
+
+    def __init__(self, client: aioredis.Redis, job_id: str, replay_ttl_s: int) -> None:
+        self.job_id = job_id
+        self.replay_ttl_s = replay_ttl_s
+        self._append = client.register_script(APPEND_SCRIPT)
+
+    async def publish(self, event: EventName, data: Any, honour_cancel: bool = True) -> int:
+        """Append and publish; returns the event's seq. Raises StreamClosed if ended or cancelled."""
+        script_keys, args = append_call(self.job_id, event, data, self.replay_ttl_s, honour_cancel)
+        seq = int(await self._append(keys=script_keys, args=args))
+        if seq in (STREAM_ENDED, CANCELLED):
+            raise StreamClosed(cancelled=seq == CANCELLED)
+        return seq

@@ -14,13 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import redis
+import redis.asyncio as aioredis
 from llama_index.core.base.embeddings.base import BaseEmbedding
 
-from shared.providers.answerers import Answerer
+from shared.providers.answerers import Answerer, AsyncAnswerer
 from shared.providers.factory import build_answerer, build_embedding
 from shared.providers.identity import embedding_model_name
 from shared.settings import Settings, get_settings
 from shared.store import CollectionStore, Store, open_store
+from workers.event_loop import EventLoopThread
+from workers.loop_answers import LoopAnswers
 
 
 @dataclass
@@ -53,6 +56,41 @@ class Runtime:
         return self._once("redis", connect)
 
     @property
+    def loop(self) -> EventLoopThread:
+        """The process's event loop for asynchronous generation (workers/event_loop.py)."""
+        return self._once("loop", EventLoopThread)
+
+    @property
+    def answers(self) -> LoopAnswers:
+        """The answers this process generates on its event loop (workers/loop_answers.py)."""
+        s, loop, client, aclient = self.settings, self.loop, self.redis, self.aredis  # outside _once's lock
+        return self._once(
+            "answers",
+            lambda: LoopAnswers(loop, client, aclient, s.LOOP_MAX_ANSWERS, s.HEARTBEAT_INTERVAL_S, s.HEARTBEAT_TTL_S),
+        )
+
+    def drain_answers(self, timeout_s: float) -> bool:
+        """Wait for the event loop's answers, if this process started any; False if some were still running."""
+        answers: LoopAnswers | None = self._built.get("answers")
+        return answers.drain(timeout_s) if answers else True
+
+    @property
+    def aredis(self) -> aioredis.Redis:
+        """A Redis client for the event loop only (its connections belong to that loop)."""
+
+        def connect() -> aioredis.Redis:
+            pool = aioredis.BlockingConnectionPool.from_url(
+                self.settings.REDIS_URL,
+                decode_responses=True,
+                health_check_interval=30,
+                max_connections=self.settings.REDIS_MAX_CONNECTIONS,
+                timeout=self.settings.REDIS_POOL_TIMEOUT_S,
+            )
+            return aioredis.Redis(connection_pool=pool)
+
+        return self._once("aredis", connect)
+
+    @property
     def embed_model(self) -> BaseEmbedding:
         return self._once("embed", lambda: build_embedding(self.settings))
 
@@ -61,7 +99,7 @@ class Runtime:
         return embedding_model_name(self.settings)
 
     @property
-    def answerer(self) -> Answerer:
+    def answerer(self) -> Answerer | AsyncAnswerer:
         embed = self.embed_model
         return self._once("answerer", lambda: build_answerer(self.settings, embed))
 

@@ -11,12 +11,12 @@ import sys
 from typing import Any
 
 from celery.concurrency.prefork import TaskPool as PreforkPool
-from celery.signals import worker_init, worker_process_init
+from celery.signals import worker_init, worker_process_init, worker_shutdown
 
 from shared.settings import get_settings
 from shared.store import StoreUnavailableError
 from shared.store.factory import check_store
-from workers.runtime import warm_up
+from workers.runtime import get_runtime, warm_up
 
 
 @worker_init.connect
@@ -39,3 +39,9 @@ def _warm_up_unforked_worker(sender: Any = None, **_: Any) -> None:
     pool = getattr(sender, "pool_cls", None)
     if isinstance(pool, type) and not issubclass(pool, PreforkPool):
         warm_up()
+
+
+@worker_shutdown.connect
+def _finish_loop_answers(**_: Any) -> None:
+    """A warm shutdown lets the answers on the event loop (openai_compatible) finish, as Celery does its tasks."""
+    get_runtime().drain_answers(get_settings().UPSTREAM_TIMEOUT_S)

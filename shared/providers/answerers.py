@@ -8,7 +8,7 @@ and says plainly that no language model wrote the answer.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -54,6 +54,16 @@ class Answerer(Protocol):
 
     def abort(self) -> None:
         """Stop the current thread's upstream call now (after its stream generator was closed)."""
+
+
+class AsyncAnswerer(Protocol):
+    """An answerer whose upstream calls run on the worker process's event loop (many answers, no thread each)."""
+
+    name: str
+
+    async def acondense(self, question: str, history: Sequence[dict[str, str]]) -> str: ...
+
+    def astream(self, question: str, chunks: Sequence[ScoredChunk]) -> AsyncIterator[str]: ...
 
 
 def format_context(chunks: Sequence[ScoredChunk]) -> str:

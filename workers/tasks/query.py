@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,13 +18,12 @@ from shared.heartbeat import Heartbeat
 from shared.job_store import JobStore
 from shared.jobs import JobError, JobState
 from shared.metrics_store import record_answer
-from shared.providers.answerers import NO_CONTEXT_ANSWER
-from shared.providers.upstream_errors import UpstreamStreamError, classify_upstream_error
+from shared.providers.upstream_errors import classify_upstream_error
 from shared.store import EmbeddingMismatchError, ScoredChunk
 from shared.store.retrieval import DEFAULT_MODE, RetrievalMode
 from shared.tasks import QUERY_TASK
-from shared.token_coalescer import TokenCoalescer
 from workers.celery_app import app
+from workers.generation import Generated, condense, generate, generate_async, is_async
 from workers.runtime import Runtime, get_runtime
 
 log = logging.getLogger(__name__)
@@ -68,19 +68,52 @@ def answer_query(
             job.finish(JobState.FAILED, error=JobError(code=ErrorCode.WORKER_LOST, message=WORKER_LOST_MESSAGE))
         return {"state": "redelivered"}
 
+    ask = Question(collection, question, top_k, history or [], mode)
+    if is_async(rt.answerer):
+        return _answer_on_loop(rt, job, events, ask)
     with Heartbeat(rt.redis, job_id, settings.HEARTBEAT_INTERVAL_S, settings.HEARTBEAT_TTL_S):
         job.running("retrieving")
         try:
-            return _answer(rt, job, events, collection, question, top_k, history or [], mode)
-        except StreamClosed as closed:
-            return _closed(rt, job, events, job_id, closed)
+            prepared = _prepare(rt, job, events, ask)
+            return _succeed(rt, job, events, prepared, generate(rt, events, prepared.question, prepared.chunks))
         except Exception as exc:
-            code, message = classify_upstream_error(exc)
-            if code == ErrorCode.INTERNAL:
-                log.exception("query job %s failed", job_id)
-            events.end(EventName.ERROR, {"code": code, "message": message})
-            job.finish(JobState.FAILED, error=JobError(code=code, message=message))
-            return {"state": "failed", "code": code}
+            return _ended(rt, job, events, exc)
+
+
+def _answer_on_loop(rt: Runtime, job: JobStore, events: EventPublisher, ask: Question) -> dict[str, Any]:
+    """openai_compatible: retrieve here, in the task's thread; generate on the process's event loop."""
+    rt.answers.begin(events.job_id)  # waits while the loop holds LOOP_MAX_ANSWERS; starts the heartbeat
+    try:
+        job.running("retrieving")
+        prepared = _prepare(rt, job, events, ask)
+    except Exception as exc:
+        rt.answers.end(events.job_id)
+        return _ended(rt, job, events, exc)
+    rt.answers.hand_off(events.job_id, _generate_on_loop(rt, job, events, prepared))
+    return {"state": "generating on the event loop"}
+
+
+async def _generate_on_loop(rt: Runtime, job: JobStore, events: EventPublisher, prepared: Prepared) -> None:
+    """The answer's stream on the loop; its ending (a few Redis calls) in the loop's executor, off the loop."""
+    loop = asyncio.get_running_loop()
+    try:
+        generated = await generate_async(rt, events, prepared.question, prepared.chunks)
+    except Exception as exc:
+        await loop.run_in_executor(None, _ended, rt, job, events, exc)
+        return
+    await loop.run_in_executor(None, _succeed, rt, job, events, prepared, generated)
+
+
+def _ended(rt: Runtime, job: JobStore, events: EventPublisher, exc: Exception) -> dict[str, Any]:
+    """End the stream and the job after a failure, or after the stream refused an event."""
+    if isinstance(exc, StreamClosed):
+        return _closed(rt, job, events, events.job_id, exc)
+    code, message = classify_upstream_error(exc)
+    if code == ErrorCode.INTERNAL:
+        log.error("query job %s failed", events.job_id, exc_info=exc)
+    events.end(EventName.ERROR, {"code": code, "message": message})
+    job.finish(JobState.FAILED, error=JobError(code=code, message=message))
+    return {"state": "failed", "code": code}
 
 
 def _closed(rt: Runtime, job: JobStore, events: EventPublisher, job_id: str, closed: StreamClosed) -> dict[str, Any]:
@@ -94,80 +127,63 @@ def _closed(rt: Runtime, job: JobStore, events: EventPublisher, job_id: str, clo
     return {"state": "stream ended elsewhere"}
 
 
-def _upstream(pieces: Iterator[str]) -> Iterator[str]:
-    """The answer's pieces; a failure while producing the next one is the upstream's, whatever its type."""
-    while True:
-        try:
-            piece = next(pieces)
-        except StopIteration:
-            return
-        except Exception as exc:
-            raise UpstreamStreamError(str(exc)) from exc
-        yield piece
+@dataclass(frozen=True)
+class Question:
+    collection: str
+    question: str
+    top_k: int
+    history: list[dict[str, str]]
+    mode: RetrievalMode
 
 
-def _answer(
-    rt: Runtime,
-    job: JobStore,
-    events: EventPublisher,
-    collection: str,
-    question: str,
-    top_k: int,
-    history: list[dict[str, str]],
-    mode: RetrievalMode,
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Prepared:
+    """A question ready to answer: condensed, its chunks retrieved and published as `sources`."""
+
+    question: str
+    chunks: list[ScoredChunk]
+    mode: RetrievalMode
+    started: float
+    retrieved: float
+
+
+def _prepare(rt: Runtime, job: JobStore, events: EventPublisher, ask: Question) -> Prepared:
     started = time.perf_counter()
     # A follow-up in a conversation ("and its memory cost?") is rewritten into a standalone question first.
-    question = rt.answerer.condense(question, history)
-    store = rt.store(collection)
+    question = condense(rt, ask.question, ask.history)
+    store = rt.store(ask.collection)
     if not store.exists():
-        raise LookupError(f"collection {collection!r} does not exist")
+        raise LookupError(f"collection {ask.collection!r} does not exist")
     dimension = store.info().dimension
     store.check_embedding(rt.embed_model_name, dimension)
     query_vector = None
-    if mode != "bm25":
+    if ask.mode != "bm25":
         query_vector = np.asarray(rt.embed_model.get_query_embedding(question), dtype=np.float32)
         if len(query_vector) != dimension:
             raise EmbeddingMismatchError(
                 f"query embedding has {len(query_vector)} dimensions, collection has {dimension}"
             )
-    chunks = store.retrieve(question, query_vector, top_k, mode)
+    chunks = store.retrieve(question, query_vector, ask.top_k, ask.mode)
     retrieved = time.perf_counter()
     events.publish(EventName.SOURCES, _source_payload(chunks))
     job.running("generating")
+    return Prepared(question, chunks, ask.mode, started, retrieved)
 
-    tokens = 0
-    first_token_at: float | None = None
-    pieces = rt.answerer.stream(question, chunks) if chunks else iter([NO_CONTEXT_ANSWER])
-    # Pieces within one window go out as one event; a window's text waits at most for the next piece.
-    coalescer = TokenCoalescer(rt.settings.TOKEN_COALESCE_MS / 1000)
-    try:
-        for piece in _upstream(pieces):
-            tokens += 1
-            now = time.perf_counter()
-            if first_token_at is None:
-                first_token_at = now
-            if (text := coalescer.add(piece, now)) is not None:
-                events.publish(EventName.TOKEN, {"text": text})
-        if (text := coalescer.drain()) is not None:
-            events.publish(EventName.TOKEN, {"text": text})
-    except StreamClosed:
-        # Cancelled or ended elsewhere: stop generating and close the upstream HTTP stream now.
-        close = getattr(pieces, "close", None)
-        if close:
-            close()
-        rt.answerer.abort()
-        raise
+
+def _succeed(
+    rt: Runtime, job: JobStore, events: EventPublisher, prepared: Prepared, generated: Generated
+) -> dict[str, Any]:
     finished = time.perf_counter()
+    started = prepared.started
     summary = {
-        "tokens": tokens,
-        "sources": len(chunks),
+        "tokens": generated.pieces,
+        "sources": len(prepared.chunks),
         "answerer": rt.answerer.name,
-        "question": question,
-        "mode": mode,
+        "question": prepared.question,
+        "mode": prepared.mode,
         "timings_ms": {
-            "retrieval": round((retrieved - started) * 1000, 1),
-            "first_token": round(((first_token_at or finished) - started) * 1000, 1),
+            "retrieval": round((prepared.retrieved - started) * 1000, 1),
+            "first_token": round(((generated.first_piece_at or finished) - started) * 1000, 1),
             "total": round((finished - started) * 1000, 1),
         },
     }

@@ -1,0 +1,59 @@
+"""`LLM_PROVIDER=openai_compatible`: any OpenAI-compatible `/chat/completions` (Zhipu's `/api/paas/v4`, vLLM,
+Ollama, DeepSeek) through the asynchronous `openai` client.
+
+Truly asynchronous: one event loop per worker process holds many answers at once, with no thread per answer
+and no per-chunk thread hop (LlamaIndex's ZhipuAI `astream_chat` calls the sync SDK underneath, issue 9).
+The SDK parses the upstream's SSE; we only read `choices[0].delta.content`. Leaving the `async with` closes
+the upstream response, which is how a cancel stops the LLM.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+
+from openai import AsyncOpenAI
+
+from shared.providers.answerers import CONDENSE_PROMPT, QA_PROMPT, format_context
+from shared.settings import Settings
+from shared.store import ScoredChunk
+
+
+class OpenAICompatibleAnswerer:
+    """Streams an answer grounded in the retrieved chunks from an OpenAI-compatible chat endpoint."""
+
+    def __init__(self, client: AsyncOpenAI, model: str) -> None:
+        self.client = client
+        self.model = model
+        self.name = f"openai_compatible/{model}"
+
+    async def acondense(self, question: str, history: Sequence[dict[str, str]]) -> str:
+        """A standalone question from a follow-up and the earlier turns ({role, content} dicts)."""
+        if not history:
+            return question
+        chat_history = "\n".join(f"{turn['role']}: {turn['content']}" for turn in history)
+        prompt = CONDENSE_PROMPT.format(chat_history=chat_history, question=question)
+        completion = await self.client.chat.completions.create(
+            model=self.model, messages=[{"role": "user", "content": prompt}]
+        )
+        condensed = completion.choices[0].message.content if completion.choices else None
+        return (condensed or "").strip() or question
+
+    async def astream(self, question: str, chunks: Sequence[ScoredChunk]) -> AsyncIterator[str]:
+        prompt = QA_PROMPT.format(context_str=format_context(chunks), query_str=question)
+        stream = await self.client.chat.completions.create(
+            model=self.model, messages=[{"role": "user", "content": prompt}], stream=True
+        )
+        async with stream:
+            async for chunk in stream:
+                if chunk.choices and (delta := chunk.choices[0].delta.content):
+                    yield delta
+
+
+def build_openai_compatible_answerer(settings: Settings) -> OpenAICompatibleAnswerer:
+    client = AsyncOpenAI(
+        api_key=settings.llm_api_key,
+        base_url=settings.llm_base_url,
+        timeout=settings.UPSTREAM_TIMEOUT_S,
+        max_retries=settings.UPSTREAM_MAX_RETRIES,
+    )
+    return OpenAICompatibleAnswerer(client, settings.CHAT_MODEL)
