@@ -117,6 +117,12 @@ class Settings(BaseSettings):
     # No default: `make up` generates one into .env on first run (issue 10).
     FLOWER_BASIC_AUTH: SecretStr | None = None
 
+    @field_validator("FLOWER_BASIC_AUTH", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """`FLOWER_BASIC_AUTH=` (as in .env.example) means not set yet."""
+        return None if value == "" else value
+
     @field_validator("FLOWER_BASIC_AUTH")
     @classmethod
     def _user_and_password(cls, value: SecretStr | None) -> SecretStr | None:
