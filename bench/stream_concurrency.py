@@ -65,6 +65,7 @@ SECTION = "## Stream concurrency (bench/stream_concurrency.py)"
 SECTION_POOLED = "## Stream concurrency, repeated rounds on one pooled client (bench/stream_concurrency.py --repeat)"
 EXCEPTION_LINE = re.compile(r"^((?:[a-z_][\w]*\.)*[A-Z]\w*(?:Error|Exception)): ", re.MULTILINE)
 TARGET_TTFT_P50_MS = 250.0
+ANSWER_TEXT = "".join(ANSWER_TOKENS)
 
 console = Console(width=None if sys.stdout.isatty() else 130)
 app = typer.Typer(add_completion=False, rich_markup_mode="rich", help=__doc__)
@@ -88,17 +89,18 @@ class Stream:
     def refused(self) -> bool:
         return self.status != 200
 
+    # Characters, not events: the worker coalesces the tokens of a short window into one event (TOKEN_COALESCE_MS).
     @property
     def lost(self) -> int:
-        return sum((Counter(ANSWER_TOKENS) - Counter(self.texts)).values())
+        return sum((Counter(ANSWER_TEXT) - Counter("".join(self.texts))).values())
 
     @property
     def duplicated(self) -> int:
-        return sum((Counter(self.texts) - Counter(ANSWER_TOKENS)).values())
+        return sum((Counter("".join(self.texts)) - Counter(ANSWER_TEXT)).values())
 
     @property
     def intact(self) -> bool:
-        ordered = self.texts == ANSWER_TOKENS and self.ids == list(range(1, len(self.ids) + 1))
+        ordered = "".join(self.texts) == ANSWER_TEXT and self.ids == list(range(1, len(self.ids) + 1))
         return ordered and self.terminals == ["done"] and not self.failure
 
 
@@ -124,8 +126,8 @@ class Round:
             "streams": str(self.n),
             "refused": str(self.n - len(accepted)),
             "intact": str(sum(s.intact for s in self.streams)),
-            "lost tok": str(sum(s.lost for s in accepted)),
-            "dup tok": str(sum(s.duplicated for s in accepted)),
+            "lost ch": str(sum(s.lost for s in accepted)),
+            "dup ch": str(sum(s.duplicated for s in accepted)),
             "bad end": str(sum(s.terminals != ["done"] for s in accepted)),
             "TTFT p50": f"{pct(ttft, 50):.0f}",
             "TTFT p90": f"{pct(ttft, 90):.0f}",
@@ -137,10 +139,20 @@ class Round:
             "tokens/s": f"{tokens / self.wall_s:.0f}",
         }
 
+    def served_cpu_s(self) -> dict[str, float]:
+        """CPU seconds of the processes that serve answers: the API and every query worker."""
+        return {name: cpu for name, cpu in self.cpu_s.items() if name.startswith(("api", "worker"))}
+
+    def cpu_ms_per_answer(self) -> float:
+        """API + query workers' CPU per answer that ended with `done`, in ms."""
+        answers = max(1, sum(s.terminals == ["done"] for s in self.streams))
+        return sum(self.served_cpu_s().values()) / answers * 1000
+
     def cpu_line(self) -> str:
         shares = ", ".join(f"{name} {cpu:.1f} s ({cpu / self.wall_s:.0%})" for name, cpu in self.cpu_s.items())
         answers = max(1, sum(s.terminals == ["done"] for s in self.streams))
-        per_answer = ", ".join(f"{name} {self.cpu_s.get(name, 0) / answers * 1000:.0f}" for name in ("worker", "api"))
+        per_process = [f"{name} {cpu / answers * 1000:.1f}" for name, cpu in self.served_cpu_s().items()]
+        per_answer = ", ".join([*per_process, f"API + workers {self.cpu_ms_per_answer():.1f}"])
         peaks = ", ".join(f"{name} {value}" for name, value in self.peaks.items())
         return (
             f"{self.stack}, N={self.n}: CPU {shares}; CPU ms per answer: {per_answer}; peaks: {peaks}, "
@@ -253,7 +265,7 @@ async def measure_round(
 ) -> Round:
     cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     stop = asyncio.Event()
-    watched: dict[str, int] = {k: pids[k] for k in ("api", "worker") if k in pids}
+    watched: dict[str, int] = {k: pid for k, pid in pids.items() if k.startswith(("api", "worker"))}
     sampler = asyncio.create_task(sample_peaks(watched, redis_client, stop))
     streams, wall = await run_streams(client, n, timeout, path)
     stop.set()
@@ -410,7 +422,7 @@ async def run_rounds(
     return rounds
 
 
-COLUMNS = ["stack", "streams", "refused", "intact", "lost tok", "dup tok", "bad end", "TTFT p50", "TTFT p90",
+COLUMNS = ["stack", "streams", "refused", "intact", "lost ch", "dup ch", "bad end", "TTFT p50", "TTFT p90",
            "TTFT p99", "worker 1st p50", "total p50", "total p99", "wall s", "tokens/s"]  # fmt: skip
 
 
@@ -428,10 +440,12 @@ def markdown(command: str, rounds: list[Round], query_concurrency: int, nofile: 
         "docs/kb is indexed through the job API, one answer warms the worker, then for each N the client opens N "
         "`GET /stream_chat?param=…` streams with `Accept: text/event-stream` at the same instant (one request per "
         "answer: submit and relay; hybrid retrieval, the default). A stream is intact when its ids run 1, 2, 3, … "
-        "with no gap, its tokens are exactly the 50 configured ones in order, and it ends with exactly one `done`. "
-        "refused: no HTTP 200; lost tok, dup tok (against the 50 expected) and bad end (not exactly one `done`, "
-        "e.g. the connection dropped) count the streams that got a 200. TTFT (streams that got a token): request "
-        "sent → first `token` event; worker 1st: the `done` event's `timings_ms.first_token` (from the start of "
+        "with no gap, its text is exactly the 50 configured tokens in order (the worker may coalesce tokens of one "
+        "window into one event), and it ends with exactly one `done`. "
+        "refused: no HTTP 200; lost ch, dup ch (characters, against the 50 tokens' text) and bad end (not exactly "
+        "one `done`, e.g. the connection dropped) count the streams that got a 200. TTFT (streams that got a "
+        "token): request sent → first `token` event; worker 1st: the `done` event's `timings_ms.first_token` "
+        "(from the start of "
         "the answer, just after the job is marked running, to the first LLM token, inside the worker); total "
         "(streams that ended with `done`): request sent → `done`; wall: all streams started → the last one ended; "
         "tokens/s: tokens received by all clients / wall. Target: 0 lost or "
@@ -482,14 +496,14 @@ def findings(rounds: list[Round]) -> list[str]:
             )
     if big := [r for r in rounds if not any(s.refused for s in r.streams)]:
         r = max(big, key=lambda r: r.n)
-        worker_s = r.cpu_s.get("worker", 0.0)
+        worker_s = sum(cpu for name, cpu in r.cpu_s.items() if name.startswith("worker"))
         per_answer = worker_s / max(1, sum(s.terminals == ["done"] for s in r.streams))
         lines.append(
-            f"{r.stack}, N={r.n}: the query worker process used {worker_s:.1f} CPU s in {r.wall_s:.1f} s "
-            f"({worker_s / r.wall_s:.0%} of one core; threads share one GIL), {per_answer * 1000:.0f} ms per "
-            f"answer, i.e. at most about {1 / per_answer:.0f} answers/s per process; {r.n} answers need at least "
-            f"{r.n * per_answer:.1f} s of it, so TTFT p50 is bounded by the worker's CPU, not by the threads "
-            f"(-c) or the fake server ({r.fake.get('max_active_streams')} LLM streams were ever open at once)."
+            f"{r.stack}, N={r.n}: the query worker processes used {worker_s:.1f} CPU s in {r.wall_s:.1f} s "
+            f"({worker_s / r.wall_s:.0%} of one core), {per_answer * 1000:.1f} ms per answer, i.e. at most about "
+            f"{1 / max(per_answer, 1e-6):.0f} answers/s per core; {r.n} answers need at least "
+            f"{r.n * per_answer:.1f} s of it; {r.fake.get('max_active_streams')} LLM streams were ever open at once "
+            "on the fake server."
         )
     return lines
 
@@ -500,10 +514,13 @@ def run_external(url: str, run_dir: Path, redis_url: str, plan: Plan, fake: tupl
     redis_client = redis.Redis.from_url(redis_url, decode_responses=True)
     try:
         prepare(url, url)
-        pid_files = {"api": run_dir / "api.pid", "worker": run_dir / "worker-query-1.pid"}
+        # Every query worker process `make up` started (QUERY_WORKERS), each measured on its own.
+        pid_files = {"api": run_dir / "api.pid"}
+        workers = sorted(run_dir.glob("worker-query-*.pid"))
+        pid_files |= {("worker" if len(workers) == 1 else f"worker {f.stem[13:]}"): f for f in workers}
         pids = {name: int(f.read_text()) for name, f in pid_files.items() if f.exists()}
         pids |= {"client": os.getpid(), "fake": fake_pid, "redis": redis_pid(redis_client)}
-        logs = [log for log in (run_dir / "api.log", run_dir / "worker-query-1.log") if log.exists()]
+        logs = [run_dir / "api.log", *(f.with_suffix(".log") for f in workers)]
         return asyncio.run(run_rounds(url, "make up", plan, fake_url, pids, logs, redis_client))
     finally:
         redis_client.close()
