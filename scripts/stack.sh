@@ -2,7 +2,7 @@
 # Start or stop the ragqueue stack in the background: index worker, query workers, beat (the reaper), Flower, API.
 #   scripts/stack.sh up | down | status
 # Ports and Redis come from the environment: API_PORT (8000), FLOWER_PORT (5555), REDIS_URL; sizes from
-# INDEX_CONCURRENCY (1), QUERY_WORKERS (1) and QUERY_CONCURRENCY (32 threads each); the API's keep-alive from
+# INDEX_CONCURRENCY (1), QUERY_WORKERS (1), QUERY_CONCURRENCY (32 threads each) and API_WORKERS (1); the API's keep-alive from
 # the API_KEEPALIVE_S setting (environment or .env, see shared/settings.py). VECTOR_STORE=postgres starts a
 # PostgreSQL with pgvector under $RUN_DIR/postgres for the store, unless VECTOR_STORE_URL names one.
 set -euo pipefail
@@ -13,6 +13,7 @@ FLOWER_PORT=${FLOWER_PORT:-5555}
 INDEX_CONCURRENCY=${INDEX_CONCURRENCY:-1}
 QUERY_CONCURRENCY=${QUERY_CONCURRENCY:-32}
 QUERY_WORKERS=${QUERY_WORKERS:-1}
+API_WORKERS=${API_WORKERS:-1}
 RUN_DIR=${RUN_DIR:-.run}
 BIN=.venv/bin
 
@@ -76,7 +77,10 @@ case "${1:-}" in
       --port="$FLOWER_PORT" --address=127.0.0.1
     # Idle keep-alive connections outlive the clients' and proxies' own idle timeouts (issue 13).
     keepalive=$($BIN/python -c 'from shared.settings import Settings; print(Settings().API_KEEPALIVE_S)')
-    start api $BIN/uvicorn api.main:app --host 127.0.0.1 --port "$API_PORT" --timeout-keep-alive "$keepalive"
+    # API_WORKERS uvicorn processes share the port; they share nothing else but Redis, so a stream begun on one
+    # resumes on another with Last-Event-ID (issue 10).
+    start api $BIN/uvicorn api.main:app --host 127.0.0.1 --port "$API_PORT" --timeout-keep-alive "$keepalive" \
+      --workers "$API_WORKERS"
     wait_ready
     echo "ragqueue is up: API http://127.0.0.1:$API_PORT/docs  Flower http://127.0.0.1:$FLOWER_PORT (login: FLOWER_BASIC_AUTH in .env)  (stop: make down)"
     ;;
