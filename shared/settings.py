@@ -34,7 +34,8 @@ class Settings(BaseSettings):
     HNSW_EF_SEARCH: int = Field(default=100, ge=10, le=1000)
     # Postings (chunk entries) a keyword search may read: question terms are searched rarest first until their
     # chunk counts reach this, so 是/的/什么 in a large collection cost nothing (shared/store/keywords.py).
-    KEYWORD_POSTINGS_BUDGET: int = Field(default=20_000, ge=100)
+    # Unset: the engine's own (embedded 20,000; PostgreSQL 5,000, whose cost per candidate row is higher).
+    KEYWORD_POSTINGS_BUDGET: int | None = Field(default=None, ge=100)
     # Extra roots an index job may read from; DATA_DIR/import and the sample knowledge base are always allowed.
     IMPORT_ROOTS: list[Path] = Field(default_factory=list)
     SAMPLE_DOCS_DIR: Path = Path(__file__).resolve().parent.parent / "docs" / "kb"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from shared.settings import Settings
 from shared.store.base import Store
+from shared.store.keywords import DEFAULT_POSTINGS_BUDGET
 
 
 def check_store(settings: Settings) -> None:
@@ -17,15 +18,18 @@ def check_store(settings: Settings) -> None:
 def open_store(settings: Settings) -> Store:
     """The configured store, checked; raises StoreUnavailableError with one line naming the problem."""
     if settings.VECTOR_STORE_URL:
-        from shared.store.postgres_store import PostgresStore  # psycopg is needed only for this engine
+        # psycopg is needed only for this engine
+        from shared.store.postgres_store import POSTGRES_POSTINGS_BUDGET, PostgresStore
 
         return PostgresStore(
             settings.VECTOR_STORE_URL,
             settings.uploads_dir,
             pool_size=settings.STORE_POOL_SIZE,
             ef_search=settings.HNSW_EF_SEARCH,
-            postings_budget=settings.KEYWORD_POSTINGS_BUDGET,
+            postings_budget=settings.KEYWORD_POSTINGS_BUDGET or POSTGRES_POSTINGS_BUDGET,
         )
     from shared.store.sqlite_store import SQLiteStore
 
-    return SQLiteStore(settings.collections_dir, settings.uploads_dir, settings.KEYWORD_POSTINGS_BUDGET)
+    return SQLiteStore(
+        settings.collections_dir, settings.uploads_dir, settings.KEYWORD_POSTINGS_BUDGET or DEFAULT_POSTINGS_BUDGET
+    )

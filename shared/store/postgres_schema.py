@@ -60,6 +60,12 @@ def create_chunk_table(conn: psycopg.Connection, collection_id: int, dimension: 
             "text text NOT NULL, location text NOT NULL DEFAULT '', tokens tsvector NOT NULL, "
             "embedding vector({}) NOT NULL)"
         ).format(table, sql.Literal(dimension)),
+        # Tokens stay inline and uncompressed: the keyword search reads them for every candidate row, and a
+        # TOASTed tsvector is fetched and decompressed again by each ts_rank call (measured: 3.6x slower).
+        # The text is read only for the few rows returned, so it goes out of line and keeps the rows small.
+        sql.SQL("ALTER TABLE {} ALTER COLUMN tokens SET STORAGE PLAIN, ALTER COLUMN text SET STORAGE EXTERNAL").format(
+            table
+        ),
         sql.SQL("CREATE INDEX {} ON {} (doc_id)").format(sql.Identifier(f"{name}_doc"), table),
         sql.SQL("CREATE INDEX {} ON {} USING gin (tokens)").format(sql.Identifier(f"{name}_tokens"), table),
         sql.SQL("CREATE INDEX {} ON {} USING hnsw (embedding vector_cosine_ops)").format(

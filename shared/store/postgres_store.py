@@ -34,7 +34,7 @@ from psycopg_pool import ConnectionPool
 from shared.store.base import CollectionStore, Store, StoreUnavailableError
 from shared.store.blobs import BlobNotFoundError, BlobStore, blob_path, write_atomically
 from shared.store.fusion import RRF_K
-from shared.store.keywords import DEFAULT_POSTINGS_BUDGET, plan_terms, query_terms, tokenize
+from shared.store.keywords import plan_terms, query_terms, tokenize
 from shared.store.postgres_schema import SCHEMA, chunk_table, create_chunk_table, migrate, term_table
 from shared.store.records import (
     COLLECTION_NAME_RULE,
@@ -46,6 +46,9 @@ from shared.store.records import (
 )
 from shared.store.retrieval import KEYWORD_WEIGHT, VECTOR_WEIGHT, fusion_pool
 
+# Keyword postings budget (keywords.plan_terms): each candidate row costs ~4-5 µs here (filter, then ts_rank
+# per term) against ~1 µs per posting in FTS5, so PostgreSQL reads fewer to stay within its latency target.
+POSTGRES_POSTINGS_BUDGET = 5_000
 _SEARCH_PATH = sql.SQL("SET search_path TO {}, public").format(sql.Identifier(SCHEMA))
 
 
@@ -54,7 +57,9 @@ def tsvector_literal(tokens: Sequence[str]) -> str:
     positions: dict[str, list[int]] = defaultdict(list)
     for i, token in enumerate(tokens, start=1):
         positions[token].append(min(i, 16383))
-    return " ".join(f"{_quote(t)}:{','.join(map(str, p[:256]))}" for t, p in positions.items())
+    # At most 16 positions a token: the keyword score's term frequency saturates long before, and the tsvector
+    # is stored inline (see create_chunk_table), so it must stay well inside a page.
+    return " ".join(f"{_quote(t)}:{','.join(map(str, p[:16]))}" for t, p in positions.items())
 
 
 def _quote(token: str) -> str:
@@ -295,24 +300,24 @@ class PostgresCollection(CollectionStore):
             if collection_id is None:
                 return []
             params: dict[str, Any] = {"cid": collection_id, "k": top_k}
+            score: sql.Composable = sql.SQL("0")
             if mode != "vector":
                 planned = self._plan(conn, collection_id, question)
                 if not planned and mode == "bm25":
                     return []
                 if not planned:  # no question term is in the collection: the vector side alone answers
                     mode = "vector"
-                params.update(
-                    tsq=" | ".join(_quote(t) for t, _ in planned),
-                    qs=[_quote(t) for t, _ in planned],
-                    ws=[w for _, w in planned],
-                )
+                params["tsq"] = " | ".join(_quote(t) for t, _ in planned)
+                for i, (term, idf) in enumerate(planned):
+                    params.update({f"q{i}": _quote(term), f"w{i}": idf})
+                score = _keyword_score(len(planned))
             if mode != "bm25":
                 conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(self._ef_search)))
                 params["q"] = _unit(query_vector) if query_vector is not None else None
             if mode == "hybrid":
                 params.update(pool=fusion_pool(top_k), rrf=RRF_K, wv=VECTOR_WEIGHT, wk=KEYWORD_WEIGHT)
             statement = {"vector": _VECTOR_SQL, "bm25": _KEYWORD_SQL, "hybrid": _HYBRID_SQL}[mode]
-            rows = conn.execute(statement.format(chunks=chunk_table(collection_id)), params).fetchall()
+            rows = conn.execute(statement.format(chunks=chunk_table(collection_id), score=score), params).fetchall()
         return [
             ScoredChunk(chunk_id=r[0], doc_id=r[1], source=r[2], text=r[3], location=r[4], score=float(r[5]))
             for r in rows
@@ -352,13 +357,22 @@ _VECTOR_SQL = sql.SQL(
     "WITH ranked AS (SELECT id, doc_id, text, location, 1 - (embedding <=> %(q)s) AS score "
     "FROM {chunks} ORDER BY embedding <=> %(q)s LIMIT %(k)s) " + _SELECT + _JOIN
 )
-# BM25-like keyword score: each planned term's idf times ts_rank for that term alone (a tf that saturates,
-# normalised by the chunk's length), summed. Candidates come from the GIN index, for the planned terms only.
-_KEYWORD_SCORE = (
-    "(SELECT SUM(u.w * ts_rank(c.tokens, u.q, 1)) FROM unnest(%(qs)s::tsquery[], %(ws)s::float8[]) AS u(q, w))"
-)
+
+
+def _keyword_score(terms: int) -> sql.Composed:
+    """BM25-like keyword score: each planned term's idf times `ts_rank` for that term alone (a term frequency
+    that saturates, normalised by the chunk's length), summed; written out per term, which costs half what
+    a per-row subquery over arrays does."""
+    return sql.SQL(" + ").join(
+        sql.SQL("{} * ts_rank(c.tokens, CAST({} AS tsquery), 1)").format(
+            sql.Placeholder(f"w{i}"), sql.Placeholder(f"q{i}")
+        )
+        for i in range(terms)
+    )
+
+
 _KEYWORD_SQL = sql.SQL(
-    "WITH ranked AS (SELECT id, doc_id, text, location, " + _KEYWORD_SCORE + " AS score "
+    "WITH ranked AS (SELECT id, doc_id, text, location, {score} AS score "
     "FROM {chunks} c WHERE c.tokens @@ CAST(%(tsq)s AS tsquery) "
     "ORDER BY score DESC, id LIMIT %(k)s) " + _SELECT + _JOIN
 )
@@ -366,7 +380,7 @@ _HYBRID_SQL = sql.SQL(
     "WITH vec AS (SELECT id, %(wv)s::float8 AS weight, row_number() OVER (ORDER BY dist, id) AS rank FROM "
     "  (SELECT id, embedding <=> %(q)s AS dist FROM {chunks} ORDER BY embedding <=> %(q)s LIMIT %(pool)s) v), "
     "kw AS (SELECT id, %(wk)s::float8 AS weight, row_number() OVER (ORDER BY score DESC, id) AS rank FROM "
-    "  (SELECT id, " + _KEYWORD_SCORE + " AS score FROM {chunks} c WHERE c.tokens @@ CAST(%(tsq)s AS tsquery) "
+    "  (SELECT id, {score} AS score FROM {chunks} c WHERE c.tokens @@ CAST(%(tsq)s AS tsquery) "
     "   ORDER BY score DESC, id LIMIT %(pool)s) k), "
     "fused AS (SELECT id, SUM(weight / (%(rrf)s + rank)) AS score, MIN(rank) AS best FROM "
     "  (SELECT * FROM vec UNION ALL SELECT * FROM kw) both_lists GROUP BY id "
@@ -415,7 +429,7 @@ class PostgresStore(Store):
         uploads_dir: Path,
         pool_size: int = 10,
         ef_search: int = 100,
-        postings_budget: int = DEFAULT_POSTINGS_BUDGET,
+        postings_budget: int = POSTGRES_POSTINGS_BUDGET,
     ) -> None:
         check_database(url)
         self.ef_search = ef_search
