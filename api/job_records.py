@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.errors import ApiError
 from shared import keys
-from shared.jobs import JobKind, JobRecord, initial_fields, new_job_id, parse_job
+from shared.jobs import JobKind, JobRecord, JobState, initial_fields, new_job_id, parse_job
 from shared.settings import Settings
 
 # How many job ids `GET /v1/jobs` can page through; older ids fall out of the index (their records expire anyway).
@@ -40,9 +40,28 @@ async def dispatch(celery: Celery, task: str, queue: str, job_id: str, args: lis
         raise ApiError(503, "broker_unavailable", f"could not queue the job: {exc}") from exc
 
 
-async def recent_jobs(redis: aioredis.Redis, limit: int) -> list[JobRecord]:
-    """The newest `limit` jobs still kept, newest first (ids whose record expired are skipped)."""
-    ids = cast(list[str], await redis.zrevrange(keys.jobs_index_key(), 0, limit - 1))
+async def recent_jobs(
+    redis: aioredis.Redis,
+    limit: int,
+    offset: int = 0,
+    state: JobState | None = None,
+    kind: JobKind | None = None,
+) -> list[JobRecord]:
+    """Jobs still kept, newest first, filtered by state and kind, `limit` of them after skipping `offset`."""
+    if state is None and kind is None:
+        ids = cast(list[str], await redis.zrevrange(keys.jobs_index_key(), offset, offset + limit - 1))
+    else:  # the index holds at most JOBS_INDEX_SIZE ids: filter them by two fields each, then page
+        every = cast(list[str], await redis.zrevrange(keys.jobs_index_key(), 0, -1))
+        async with redis.pipeline(transaction=False) as pipe:
+            for job_id in every:
+                pipe.hmget(keys.job_key(job_id), ["state", "kind"])
+            fields = cast(list[list[str | None]], await pipe.execute())
+        matching = [
+            job_id
+            for job_id, (job_state, job_kind) in zip(every, fields, strict=True)
+            if (state is None or job_state == state) and (kind is None or job_kind == kind)
+        ]
+        ids = matching[offset : offset + limit]
     async with redis.pipeline(transaction=False) as pipe:
         for job_id in ids:
             pipe.hgetall(keys.job_key(job_id))

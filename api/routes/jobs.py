@@ -17,16 +17,20 @@ from api.pubsub_hub import PubSubHub
 from api.sse import STREAM_HEADERS
 from shared import keys
 from shared.events import JobEventName
-from shared.jobs import FINAL_STATES, JobRecord
+from shared.jobs import FINAL_STATES, JobKind, JobRecord, JobState
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 
-@router.get("", response_model=list[JobRecord], summary="Recent jobs (index and query), newest first")
+@router.get("", response_model=list[JobRecord], summary="Recent jobs (index and query), newest first; filter and page")
 async def list_jobs(
-    redis: RedisDep, limit: Annotated[int, Query(ge=1, le=200, description="How many jobs to return")] = 20
+    redis: RedisDep,
+    limit: Annotated[int, Query(ge=1, le=200, description="How many jobs to return")] = 20,
+    offset: Annotated[int, Query(ge=0, description="How many matching jobs to skip (paging)")] = 0,
+    state: Annotated[JobState | None, Query(description="Only jobs in this state")] = None,
+    kind: Annotated[JobKind | None, Query(description="Only `index` or `query` jobs")] = None,
 ) -> list[JobRecord]:
-    return await recent_jobs(redis, limit)
+    return await recent_jobs(redis, limit, offset, state, kind)
 
 
 @router.get(
