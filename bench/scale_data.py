@@ -66,13 +66,24 @@ class SyntheticCorpus:
 
     def documents(self, prefix: str = "doc", chunks_per_document: int = CHUNKS_PER_DOCUMENT) -> Iterator[Document]:
         """Documents `prefix-0000000`, `prefix-0000001`, ...; the same seed gives the same stream."""
+        for doc_id, picks in self.document_picks(prefix, chunks_per_document):
+            chunks = [
+                ChunkRecord(doc_id=doc_id, position=i, text=self.chunk_text(pick)) for i, pick in enumerate(picks)
+            ]
+            sha = document_sha256([c.text for c in chunks])
+            yield Document(doc_id, f"{doc_id}.md", sha, chunks, self.chunk_vectors(picks))
+
+    def document_picks(
+        self, prefix: str = "doc", chunks_per_document: int = CHUNKS_PER_DOCUMENT
+    ) -> Iterator[tuple[str, list[np.ndarray]]]:
+        """The stream `documents` builds from: each document's id and, per chunk, its sentences' indices."""
         rng = np.random.default_rng([self.seed, int.from_bytes(prefix.encode()[:8], "little")])
         number = 0
         while True:
-            yield self._document(f"{prefix}-{number:07d}", rng, chunks_per_document)
+            yield f"{prefix}-{number:07d}", self._picks(rng, chunks_per_document)
             number += 1
 
-    def _document(self, doc_id: str, rng: np.random.Generator, count: int) -> Document:
+    def _picks(self, rng: np.random.Generator, count: int) -> list[np.ndarray]:
         picks = []
         for _ in range(count):
             target = int(rng.integers(CHUNK_CHARS[0], CHUNK_CHARS[1] + 1))
@@ -80,14 +91,16 @@ class SyntheticCorpus:
             # Enough sentences to reach the target length (at least one).
             n = int(np.searchsorted(np.cumsum(self._lengths[drawn]), target)) + 1
             picks.append(drawn[: min(n, len(drawn))])
-        chunks = [
-            ChunkRecord(doc_id=doc_id, position=i, text="".join(self.sentences[j] for j in pick))
-            for i, pick in enumerate(picks)
-        ]
+        return picks
+
+    def chunk_text(self, pick: np.ndarray) -> str:
+        return "".join(self.sentences[j] for j in pick)
+
+    def chunk_vectors(self, picks: list[np.ndarray]) -> np.ndarray:
+        """Each chunk's vector: the normalised sum of its sentences' vectors, float32."""
         vectors = np.stack([self.sentence_vectors[pick].sum(axis=0) for pick in picks])
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        sha = hashlib.sha256("\n".join(c.text for c in chunks).encode()).hexdigest()
-        return Document(doc_id, f"{doc_id}.md", sha, chunks, vectors.astype(np.float32))
+        return vectors.astype(np.float32)
 
     def questions(self, questions_file: Path, count: int) -> list[str]:
         """The hand-written corpus questions, then sentence fragments (8–30 characters) up to `count`."""
@@ -99,6 +112,11 @@ class SyntheticCorpus:
             start = int(rng.integers(0, max(1, len(sentence) - length)))
             asked.append(sentence[start : start + length])
         return asked[:count]
+
+
+def document_sha256(texts: list[str]) -> str:
+    """A synthetic document's content hash: its chunks' texts, one per line."""
+    return hashlib.sha256("\n".join(texts).encode()).hexdigest()
 
 
 def embed_question(question: str) -> np.ndarray:

@@ -8,6 +8,7 @@ questions already timed, so it compares with their steady p50.
 
 from __future__ import annotations
 
+import multiprocessing
 import resource
 import time
 from dataclasses import dataclass
@@ -105,6 +106,15 @@ def measure(spec: EngineSpec, questions: list[str], vectors: np.ndarray, rounds:
         "rss_mib": rss_warm,
         "maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
+
+
+def measure_fresh(
+    spec: EngineSpec, questions: list[str], vectors: np.ndarray, rounds: int, writes: int
+) -> dict[str, Any]:
+    """`measure` in a new process (spawned: nothing inherited from the loader), as a query worker would be."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        figures: dict[str, Any] = pool.apply(measure, (spec, questions, vectors, rounds, writes))
+    return figures
 
 
 def analyze(store: Store, spec: EngineSpec) -> None:

@@ -31,7 +31,7 @@ TARGETS = {
 
 
 def _row(r: dict[str, Any]) -> list[str]:
-    head = [r["engine"], f"{r['chunks']:,}", f"{r['insert_rate']:.0f}"]
+    head = [r["engine"], f"{r['chunks']:,}", r.get("insert_cell") or f"{r['insert_rate']:.0f}"]
     if r["partial"]:
         return head + ["-"] * (len(COLUMNS) - 3)
     ratio = r["after_write_p50"] / r["after_write_steady_p50"]

@@ -14,7 +14,6 @@ Chinese sentences from the corpus recombined with a fixed seed, fake-embedded (b
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import platform
 import sys
@@ -31,7 +30,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from bench.scale_data import DIMENSION, SyntheticCorpus, embed_question
-from bench.scale_probe import COLLECTION, EngineSpec, analyze, disk_size, measure
+from bench.scale_probe import COLLECTION, EngineSpec, analyze, disk_size, measure_fresh
 from bench.scale_report import docs_section, markdown_table, record, summary_lines
 from shared.store.postgres_store import PostgresStore
 from shared.store.sqlite_store import SQLiteStore
@@ -82,7 +81,6 @@ def grow_and_measure(
     vectors = np.stack([embed_question(q) for q in questions])
     documents = data.documents()
     inserted, results = 0, []
-    spawn = multiprocessing.get_context("spawn")
     columns = (
         TextColumn("  {task.description}"),
         BarColumn(),
@@ -119,8 +117,7 @@ def grow_and_measure(
                 break
             console.print(f"{spec.engine}: measuring {inserted:,} chunks in a fresh process ...")
             analyze(store, spec)
-            with spawn.Pool(1) as pool:
-                figures = pool.apply(measure, (spec, questions, vectors, options["rounds"], options["writes"]))
+            figures = measure_fresh(spec, questions, vectors, options["rounds"], options["writes"])
             figures.update(engine=spec.engine, chunks=inserted, target=size, insert_rate=rate, partial=False)
             figures.update(disk_size(store, spec))
             results.append(figures)
