@@ -17,6 +17,7 @@ from api.consumers import ConsumerProbe
 from api.errors import install_error_handlers
 from api.pubsub_hub import PubSubHub
 from api.routes import collections, documents, health, jobs, metrics, openai_compat, queries, seed, web
+from shared.log_setup import configure_api_logging
 from shared.settings import get_settings
 from shared.store import StoreUnavailableError, open_store
 
@@ -27,6 +28,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
     settings = get_settings()
     app.state.settings = settings
+    configure_api_logging(settings)  # after uvicorn configured its loggers: redacted, JSON with LOG_JSON
     try:
         app.state.store = await run_in_threadpool(open_store, settings)
     except StoreUnavailableError as exc:

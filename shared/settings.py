@@ -113,6 +113,9 @@ class Settings(BaseSettings):
     # ends queries whose worker died and queries left queued past QUEUE_TIMEOUT_S, with or without a listener.
     REAPER_INTERVAL_S: float = Field(default=5.0, gt=0)
 
+    # Log lines as JSON objects (with the job id) instead of text; secrets are redacted either way.
+    LOG_JSON: bool = False
+
     # Flower's basic auth, `user:password` (comma-separated for several users). Named as Flower's own option
     # because Flower reads every FLOWER_* environment variable as an option and exits on one it does not know.
     # No default: `make up` generates one into .env on first run (issue 10).

@@ -26,7 +26,13 @@ def create_app() -> Celery:
     celery = Celery(
         "ragqueue",
         broker=settings.REDIS_URL,
-        include=["workers.signals", "workers.tasks.index", "workers.tasks.query", "workers.tasks.maintenance"],
+        include=[
+            "workers.signals",
+            "workers.log_signals",
+            "workers.tasks.index",
+            "workers.tasks.query",
+            "workers.tasks.maintenance",
+        ],
     )
     celery.conf.update(
         # Each queue gets its own exchange and routing key: with a shared default exchange, a message for one

@@ -1,0 +1,86 @@
+"""Logging for every process: secrets redacted always, JSON lines with the job id when LOG_JSON is set.
+
+The job id travels in a context variable: the API sets it where a job is created or looked up
+(api/job_records.py), workers where a task starts (workers/log_signals.py), so one `grep job_id` follows a job
+across the API and the workers. Redaction happens in the formatter, on the finished line, tracebacks included:
+the Zhipu key, Flower's password and the passwords inside REDIS_URL and VECTOR_STORE_URL never reach a log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from contextvars import ContextVar
+from urllib.parse import urlsplit
+
+from shared.settings import Settings
+
+job_id_var: ContextVar[str | None] = ContextVar("ragqueue_job_id", default=None)
+REDACTED = "***"
+PLAIN_FORMAT = "[%(asctime)s: %(levelname)s/%(processName)s] %(message)s"
+
+
+def secrets_of(settings: Settings) -> list[str]:
+    """Every secret value the settings hold, longest first (so a password inside a URL goes whole)."""
+    found: list[str] = []
+    if settings.ZHIPU_API_KEY:
+        found.append(settings.ZHIPU_API_KEY)
+    if settings.FLOWER_BASIC_AUTH is not None:
+        for entry in settings.FLOWER_BASIC_AUTH.get_secret_value().split(","):
+            found.append(entry)
+            found.append(entry.partition(":")[2])
+    for url in (settings.REDIS_URL, settings.VECTOR_STORE_URL):
+        password = urlsplit(url).password if url else None
+        if password:
+            found.append(password)
+    return sorted({s for s in found if len(s) >= 4}, key=len, reverse=True)
+
+
+class RedactingFormatter(logging.Formatter):
+    """A formatter whose every line, traceback included, has the secrets replaced; JSON lines if asked."""
+
+    def __init__(self, secrets: list[str], as_json: bool, fmt: str | None = None) -> None:
+        super().__init__(fmt or PLAIN_FORMAT)
+        self.secrets = secrets
+        self.as_json = as_json
+
+    def redact(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, REDACTED)
+        return text
+
+    def format(self, record: logging.LogRecord) -> str:
+        if not self.as_json:
+            return self.redact(super().format(record))
+        line: dict[str, object] = {
+            "ts": round(record.created, 3),
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)),
+            "level": record.levelname,
+            "logger": record.name,
+            "process": record.processName,
+            "message": record.getMessage(),
+        }
+        job_id = getattr(record, "job_id", None) or job_id_var.get()
+        if job_id:
+            line["job_id"] = job_id
+        if record.exc_info:
+            line["exc"] = self.formatException(record.exc_info)
+        return self.redact(json.dumps(line, ensure_ascii=False))
+
+
+def install(logger: logging.Logger, settings: Settings) -> None:
+    """Give every handler of `logger` the redacting formatter (keeping a plain handler's own format)."""
+    for handler in logger.handlers:
+        fmt = getattr(handler.formatter, "_fmt", None)
+        handler.setFormatter(RedactingFormatter(secrets_of(settings), settings.LOG_JSON, fmt))
+
+
+def configure_api_logging(settings: Settings) -> None:
+    """The API process: our loggers and uvicorn's, on one redacting (and, with LOG_JSON, JSON) format."""
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(logging.StreamHandler())
+        root.setLevel(logging.INFO)
+    for name in ("", "uvicorn", "uvicorn.error", "uvicorn.access"):
+        install(logging.getLogger(name), settings)
