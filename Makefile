@@ -13,7 +13,7 @@ help:  ## List the targets
 install:  ## Create .venv and install ragqueue with dev tools
 	@scripts/bootstrap.sh
 
-up: install  ## Start Redis (if none answers), workers, Flower and the API in the background (VECTOR_STORE=postgres: on PostgreSQL)
+up: install  ## Start Redis (if none answers), workers, beat, Flower and the API in the background (VECTOR_STORE=postgres: on PostgreSQL)
 	@scripts/stack.sh up
 
 down:  ## Stop what `make up` started
@@ -29,7 +29,7 @@ demo: up  ## Start the stack, index docs/kb with a progress bar, stream an answe
 	.venv/bin/ragq ask "什么是 KV 缓存？它为什么能加快大模型推理？" --collection demo
 	@echo
 	@echo "Next: .venv/bin/ragq chat -c demo   ragq --help   the chat page: http://127.0.0.1:$(API_PORT)/"
-	@echo "API docs: http://127.0.0.1:$(API_PORT)/docs   Flower: http://127.0.0.1:$(FLOWER_PORT)   Stop: make down"
+	@echo "API docs: http://127.0.0.1:$(API_PORT)/docs   Flower: http://127.0.0.1:$(FLOWER_PORT) (login: FLOWER_BASIC_AUTH in .env)   Stop: make down"
 
 lint: install  ## ruff and mypy
 	@.venv/bin/ruff check .
