@@ -18,9 +18,11 @@ from shared import keys
 class Heartbeat:
     """`with Heartbeat(client, job_id, interval, ttl):` keeps rag:heartbeat:{job} alive while the block runs."""
 
-    def __init__(self, client: redis.Redis, job_id: str, interval_s: float, ttl_s: float) -> None:
+    def __init__(
+        self, client: redis.Redis, job_id: str, interval_s: float, ttl_s: float, key: str | None = None
+    ) -> None:
         self.client = client
-        self.key = keys.heartbeat_key(job_id)
+        self.key = key or keys.heartbeat_key(job_id)
         self.interval_s = interval_s
         self.ttl_ms = int(ttl_s * 1000)
         self._stop = threading.Event()

@@ -40,6 +40,11 @@ def heartbeat_key(job_id: str) -> str:
     return f"{PREFIX}:heartbeat:{job_id}"
 
 
+def batch_heartbeat_key(job_id: str, batch: int) -> str:
+    """Expiring key the worker indexing one batch of an index job refreshes; the reaper requeues it when gone."""
+    return f"{heartbeat_key(job_id)}:{batch}"
+
+
 def job_batches_key(job_id: str) -> str:
     """Hash of an index job's per-batch progress: `{n}:planned` and `{n}:done` chunk counts."""
     return f"{PREFIX}:job:{job_id}:batches"

@@ -5,8 +5,9 @@ The relay's watchdog acts only while a client reads the stream; this runs on a s
 counted as open (the admission set, shared/keys.py): a `running` one whose heartbeat stopped ends with
 `error` `worker_lost`, a `queued` one older than QUEUE_TIMEOUT_S with `queue_timeout`, and entries whose job
 already ended or expired are dropped. It ends streams with the watchdog's own code (api/stream_control.py),
-whose append script refuses a second ending, so racing the relay or a redelivered task is safe. A Redis lock
-keeps one run at a time however many beats, workers or replicas there are.
+whose append script refuses a second ending, so racing the relay or a redelivered task is safe. Index batches
+whose worker died are requeued (workers/index_reaper.py). A Redis lock keeps one run at a time however many
+beats, workers or replicas there are.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from dataclasses import dataclass
 from typing import cast
 
 import redis.asyncio as aioredis
+from celery import Celery
 from redis.exceptions import LockError
 
 from api.stream_control import end_if_still_queued, reap_if_dead
 from shared import keys
 from shared.jobs import FINAL_STATES, JobState
 from shared.settings import Settings
+from workers.index_reaper import requeue_orphaned_batches
 
 
 @dataclass
@@ -32,15 +35,19 @@ class ReapReport:
     worker_lost: int = 0
     queue_timeout: int = 0
     dropped: int = 0  # admission entries whose job had already ended or expired
+    requeued_batches: int = 0  # index batches whose worker died, put back on their queue
 
 
-async def reap_once(redis: aioredis.Redis, settings: Settings) -> ReapReport:
-    """One pass over the open query jobs, under the reaper lock."""
+async def reap_once(redis: aioredis.Redis, settings: Settings, celery: Celery | None = None) -> ReapReport:
+    """One pass over the open query jobs (and, given the Celery app, orphaned index batches), under the lock."""
     lock = redis.lock(keys.reaper_lock_key(), timeout=max(30.0, 4 * settings.REAPER_INTERVAL_S), blocking=False)
     if not await lock.acquire():
         return ReapReport(skipped=True)
     try:
-        return await _reap(redis, settings)
+        report = await _reap(redis, settings)
+        if celery is not None:
+            report.requeued_batches = await asyncio.to_thread(requeue_orphaned_batches, celery, settings)
+        return report
     finally:
         with contextlib.suppress(LockError):  # it expired during a very slow pass; nothing to release
             await lock.release()
@@ -62,13 +69,13 @@ async def _reap(redis: aioredis.Redis, settings: Settings) -> ReapReport:
     return report
 
 
-def run_reaper(settings: Settings) -> ReapReport:
+def run_reaper(settings: Settings, celery: Celery | None = None) -> ReapReport:
     """One reaper pass from synchronous code (a Celery task), on a Redis client of its own."""
 
     async def run() -> ReapReport:
         client = aioredis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
         try:
-            return await reap_once(client, settings)
+            return await reap_once(client, settings, celery)
         finally:
             await client.aclose()
 

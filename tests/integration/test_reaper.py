@@ -34,6 +34,7 @@ def reaper_stack(
         HEARTBEAT_TTL_S="3",
         REAPER_INTERVAL_S="1",
         QUEUE_TIMEOUT_S="4",
+        INDEX_BATCH_FILES="2",
         ADMISSION_REQUIRE_CONSUMER="0",  # a test queues a question while no query worker runs
     )
     stack = Stack("reaper", env, root).start(
@@ -95,3 +96,35 @@ def test_a_question_no_worker_takes_expires_queue_timeout_with_no_client_listeni
         job, _ = wait_for_job(client, job_id, timeout=60)
     assert job["state"] == "failed" and job["error"]["code"] == "queue_timeout", job
     assert _ending(reaper_stack, job_id).data["code"] == "queue_timeout"
+
+
+def test_an_index_batch_whose_worker_was_killed_is_requeued_and_the_job_finishes(
+    reaper_stack: Stack, zhipu: ZhipuFakeServer
+) -> None:
+    reaper_stack.start_worker("index-2", "index,maintenance", "threads", 2)
+    zhipu.configure(embedding_delay_ms=1500)  # each batch takes a while: time to kill its worker mid-batch
+    with client_for(reaper_stack) as client:
+        notes = [
+            ("files", (f"n{i}.md", f"# 笔记 {i}\n\n第 {i} 号实验测量了批处理吞吐。\n".encode(), "text/markdown"))
+            for i in range(8)
+        ]
+        response = client.post("/v1/collections/orphans/documents", files=notes)
+        assert response.status_code == 202, response.text
+        job_id = response.json()["job_id"]
+
+        def taken_by_first_worker() -> bool:
+            docs = client.get(f"/v1/jobs/{job_id}/documents").json()["documents"]
+            return any(d["status"] == "indexing" and "reaper-index@" in (d["worker"] or "") for d in docs)
+
+        deadline = time.monotonic() + 60
+        while not taken_by_first_worker():
+            assert time.monotonic() < deadline, "no batch started on the first index worker"
+            time.sleep(0.1)
+        worker = reaper_stack.processes.pop("index")
+        os.kill(worker.pid, signal.SIGKILL)  # its batches stay unacked in the broker: only the reaper frees them
+        worker.wait(10)
+
+        job, _ = wait_for_job(client, job_id, timeout=120)
+        counts = client.get(f"/v1/jobs/{job_id}/documents").json()["counts"]
+    assert job["state"] == "succeeded", job
+    assert counts == {"indexed": 8}, counts

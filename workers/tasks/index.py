@@ -17,6 +17,7 @@ from llama_index.core.node_parser import SentenceSplitter
 
 from shared import keys
 from shared.events import ErrorCode
+from shared.heartbeat import Heartbeat
 from shared.importing import ImportPathError, expand_files, resolve_import_path
 from shared.index_items import IndexItem, path_item
 from shared.index_progress import DocStatus, IndexProgress, document_statuses, queue_documents
@@ -81,7 +82,17 @@ def index_batch(
 ) -> dict[str, Any]:
     """Index one batch of documents; the batch that completes the job finalises it."""
     rt = get_runtime()
-    progress = IndexProgress(rt.redis, job_id, batch, rt.settings.JOB_TTL_S, worker=self.request.hostname)
+    settings = rt.settings
+    # While it runs; a batch whose heartbeat stopped is requeued by the reaper (workers/index_reaper.py).
+    beat = keys.batch_heartbeat_key(job_id, batch)
+    with Heartbeat(rt.redis, job_id, settings.HEARTBEAT_INTERVAL_S, settings.HEARTBEAT_TTL_S, key=beat):
+        return _run_batch(self, rt, job_id, collection, batch, batches, items)
+
+
+def _run_batch(
+    task: Task, rt: Runtime, job_id: str, collection: str, batch: int, batches: int, items: list[dict[str, Any]]
+) -> dict[str, Any]:
+    progress = IndexProgress(rt.redis, job_id, batch, rt.settings.JOB_TTL_S, worker=task.request.hostname)
     attempt = progress.start_attempt()
     if attempt > MAX_BATCH_ATTEMPTS:
         # Delivered again and again because its worker keeps dying on it (a file that crashes the parser or

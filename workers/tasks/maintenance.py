@@ -15,10 +15,13 @@ log = logging.getLogger(__name__)
 
 @app.task(name=REAP_TASK)
 def reap() -> dict[str, int | bool]:
-    """End dead and timed-out query jobs; every worker consumes `maintenance`, so any live one runs it."""
-    report = run_reaper(get_settings())
-    if report.worker_lost or report.queue_timeout:
+    """End dead and timed-out query jobs, requeue orphaned index batches; any live worker runs it."""
+    report = run_reaper(get_settings(), app)
+    if report.worker_lost or report.queue_timeout or report.requeued_batches:
         log.info(
-            "reaper ended %d worker_lost and %d queue_timeout query jobs", report.worker_lost, report.queue_timeout
+            "reaper ended %d worker_lost and %d queue_timeout query jobs, requeued %d index batches",
+            report.worker_lost,
+            report.queue_timeout,
+            report.requeued_batches,
         )
     return asdict(report)
