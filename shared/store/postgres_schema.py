@@ -61,8 +61,10 @@ def create_chunk_table(conn: psycopg.Connection, collection_id: int, dimension: 
             "embedding vector({}) NOT NULL)"
         ).format(table, sql.Literal(dimension)),
         # Tokens stay inline and uncompressed: the keyword search reads them for every candidate row, and a
-        # TOASTed tsvector is fetched and decompressed again by each ts_rank call (measured: 3.6x slower).
-        # The text is read only for the few rows returned, so it goes out of line and keeps the rows small.
+        # TOASTed tsvector is fetched and decompressed again by each ts_rank call. The text is read only for the
+        # rows returned, so it goes out of line and keeps rows small. Measured on 10k chunks, one 3-term keyword
+        # query: 165 ms with the defaults, 72 ms with MAIN storage, 47 ms so. tsvector_literal keeps a chunk's
+        # tokens within a page.
         sql.SQL("ALTER TABLE {} ALTER COLUMN tokens SET STORAGE PLAIN, ALTER COLUMN text SET STORAGE EXTERNAL").format(
             table
         ),

@@ -52,14 +52,29 @@ POSTGRES_POSTINGS_BUDGET = 5_000
 _SEARCH_PATH = sql.SQL("SET search_path TO {}, public").format(sql.Identifier(SCHEMA))
 
 
+TSVECTOR_MAX_BYTES = 6000  # the tokens column is stored inline (postgres_schema), so it must fit a page
+
+
 def tsvector_literal(tokens: Sequence[str]) -> str:
-    """A tsvector in PostgreSQL's input syntax: each token quoted, with its positions (1-based, ≤ 16383)."""
+    """A tsvector in PostgreSQL's input syntax: each token quoted, with its positions (1-based, ≤ 16383).
+
+    At most 16 positions a token: the keyword score's term frequency saturates long before. A chunk far
+    longer than CHUNK_SIZE's default could still outgrow a page: it then keeps its tokens without positions,
+    and past that only its first distinct tokens, so the row is never refused.
+    """
     positions: dict[str, list[int]] = defaultdict(list)
     for i, token in enumerate(tokens, start=1):
         positions[token].append(min(i, 16383))
-    # At most 16 positions a token: the keyword score's term frequency saturates long before, and the tsvector
-    # is stored inline (see create_chunk_table), so it must stay well inside a page.
-    return " ".join(f"{_quote(t)}:{','.join(map(str, p[:16]))}" for t, p in positions.items())
+    entries = [f"{_quote(t)}:{','.join(map(str, p[:16]))}" for t, p in positions.items()]
+    if sum(len(e.encode()) for e in entries) > TSVECTOR_MAX_BYTES:
+        entries, size = [], 0
+        for token in positions:
+            entry = _quote(token)
+            size += len(entry.encode()) + 1
+            if size > TSVECTOR_MAX_BYTES:
+                break
+            entries.append(entry)
+    return " ".join(entries)
 
 
 def _quote(token: str) -> str:

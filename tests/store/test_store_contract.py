@@ -274,3 +274,11 @@ def test_past_the_postings_budget_common_terms_are_left_out_of_keyword_search(
         assert _texts(c.retrieve("系统 页表", None, 5, "bm25")) == ["系统 页表"]  # counts follow deletes
     finally:
         small.close()
+
+
+def test_a_chunk_far_longer_than_usual_is_stored_and_found(store: Store) -> None:
+    c = store.collection("c1")
+    c.ensure("m", 4)
+    text = " ".join(f"term{i}x" for i in range(3000))  # 3,000 distinct tokens: more than a page of tsvector
+    c.replace_document("d", "big.md", "s", [ChunkRecord("d", 0, text)], _vectors(1))
+    assert [x.doc_id for x in c.retrieve("term1x", None, 1, "bm25")] == ["d"]
