@@ -1,7 +1,9 @@
 """Which workers consume each Celery queue: one broadcast with a short timeout, cached per API process.
 
 Admission control asks this on every new question and readiness on every probe; a broadcast waits its whole
-timeout for replies, so callers share one cached answer, and only one refresh runs at a time.
+timeout for replies, so callers share one cached answer, and only one refresh runs at a time. Once there is
+an answer, a stale one is refreshed in the background while callers get the last one at once, so no question
+waits for a broadcast (except the first after start, and every one with WORKER_PING_CACHE_S=0).
 """
 
 from __future__ import annotations
@@ -40,14 +42,26 @@ class ConsumerProbe:
         self._lock = asyncio.Lock()
         self._answer: ByQueue | None = None
         self._asked_at = float("-inf")
+        self._refreshing: asyncio.Task[None] | None = None
 
-    async def by_queue(self, fresh: bool = False) -> ByQueue | None:
-        """The cached answer unless it is older than `cache_s` (or `fresh` is asked for)."""
+    def _stale(self) -> bool:
+        return time.monotonic() - self._asked_at >= self.cache_s
+
+    async def _refresh(self, always: bool) -> None:
         async with self._lock:
-            if fresh or time.monotonic() - self._asked_at >= self.cache_s:
+            if always or self._stale():  # a caller that waited for the lock may find it just refreshed
                 self._answer = await run_in_threadpool(workers_by_queue, self.celery, self.timeout_s)
                 self._asked_at = time.monotonic()
-            return self._answer
+
+    async def by_queue(self, fresh: bool = False) -> ByQueue | None:
+        """The cached answer; a stale one is refreshed in the background (waited for when none exists yet)."""
+        if fresh or self.cache_s == 0:
+            await self._refresh(always=True)
+        elif self._asked_at == float("-inf"):
+            await self._refresh(always=False)
+        elif self._stale() and (self._refreshing is None or self._refreshing.done()):
+            self._refreshing = asyncio.create_task(self._refresh(always=False))
+        return self._answer
 
 
 async def queue_depths(redis: aioredis.Redis, queues: tuple[str, ...]) -> dict[str, int]:
