@@ -47,7 +47,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
 
     app.state.redis = aioredis.Redis(connection_pool=pool())
-    # No socket timeout: pub/sub reads block (STYLE.md pitfall: redis-py 8 defaults socket_timeout to 5 s).
+    # No socket timeout: pub/sub reads block, and redis-py 8 defaults socket_timeout to 5 s.
     app.state.pubsub_redis = aioredis.Redis(connection_pool=pool(socket_timeout=None))
     app.state.hub = PubSubHub(app.state.pubsub_redis)
     await app.state.hub.start()

@@ -1,7 +1,7 @@
 """Relay a query job's events from Redis to one client: subscribe, replay what was missed, then go live.
 
 Pub/sub is at-most-once, so the relay subscribes before it reads the replay buffer, and drops anything
-whose seq it already sent (DESIGN.md). Do not fix: events can arrive twice (buffer and live) by design;
+whose seq it already sent. Do not fix: events can arrive twice (buffer and live) by design;
 the seq check is what makes delivery exactly-once. While the stream is quiet the relay is also the
 watchdog: a running job without a heartbeat gets its terminal `error` written to the log, which then
 reaches every subscriber the normal way. A disconnecting client cancels the generator, and the `finally`

@@ -317,7 +317,7 @@ def write_section(path: Path, section: str) -> None:
 @app.command()
 def main(
     corpus: Annotated[
-        Path | None, typer.Option(help="Folder to index. Default: ../shared/corpus if present, else docs/kb.")
+        Path | None, typer.Option(help="Folder to index. Default: the study-notes corpus if present, else docs/kb.")
     ] = None,
     workers: Annotated[list[int] | None, typer.Option("--workers", "-w", help="Index worker counts to run.")] = None,
     embedding_delay_ms: Annotated[float, typer.Option(help="Fake Zhipu latency per /embeddings request.")] = 50,

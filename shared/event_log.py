@@ -3,7 +3,7 @@
 One Lua script assigns the next sequence number, appends the event to the replay buffer (entry id
 `0-{seq}`), refreshes the buffer's TTL and publishes it, all inside Redis. Because the script refuses to
 append after a terminal event, every stream ends with exactly one `done` or `error`, even when a worker,
-a redelivered task and the watchdog race to end it (DESIGN.md "The flow"). With `honour_cancel`, it
+a redelivered task and the watchdog race to end it (docs/architecture.md). With `honour_cancel`, it
 also refuses while the job's cancel flag is set, so a worker learns of a cancel from the publish it was
 doing anyway, at most one chunk late.
 """

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 
 class EventName(StrEnum):
-    """SSE event names on a query stream (DESIGN.md)."""
+    """SSE event names on a query stream."""
 
     SOURCES = "sources"
     TOKEN = "token"

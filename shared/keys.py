@@ -1,4 +1,4 @@
-"""Every Redis key and channel name ragqueue uses, defined once (DESIGN.md: job state in rag:job:{id})."""
+"""Every Redis key and channel name ragqueue uses, defined once."""
 
 from __future__ import annotations
 

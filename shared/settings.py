@@ -15,7 +15,7 @@ EmbedProvider = Literal["zhipu", "local"]
 
 
 class Settings(BaseSettings):
-    """Everything configurable about ragqueue; names match DESIGN.md."""
+    """Everything configurable about ragqueue."""
 
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 

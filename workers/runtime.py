@@ -1,7 +1,7 @@
 """Per-process resources of a worker: Redis client, embedding model, answerer, open collection stores.
 
 Created lazily on first use inside the worker process (and warmed by `worker_process_init`), never at
-import time: the local embedding engine is not fork-safe (STYLE.md pitfalls).
+import time: the local embedding engine is not fork-safe.
 """
 
 from __future__ import annotations
