@@ -8,9 +8,11 @@ C-locale database would drop CJK characters); questions become a tsquery literal
 Deliberate choices:
 - Values are always bound parameters; only identifiers (a collection's table, made from its numeric id)
   are composed, with psycopg's `sql.Identifier`.
-- Hybrid retrieval is one statement: both candidate lists, their ranks and the RRF fusion are CTEs, so a
-  question costs one round trip.
-- The keyword side ranks with `ts_rank` normalised by document length (flag 1); RRF uses only ranks.
+- Hybrid retrieval is one statement: both candidate lists, their ranks and the weighted RRF fusion are CTEs.
+  It follows one small read of the question terms' chunk counts (the `terms_<id>` table), which picks the
+  terms to search and their idf (shared/store/keywords.py `plan_terms`).
+- `ts_rank` has no idf, so the keyword score is, per searched term, its idf times `ts_rank` for that term
+  alone (normalised by chunk length, flag 1), summed.
 - `plan_cache_mode = force_custom_plan`: psycopg prepares repeated statements, and a generic plan could
   stop the planner from using the HNSW index for `ORDER BY embedding <=> $1 LIMIT $2`.
 """
