@@ -235,18 +235,31 @@ class SQLiteCollection(CollectionStore):
                 self._vectors = VectorCache(int(meta.get("dimension", 0)), generation)
             return self._vectors
 
-    def vector_search(self, query_vector: np.ndarray, top_k: int) -> list[ScoredChunk]:
-        if not self.exists():
-            return []
+    @contextmanager
+    def _reader(self) -> Iterator[sqlite3.Connection | None]:
+        """One connection for a search, or None when the collection does not exist: a search on a missing
+        collection finds nothing, and the existence check shares the search's connection."""
+        if not self.path.exists():
+            yield None
+            return
         with self._connect() as conn:
+            created = conn.execute("SELECT 1 FROM meta WHERE key = 'embed_model'").fetchone() is not None
+            yield conn if created else None
+
+    def vector_search(self, query_vector: np.ndarray, top_k: int) -> list[ScoredChunk]:
+        with self._reader() as conn:
+            if conn is None:
+                return []
             ranked = self._cache(conn).search(conn, query_vector, top_k)
             return _fetch(conn, ranked)
 
     def keyword_search(self, question: str, top_k: int) -> list[ScoredChunk]:
         terms = query_terms(question)
-        if not terms or not self.exists():
+        if not terms:
             return []
-        with self._connect() as conn:
+        with self._reader() as conn:
+            if conn is None:
+                return []
             marks = ",".join("?" * len(terms))
             df = dict(conn.execute(f"SELECT term, df FROM terms WHERE term IN ({marks})", terms).fetchall())
             n = int(conn.execute("SELECT value FROM meta WHERE key = 'chunk_count'").fetchone()[0])
