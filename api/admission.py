@@ -22,9 +22,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api.consumers import ConsumerProbe
 from api.errors import error_json
 from shared import keys
-from shared.metrics_store import REJECTIONS, count
+from shared.jobs.tasks import QUERY_QUEUE
+from shared.ops.metrics_store import REJECTIONS, count
 from shared.settings import Settings
-from shared.tasks import QUERY_QUEUE
 
 GUARDED = {("POST", "/v1/queries"), ("GET", "/stream_chat"), ("POST", "/v1/chat/completions")}
 

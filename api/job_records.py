@@ -11,8 +11,8 @@ from starlette.concurrency import run_in_threadpool
 
 from api.errors import ApiError
 from shared import keys
-from shared.jobs import JobKind, JobRecord, JobState, initial_fields, new_job_id, parse_job
-from shared.log_setup import job_id_var
+from shared.jobs.records import JobKind, JobRecord, JobState, initial_fields, new_job_id, parse_job
+from shared.ops.log_setup import job_id_var
 from shared.settings import Settings
 
 # How many job ids `GET /v1/jobs` can page through; older ids fall out of the index (their records expire anyway).
@@ -21,7 +21,7 @@ JOBS_INDEX_SIZE = 1000
 
 async def create_job(redis: aioredis.Redis, settings: Settings, kind: JobKind, collection: str | None) -> str:
     job_id = new_job_id()
-    job_id_var.set(job_id)  # the rest of this request logs with it (shared/log_setup.py)
+    job_id_var.set(job_id)  # the rest of this request logs with it (shared/ops/log_setup.py)
     key = keys.job_key(job_id)
     async with redis.pipeline(transaction=True) as pipe:
         pipe.hset(key, mapping=cast(Any, initial_fields(job_id, kind, collection)))

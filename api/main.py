@@ -17,7 +17,7 @@ from api.consumers import ConsumerProbe
 from api.errors import install_error_handlers
 from api.pubsub_hub import PubSubHub
 from api.routes import collections, documents, health, jobs, metrics, openai_compat, queries, seed, web
-from shared.log_setup import configure_api_logging
+from shared.ops.log_setup import configure_api_logging
 from shared.settings import get_settings
 from shared.store import StoreUnavailableError, open_store
 

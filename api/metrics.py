@@ -2,7 +2,7 @@
 
 Gauges are measured at scrape time (jobs by kind and state among the recent ones kept, questions open, queue
 depth and consumers per queue, streams open); counters and histograms are what API processes and workers
-added to Redis (shared/metrics_store.py). prometheus-client formats them: a fresh registry per scrape holds
+added to Redis (shared/ops/metrics_store.py). prometheus-client formats them: a fresh registry per scrape holds
 one collector over the snapshot, so nothing is kept in process memory and no multiprocess directory is needed.
 """
 
@@ -19,8 +19,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from api.consumers import ConsumerProbe
-from shared import keys, metrics_store
-from shared.tasks import INDEX_QUEUE, QUERY_QUEUE
+from shared import keys
+from shared.jobs.tasks import INDEX_QUEUE, QUERY_QUEUE
+from shared.ops import metrics_store
 
 QUEUES = (INDEX_QUEUE, QUERY_QUEUE)
 

@@ -13,12 +13,12 @@ from api.job_records import create_job, dispatch
 from api.pubsub_hub import PubSubHub
 from api.relay import relay_events, subscribe
 from api.stores import check_embedding_model, existing_store
-from shared.events import StreamEvent
-from shared.jobs import JobKind
+from shared.jobs.records import JobKind
+from shared.jobs.tasks import QUERY_QUEUE, QUERY_TASK
 from shared.settings import Settings
 from shared.store import Store, valid_collection_name
 from shared.store.retrieval import DEFAULT_MODE, RetrievalMode
-from shared.tasks import QUERY_QUEUE, QUERY_TASK
+from shared.streams.events import StreamEvent
 
 
 async def check_query(settings: Settings, store: Store, collection: str, question: str) -> str:

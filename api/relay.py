@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from api.pubsub_hub import PubSubHub, Subscription
 from api.stream_control import end_if_still_queued, reap_if_dead
 from shared import keys
-from shared.events import REPLAY_FIELD, StreamEvent
+from shared.streams.events import REPLAY_FIELD, StreamEvent
 
 
 async def subscribe(hub: PubSubHub, job_id: str) -> Subscription:

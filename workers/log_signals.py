@@ -7,9 +7,9 @@ from typing import Any
 
 from celery.signals import after_setup_logger, after_setup_task_logger, task_postrun, task_prerun
 
-from shared.log_setup import install, job_id_var
+from shared.jobs.tasks import INDEX_BATCH_TASK
+from shared.ops.log_setup import install, job_id_var
 from shared.settings import get_settings
-from shared.tasks import INDEX_BATCH_TASK
 
 log = logging.getLogger("ragqueue.jobs")
 

@@ -24,7 +24,7 @@ from redis.exceptions import LockError
 
 from api.stream_control import end_if_still_queued, reap_if_dead
 from shared import keys
-from shared.jobs import FINAL_STATES, JobState
+from shared.jobs.records import FINAL_STATES, JobState
 from shared.settings import Settings
 from workers.index_reaper import requeue_orphaned_batches
 

@@ -129,7 +129,7 @@ def warm_up() -> None:
     """Load the models, readers and tokenizer now, so the first task does not pay for them (~0.5 s)."""
     from llama_index.core.node_parser import SentenceSplitter
 
-    from shared.index_items import path_item
+    from shared.ingest.items import path_item
     from shared.store.keywords import tokenize
     from workers.indexing import load_and_split
 

@@ -11,10 +11,10 @@ from api.idempotency import IdempotencyKeyDep, idempotent, request_fingerprint
 from api.job_records import create_job, dispatch
 from api.schemas import CollectionName, IndexJobRequest, JobAccepted
 from api.stores import check_can_add, existing_store
-from shared.importing import ImportPathError, resolve_import_path
-from shared.jobs import JobKind
+from shared.ingest.import_paths import ImportPathError, resolve_import_path
+from shared.jobs.records import JobKind
+from shared.jobs.tasks import INDEX_QUEUE, INDEX_TASK
 from shared.store import CollectionInfo, Store
-from shared.tasks import INDEX_QUEUE, INDEX_TASK
 
 router = APIRouter(prefix="/v1/collections", tags=["collections"])
 

@@ -16,13 +16,13 @@ from api.job_records import create_job, dispatch
 from api.routes.collections import CollectionPath
 from api.schemas import CollectionName
 from api.stores import check_can_add, existing_store
-from shared.index_items import upload_item
-from shared.jobs import JobKind
+from shared.ingest.items import upload_item
+from shared.ingest.uploads import StoredUpload, UploadRejected, clean_filename, store_upload
+from shared.jobs.records import JobKind
+from shared.jobs.tasks import INDEX_QUEUE, INDEX_TASK
 from shared.settings import Settings
 from shared.store import DocumentInfo
 from shared.store.blobs import BlobStore
-from shared.tasks import INDEX_QUEUE, INDEX_TASK
-from shared.uploads import StoredUpload, UploadRejected, clean_filename, store_upload
 
 router = APIRouter(prefix="/v1/collections", tags=["documents"])
 

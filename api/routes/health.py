@@ -18,9 +18,9 @@ from starlette.concurrency import run_in_threadpool
 from api.consumers import ConsumerProbe, queue_depths
 from api.deps import RedisDep, SettingsDep, StoreDep
 from api.errors import ErrorBody
+from shared.jobs.tasks import INDEX_QUEUE, QUERY_QUEUE
 from shared.settings import Settings
 from shared.store import Store
-from shared.tasks import INDEX_QUEUE, QUERY_QUEUE
 
 router = APIRouter(tags=["health"])
 

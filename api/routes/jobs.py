@@ -16,8 +16,8 @@ from api.job_records import load_job, recent_jobs
 from api.pubsub_hub import PubSubHub
 from api.sse import STREAM_HEADERS
 from shared import keys
-from shared.events import JobEventName
-from shared.jobs import FINAL_STATES, JobKind, JobRecord, JobState
+from shared.jobs.records import FINAL_STATES, JobKind, JobRecord, JobState
+from shared.streams.events import JobEventName
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 

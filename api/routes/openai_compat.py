@@ -34,7 +34,7 @@ from api.openai_schemas import (
 from api.query_jobs import QuerySpec, check_query, submit_and_subscribe
 from api.routes.collections import list_collection_infos
 from api.sse import STREAM_HEADERS
-from shared.events import EventName, StreamEvent
+from shared.streams.events import EventName, StreamEvent
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 

@@ -20,8 +20,8 @@ from api.schemas import QueryAccepted, QueryRequest
 from api.sse import event_source_response
 from api.stream_control import end_stream, finish_job
 from shared import keys
-from shared.events import CANCELLED_MESSAGE, ErrorCode
-from shared.jobs import FINAL_STATES, JobError, JobKind, JobState
+from shared.jobs.records import FINAL_STATES, JobError, JobKind, JobState
+from shared.streams.events import CANCELLED_MESSAGE, ErrorCode
 
 router = APIRouter(prefix="/v1/queries", tags=["queries"])
 

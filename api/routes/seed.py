@@ -21,9 +21,9 @@ from api.query_jobs import QuerySpec, check_query, submit_and_subscribe
 from api.relay import relay_events
 from api.resume import already_ended, job_event_id, parse_job_event_id
 from api.sse import STREAM_HEADERS, event_source_response, wants_event_stream
-from shared.events import EventName, StreamEvent
-from shared.jobs import JobKind
+from shared.jobs.records import JobKind
 from shared.store.retrieval import DEFAULT_MODE, RetrievalMode
+from shared.streams.events import EventName, StreamEvent
 
 router = APIRouter(tags=["seed"])
 

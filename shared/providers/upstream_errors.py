@@ -12,8 +12,8 @@ from zhipuai.core._errors import (
     ZhipuAIError,
 )
 
-from shared.events import ErrorCode
 from shared.store import EmbeddingMismatchError
+from shared.streams.events import ErrorCode
 
 
 class UpstreamStreamError(Exception):

@@ -22,7 +22,7 @@ import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
 
-from shared.text_normalize import normalize_text
+from shared.ingest.text_normalize import normalize_text
 
 # Postings a keyword search may read (see `plan_terms`); KEYWORD_POSTINGS_BUDGET overrides it.
 DEFAULT_POSTINGS_BUDGET = 20_000

@@ -11,7 +11,7 @@ import pytest
 import redis
 from celery import Celery
 
-from shared.tasks import INDEX_BATCH_TASK, INDEX_QUEUE
+from shared.jobs.tasks import INDEX_BATCH_TASK, INDEX_QUEUE
 from tests.conftest import client_for, stack_env
 from tests.fakes.zhipu_server import ZhipuFakeServer
 from tests.support.jobs import wait_for_job

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from shared.events import REPLAY_FIELD, StreamEvent
+from shared.streams.events import REPLAY_FIELD, StreamEvent
 from tests.conftest import client_for, copy_sample_docs, stack_env
 from tests.fakes.zhipu_server import ZhipuFakeServer
 from tests.support.jobs import index_and_wait, wait_for_job

@@ -12,9 +12,9 @@ import pytest
 import redis
 from celery import Celery
 
-from shared.event_log import TERMINAL_FIELD
-from shared.events import REPLAY_FIELD, EventName, StreamEvent
-from shared.tasks import QUERY_QUEUE, QUERY_TASK
+from shared.jobs.tasks import QUERY_QUEUE, QUERY_TASK
+from shared.streams.events import REPLAY_FIELD, EventName, StreamEvent
+from shared.streams.replay_log import TERMINAL_FIELD
 from tests.conftest import client_for, copy_sample_docs, stack_env
 from tests.fakes.zhipu_server import ZhipuFakeServer
 from tests.support.jobs import index_and_wait, wait_for_job

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
+from shared.jobs.tasks import INDEX_QUEUE, MAINTENANCE_QUEUE, QUERY_QUEUE
 from shared.settings import Settings
-from shared.tasks import INDEX_QUEUE, MAINTENANCE_QUEUE, QUERY_QUEUE
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

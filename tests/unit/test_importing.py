@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.importing import ImportPathError, expand_files, resolve_import_path
+from shared.ingest.import_paths import ImportPathError, expand_files, resolve_import_path
 from shared.settings import Settings
 
 

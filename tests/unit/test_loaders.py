@@ -9,9 +9,9 @@ import pytest
 from llama_index.core.node_parser import SentenceSplitter
 from pypdf import PdfReader, PdfWriter
 
-from shared.importing import SUPPORTED_SUFFIXES
-from shared.index_items import IndexItem
-from shared.text_decoding import UndecodableText
+from shared.ingest.import_paths import SUPPORTED_SUFFIXES
+from shared.ingest.items import IndexItem
+from shared.ingest.text_decoding import UndecodableText
 from tests.support.documents import docx_document, pdf_pages, pdf_without_text
 from workers.indexing import load_and_split
 from workers.loaders import LOADERS, Section, UnreadableDocument, load_sections

@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 
-from shared.log_setup import REDACTED, RedactingFormatter, job_id_var, secrets_of
+from shared.ops.log_setup import REDACTED, RedactingFormatter, job_id_var, secrets_of
 from shared.settings import Settings
 
 SETTINGS = Settings(  # type: ignore[call-arg]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.text_decoding import TextDecoder, UndecodableText, declared_charset, decode_bytes, detect_encoding
-from shared.uploads import UploadRejected, store_upload
+from shared.ingest.text_decoding import TextDecoder, UndecodableText, declared_charset, decode_bytes, detect_encoding
+from shared.ingest.uploads import UploadRejected, store_upload
 
 TEXT = "页面置换：内存已满时换出一页（FIFO、LRU）。扩展汉字𠀀。"
 HTML = f'<html><head><meta charset="gbk"><title>页面</title></head><body><p>{TEXT}</p></body></html>'

@@ -1,4 +1,4 @@
-from shared.text_normalize import normalize_text
+from shared.ingest.text_normalize import normalize_text
 
 
 def test_kangxi_and_supplement_radicals_become_ordinary_characters() -> None:

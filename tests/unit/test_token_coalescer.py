@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.token_coalescer import TokenCoalescer
+from shared.streams.coalescer import TokenCoalescer
 
 
 def test_the_first_piece_goes_out_at_once_then_one_event_per_window() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bs4 import BeautifulSoup, NavigableString, Tag
 
-from shared.text_decoding import decode_bytes
+from shared.ingest.text_decoding import decode_bytes
 from workers.loaders.sections import HeadingSections, Section
 
 _HIDDEN = {"head", "title", "script", "style", "noscript", "template", "svg", "canvas", "iframe", "object", "nav"}

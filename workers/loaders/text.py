@@ -6,7 +6,7 @@ from pathlib import Path
 
 from markdown_it import MarkdownIt
 
-from shared.text_decoding import decode_bytes
+from shared.ingest.text_decoding import decode_bytes
 from workers.loaders.sections import HeadingSections, Section
 
 

@@ -3,7 +3,7 @@
 The coordinator turns the request into one item per document and splits them into batches of
 INDEX_BATCH_FILES, so several index workers share one job and no task holds more than a batch of
 documents in memory. Each batch loads, normalises, splits, embeds and stores its documents and reports
-progress into the job's shared record (shared/index_progress.py); the batch that finishes last
+progress into the job's shared record (shared/jobs/index_progress.py); the batch that finishes last
 finalises the job. Every step is idempotent: a redelivered task leaves one copy of each chunk.
 """
 
@@ -16,15 +16,15 @@ from celery import Task
 from llama_index.core.node_parser import SentenceSplitter
 
 from shared import keys
-from shared.events import ErrorCode
-from shared.heartbeat import Heartbeat
-from shared.importing import ImportPathError, expand_files, resolve_import_path
-from shared.index_items import IndexItem, path_item
-from shared.index_progress import DocStatus, IndexProgress, document_statuses, queue_documents
-from shared.job_store import JobStore
-from shared.jobs import JobError, JobState
+from shared.ingest.import_paths import ImportPathError, expand_files, resolve_import_path
+from shared.ingest.items import IndexItem, path_item
+from shared.jobs.heartbeat import Heartbeat
+from shared.jobs.index_progress import DocStatus, IndexProgress, document_statuses, queue_documents
+from shared.jobs.record_writer import JobStore
+from shared.jobs.records import JobError, JobState
+from shared.jobs.tasks import INDEX_BATCH_TASK, INDEX_QUEUE, INDEX_TASK
 from shared.store import EmbeddingMismatchError
-from shared.tasks import INDEX_BATCH_TASK, INDEX_QUEUE, INDEX_TASK
+from shared.streams.events import ErrorCode
 from workers.celery_app import app
 from workers.indexing import SplitDocument, embed_chunks, load_and_split
 from workers.runtime import Runtime, get_runtime

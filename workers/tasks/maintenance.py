@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict
 
+from shared.jobs.tasks import REAP_TASK
 from shared.settings import get_settings
-from shared.tasks import REAP_TASK
 from workers.celery_app import app
 from workers.reaper import run_reaper
 

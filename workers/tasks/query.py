@@ -12,16 +12,16 @@ import numpy as np
 from celery import Task
 
 from shared import keys
-from shared.event_publisher import EventPublisher, StreamClosed
-from shared.events import CANCELLED_MESSAGE, ErrorCode, EventName
-from shared.heartbeat import Heartbeat
-from shared.job_store import JobStore
-from shared.jobs import JobError, JobState
-from shared.metrics_store import record_answer
+from shared.jobs.heartbeat import Heartbeat
+from shared.jobs.record_writer import JobStore
+from shared.jobs.records import JobError, JobState
+from shared.jobs.tasks import QUERY_TASK
+from shared.ops.metrics_store import record_answer
 from shared.providers.upstream_errors import classify_upstream_error
 from shared.store import EmbeddingMismatchError, ScoredChunk
 from shared.store.retrieval import DEFAULT_MODE, RetrievalMode
-from shared.tasks import QUERY_TASK
+from shared.streams.events import CANCELLED_MESSAGE, ErrorCode, EventName
+from shared.streams.publisher import EventPublisher, StreamClosed
 from workers.celery_app import app
 from workers.generation import Generated, condense, generate, generate_async, is_async
 from workers.runtime import Runtime, get_runtime

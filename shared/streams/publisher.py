@@ -8,8 +8,8 @@ import redis
 import redis.asyncio as aioredis
 
 from shared import keys
-from shared.event_log import APPEND_SCRIPT, CANCELLED, STREAM_ENDED, append_call
-from shared.events import EventName
+from shared.streams.events import EventName
+from shared.streams.replay_log import APPEND_SCRIPT, CANCELLED, STREAM_ENDED, append_call
 
 
 class StreamClosed(Exception):
@@ -21,7 +21,7 @@ class StreamClosed(Exception):
 
 
 class EventPublisher:
-    """Publishes one query job's events; Redis assigns the sequence numbers (see shared/event_log.py)."""
+    """Publishes one query job's events; Redis assigns the sequence numbers (see shared/streams/replay_log.py)."""
 
     def __init__(self, client: redis.Redis, job_id: str, replay_ttl_s: int) -> None:
         self.client = client

@@ -14,7 +14,7 @@ import json
 from typing import Any
 
 from shared import keys
-from shared.events import REPLAY_FIELD, TERMINAL_EVENTS, EventName
+from shared.streams.events import REPLAY_FIELD, TERMINAL_EVENTS, EventName
 
 # Return values of the script besides a positive seq.
 STREAM_ENDED = 0

@@ -15,7 +15,8 @@ from typing import Any, cast
 
 import redis
 
-from shared import keys, metrics_store
+from shared import keys
+from shared.ops import metrics_store
 
 PROGRESS_SCRIPT = """
 redis.call('HSET', KEYS[2], ARGV[1] .. ':planned', ARGV[2], ARGV[1] .. ':done', ARGV[3], ARGV[1] .. ':docs', ARGV[7])

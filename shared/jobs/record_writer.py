@@ -9,7 +9,7 @@ from typing import Any, cast
 import redis
 
 from shared import keys
-from shared.jobs import FINAL_STATES, JobError, JobState
+from shared.jobs.records import FINAL_STATES, JobError, JobState
 
 
 class JobStore:

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from shared.importing import SUPPORTED_SUFFIXES
-from shared.text_decoding import TextDecoder, UndecodableText
+from shared.ingest.import_paths import SUPPORTED_SUFFIXES
+from shared.ingest.text_decoding import TextDecoder, UndecodableText
 
 HTML_SUFFIXES = (".html", ".htm")
 TEXT_SUFFIXES = (".txt", ".md", ".markdown", *HTML_SUFFIXES)
