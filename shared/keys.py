@@ -80,6 +80,11 @@ def reaper_lock_key() -> str:
     return f"{PREFIX}:reaper:lock"
 
 
+def uploads_sweep_key() -> str:
+    """Set (with UPLOAD_GC_INTERVAL_S to live) by the reaper run that sweeps unreferenced uploads."""
+    return f"{PREFIX}:reaper:uploads-swept"
+
+
 def metric_counters_key() -> str:
     """Hash of counters shared by every process (`name|label=value,...` -> count), read by `/metrics`."""
     return f"{PREFIX}:metrics:counters"

@@ -112,6 +112,14 @@ class Settings(BaseSettings):
     # The reaper (Celery beat sends it to the `maintenance` queue this often; one run at a time via a Redis lock)
     # ends queries whose worker died and queries left queued past QUEUE_TIMEOUT_S, with or without a listener.
     REAPER_INTERVAL_S: float = Field(default=5.0, gt=0)
+    # Uploads no document of any collection refers to are deleted once older than UPLOAD_GC_GRACE_S (so a file
+    # whose index job has not run yet is kept), by the reaper at most every UPLOAD_GC_INTERVAL_S (issue 11).
+    UPLOAD_GC_GRACE_S: float = Field(default=24 * 3600.0, ge=0)
+    UPLOAD_GC_INTERVAL_S: float = Field(default=3600.0, gt=0)
+
+    # A `/stream_chat` or streaming `/v1/chat/completions` answer whose client left is cancelled upstream when no
+    # client is back on its stream within this many seconds (an EventSource reconnect resumes it); issue 11.
+    STREAM_ABANDON_GRACE_S: float = Field(default=10.0, ge=0)
 
     # Log lines as JSON objects (with the job id) instead of text; secrets are redacted either way.
     LOG_JSON: bool = False

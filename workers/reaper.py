@@ -4,10 +4,10 @@ The relay's watchdog acts only while a client reads the stream; this runs on a s
 `ragqueue.reap` to the `maintenance` queue every REAPER_INTERVAL_S) and looks at every query job still
 counted as open (the admission set, shared/keys.py): a `running` one whose heartbeat stopped ends with
 `error` `worker_lost`, a `queued` one older than QUEUE_TIMEOUT_S with `queue_timeout`, and entries whose job
-already ended or expired are dropped. It ends streams with the watchdog's own code (api/stream_control.py),
+already ended or expired are dropped. It ends streams with the watchdog's own code (shared/streams/watchdog.py),
 whose append script refuses a second ending, so racing the relay or a redelivered task is safe. Index batches
 whose worker died are requeued (workers/index_reaper.py). A Redis lock keeps one run at a time however many
-beats, workers or replicas there are.
+beats, workers or replicas there are. Uploads no document refers to are swept too (`sweep_uploads_if_due`).
 """
 
 from __future__ import annotations
@@ -20,12 +20,14 @@ from typing import cast
 
 import redis.asyncio as aioredis
 from celery import Celery
+from redis import Redis
 from redis.exceptions import LockError
 
-from api.stream_control import end_if_still_queued, reap_if_dead
 from shared import keys
 from shared.jobs.records import FINAL_STATES, JobState
 from shared.settings import Settings
+from shared.store import Store
+from shared.streams.watchdog import end_if_still_queued, reap_if_dead
 from workers.index_reaper import requeue_orphaned_batches
 
 
@@ -67,6 +69,14 @@ async def _reap(redis: aioredis.Redis, settings: Settings) -> ReapReport:
         elif state == JobState.QUEUED and waited > settings.QUEUE_TIMEOUT_S:
             report.queue_timeout += await end_if_still_queued(redis, job_id, waited, settings.REPLAY_TTL_S)
     return report
+
+
+def sweep_uploads_if_due(redis: Redis, store: Store, settings: Settings) -> int:
+    """Delete uploads no document refers to, past UPLOAD_GC_GRACE_S, at most once per UPLOAD_GC_INTERVAL_S
+    (across every worker); how many went. Listing every collection's hashes is not free, hence the interval."""
+    if not redis.set(keys.uploads_sweep_key(), "1", nx=True, px=int(settings.UPLOAD_GC_INTERVAL_S * 1000)):
+        return 0
+    return len(store.collect_uploads(settings.UPLOAD_GC_GRACE_S))
 
 
 def run_reaper(settings: Settings, celery: Celery | None = None) -> ReapReport:

@@ -13,8 +13,8 @@ from api.schemas import CollectionName, IndexJobRequest, JobAccepted
 from api.stores import check_can_add, existing_store
 from shared.ingest.import_paths import ImportPathError, resolve_import_path
 from shared.jobs.records import JobKind
-from shared.jobs.tasks import INDEX_QUEUE, INDEX_TASK
-from shared.store import CollectionInfo, Store
+from shared.jobs.tasks import IndexTask
+from shared.store import CollectionInfo, CollectionStore, Store
 
 router = APIRouter(prefix="/v1/collections", tags=["collections"])
 
@@ -41,10 +41,20 @@ async def list_collections(store: StoreDep) -> list[CollectionInfo]:
 @router.delete(
     "/{collection}", responses={404: {"model": ErrorResponse}}, summary="Delete a collection with all its documents"
 )
-async def delete_collection(store: StoreDep, collection: CollectionName = CollectionPath) -> dict[str, str]:
+async def delete_collection(
+    store: StoreDep, settings: SettingsDep, collection: CollectionName = CollectionPath
+) -> dict[str, str]:
     found = await existing_store(store, collection)
-    await run_in_threadpool(found.drop)
+    await run_in_threadpool(_drop_with_uploads, store, found, settings.UPLOAD_GC_GRACE_S)
     return {"deleted": collection}
+
+
+def _drop_with_uploads(store: Store, found: CollectionStore, grace_s: float) -> None:
+    """Drop the collection, then its uploads no other collection refers to (those past the grace period now,
+    the rest by the reaper's sweep: docs/operations.md)."""
+    hashes = found.sha256s()
+    found.drop()
+    store.collect_uploads(grace_s, among=hashes)
 
 
 @router.get("/{collection}", response_model=CollectionInfo, responses={404: {"model": ErrorResponse}})
@@ -84,7 +94,7 @@ async def create_index_job(
                 raise ApiError(status, exc.code, exc.message) from exc
         await check_can_add(settings, store, collection)
         job_id = await create_job(redis, settings, JobKind.INDEX, collection)
-        await dispatch(celery, INDEX_TASK, INDEX_QUEUE, job_id, [job_id, collection, {"paths": body.paths}])
+        await dispatch(celery, IndexTask(job_id=job_id, collection=collection, paths=body.paths))
         return JobAccepted(job_id=job_id, status_url=f"/v1/jobs/{job_id}")
 
     fingerprint = request_fingerprint({"collection": collection, "body": body.model_dump(mode="json")})

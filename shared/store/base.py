@@ -6,13 +6,15 @@ are interchangeable (chosen by VECTOR_STORE_URL) and one contract test suite run
 
 from __future__ import annotations
 
+import contextlib
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 
 import numpy as np
 
-from shared.store.blobs import BlobStore
+from shared.store.blobs import BlobStore, blob_sha256
 from shared.store.fusion import reciprocal_rank_fusion
 from shared.store.records import ChunkRecord, CollectionInfo, DocumentInfo, EmbeddingMismatchError, ScoredChunk
 from shared.store.retrieval import (
@@ -60,6 +62,10 @@ class CollectionStore(ABC):
 
     @abstractmethod
     def document_sha256(self, doc_id: str) -> str | None: ...
+
+    @abstractmethod
+    def sha256s(self) -> set[str]:
+        """The content hashes of the collection's documents (an upload's blob key starts with its hash)."""
 
     @abstractmethod
     def drop(self) -> None:
@@ -130,3 +136,29 @@ class Store(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release the store's connections."""
+
+    def referenced_sha256s(self) -> set[str]:
+        """The content hashes of every document of every collection."""
+        found: set[str] = set()
+        for name in self.collection_names():
+            with contextlib.suppress(LookupError):  # dropped since it was listed
+                found |= self.collection(name).sha256s()
+        return found
+
+    def collect_uploads(self, grace_s: float, among: Collection[str] | None = None) -> list[str]:
+        """Delete the uploads no document refers to that were last uploaded over `grace_s` ago; their keys.
+
+        The grace period keeps a file whose index job has not stored its document yet. `among` limits the
+        sweep to those sha256s (a dropped collection's). Content-addressed: a blob another collection's
+        document refers to stays.
+        """
+        candidates = self.blobs.keys_stored_before(time.time() - grace_s)
+        if among is not None:
+            candidates = [k for k in candidates if blob_sha256(k) in among]
+        if not candidates:
+            return []
+        referenced = self.referenced_sha256s()
+        collected = [k for k in candidates if blob_sha256(k) not in referenced]
+        for key in collected:
+            self.blobs.delete(key)
+        return collected

@@ -8,6 +8,7 @@ its own DATA_DIR/uploads on first use; the local copy is only a cache.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from abc import ABC, abstractmethod
@@ -16,6 +17,11 @@ from pathlib import Path
 
 def blob_key(sha256: str, suffix: str) -> str:
     return f"{sha256}{suffix}"
+
+
+def blob_sha256(key: str) -> str:
+    """The sha256 a blob key starts with (the content's, and its documents' `sha256`)."""
+    return key[:64]
 
 
 def blob_path(root: Path, key: str) -> Path:
@@ -41,6 +47,17 @@ class BlobStore(ABC):
     def local_path(self, key: str) -> Path:
         """A local file holding the blob, fetched first if this machine does not have it."""
 
+    @abstractmethod
+    def keys_stored_before(self, when: float) -> list[str]:
+        """Keys of the blobs last put before `when` (a Unix time); a put of the same bytes again renews it."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove the blob (and this machine's copy); nothing happens if it is already gone."""
+
+    def _delete_local(self, key: str) -> None:
+        blob_path(self.local_root, key).unlink(missing_ok=True)
+
 
 class FileBlobStore(BlobStore):
     """Blobs are the files under DATA_DIR/uploads; nothing more to do."""
@@ -54,6 +71,18 @@ class FileBlobStore(BlobStore):
         if not path.exists():
             raise BlobNotFoundError(f"uploaded file {key} is missing from {self.local_root}")
         return path
+
+    def keys_stored_before(self, when: float) -> list[str]:
+        # The upload writes each file anew (os.replace), so its mtime is when it was last uploaded.
+        found = []
+        for path in self.local_root.glob("??/*"):
+            with contextlib.suppress(FileNotFoundError):
+                if path == blob_path(self.local_root, path.name) and path.stat().st_mtime < when:
+                    found.append(path.name)
+        return sorted(found)
+
+    def delete(self, key: str) -> None:
+        self._delete_local(key)
 
 
 def write_atomically(target: Path, data: bytes) -> None:

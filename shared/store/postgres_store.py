@@ -302,6 +302,15 @@ class PostgresCollection(CollectionStore):
             ).fetchone()
         return row[0] if row else None
 
+    def sha256s(self) -> set[str]:
+        with self._conn() as conn:
+            rows = conn.execute(
+                "SELECT DISTINCT d.sha256 FROM documents d JOIN collections c ON c.id = d.collection_id "
+                "WHERE c.name = %s",
+                (self.name,),
+            ).fetchall()
+        return {r[0] for r in rows}
+
     def drop(self) -> None:
         with self._conn() as conn, conn.transaction():
             collection_id = self._id(conn)
@@ -419,9 +428,24 @@ class PostgresBlobStore(BlobStore):
         data = path.read_bytes()
         with self._pool.connection() as conn:
             conn.execute(
-                "INSERT INTO uploads (key, bytes, data) VALUES (%s, %s, %s) ON CONFLICT (key) DO NOTHING",
+                # Content-addressed: the same key holds the same bytes; a new upload only renews its time, which
+                # the upload collection's grace period counts from (Store.collect_uploads).
+                "INSERT INTO uploads (key, bytes, data) VALUES (%s, %s, %s) "
+                "ON CONFLICT (key) DO UPDATE SET created_at = now()",
                 (key, len(data), data),
             )
+
+    def keys_stored_before(self, when: float) -> list[str]:
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT key FROM uploads WHERE created_at < to_timestamp(%s) ORDER BY key", (when,)
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def delete(self, key: str) -> None:
+        with self._pool.connection() as conn:
+            conn.execute("DELETE FROM uploads WHERE key = %s", (key,))
+        self._delete_local(key)
 
     def local_path(self, key: str) -> Path:
         path = blob_path(self.local_root, key)

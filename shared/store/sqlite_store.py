@@ -208,6 +208,10 @@ class SQLiteCollection(CollectionStore):
             row = conn.execute("SELECT sha256 FROM documents WHERE id = ?", (doc_id,)).fetchone()
         return row[0] if row else None
 
+    def sha256s(self) -> set[str]:
+        with self._connect() as conn:
+            return {r[0] for r in conn.execute("SELECT DISTINCT sha256 FROM documents")}
+
     def document_chunks(self, doc_id: str) -> tuple[list[ChunkRecord], np.ndarray]:
         """A document's chunks in order, with their stored vectors (to copy them without embedding again)."""
         with self._connect() as conn:

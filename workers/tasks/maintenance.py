@@ -8,15 +8,21 @@ from dataclasses import asdict
 from shared.jobs.tasks import REAP_TASK
 from shared.settings import get_settings
 from workers.celery_app import app
-from workers.reaper import run_reaper
+from workers.reaper import run_reaper, sweep_uploads_if_due
+from workers.runtime import get_runtime
 
 log = logging.getLogger(__name__)
 
 
 @app.task(name=REAP_TASK)
 def reap() -> dict[str, int | bool]:
-    """End dead and timed-out query jobs, requeue orphaned index batches; any live worker runs it."""
-    report = run_reaper(get_settings(), app)
+    """End dead and timed-out query jobs, requeue orphaned index batches, sweep unreferenced uploads (when due)."""
+    settings = get_settings()
+    report = run_reaper(settings, app)
+    rt = get_runtime()
+    uploads = sweep_uploads_if_due(rt.redis, rt.stores, settings)
+    if uploads:
+        log.info("reaper deleted %d uploads no document refers to", uploads)
     if report.worker_lost or report.queue_timeout or report.requeued_batches:
         log.info(
             "reaper ended %d worker_lost and %d queue_timeout query jobs, requeued %d index batches",
@@ -24,4 +30,4 @@ def reap() -> dict[str, int | bool]:
             report.queue_timeout,
             report.requeued_batches,
         )
-    return asdict(report)
+    return {**asdict(report), "uploads_deleted": uploads}
