@@ -11,7 +11,9 @@ from starlette.concurrency import run_in_threadpool
 
 from api.errors import ApiError
 from shared import keys
+from shared.jobs.dispatch import send
 from shared.jobs.records import JobKind, JobRecord, JobState, initial_fields, new_job_id, parse_job
+from shared.jobs.tasks import TaskRequest
 from shared.ops.log_setup import job_id_var
 from shared.settings import Settings
 
@@ -34,10 +36,10 @@ async def create_job(redis: aioredis.Redis, settings: Settings, kind: JobKind, c
     return job_id
 
 
-async def dispatch(celery: Celery, task: str, queue: str, job_id: str, args: list[Any]) -> None:
-    """Send the task with the job id as its Celery task id (so Flower shows the same id)."""
+async def dispatch(celery: Celery, request: TaskRequest) -> None:
+    """Send the job's task with the job id as its Celery task id (so Flower shows the same id)."""
     try:
-        await run_in_threadpool(celery.send_task, task, args=args, queue=queue, task_id=job_id)
+        await run_in_threadpool(send, celery, request, request.job_id)
     except Exception as exc:  # broker unreachable: the job cannot run
         raise ApiError(503, "broker_unavailable", f"could not queue the job: {exc}") from exc
 

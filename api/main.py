@@ -17,6 +17,7 @@ from api.consumers import ConsumerProbe
 from api.errors import install_error_handlers
 from api.pubsub_hub import PubSubHub
 from api.routes import collections, documents, health, jobs, metrics, openai_compat, queries, seed, web
+from shared.jobs.dispatch import create_celery
 from shared.ops.log_setup import configure_api_logging
 from shared.settings import get_settings
 from shared.store import StoreUnavailableError, open_store
@@ -24,8 +25,6 @@ from shared.store import StoreUnavailableError, open_store
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    from workers.celery_app import create_app as create_celery
-
     settings = get_settings()
     app.state.settings = settings
     configure_api_logging(settings)  # after uvicorn configured its loggers: redacted, JSON with LOG_JSON
@@ -51,7 +50,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.pubsub_redis = aioredis.Redis(connection_pool=pool(socket_timeout=None))
     app.state.hub = PubSubHub(app.state.pubsub_redis)
     await app.state.hub.start()
-    app.state.celery = create_celery()
+    app.state.celery = create_celery(settings)  # a producer only: api/ never imports workers/
     app.state.consumers = ConsumerProbe(app.state.celery, settings.WORKER_PING_TIMEOUT_S, settings.WORKER_PING_CACHE_S)
     try:
         yield

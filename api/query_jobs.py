@@ -14,7 +14,7 @@ from api.pubsub_hub import PubSubHub
 from api.relay import relay_events, subscribe
 from api.stores import check_embedding_model, existing_store
 from shared.jobs.records import JobKind
-from shared.jobs.tasks import QUERY_QUEUE, QUERY_TASK
+from shared.jobs.tasks import ChatTurn, QueryTask
 from shared.settings import Settings
 from shared.store import Store, valid_collection_name
 from shared.store.retrieval import DEFAULT_MODE, RetrievalMode
@@ -48,13 +48,20 @@ class QuerySpec:
     collection: str
     question: str
     top_k: int | None = None
-    history: list[dict[str, str]] = field(default_factory=list)
+    history: list[ChatTurn] = field(default_factory=list)
     mode: RetrievalMode = DEFAULT_MODE
 
 
 async def _dispatch(celery: Celery, settings: Settings, job_id: str, spec: QuerySpec) -> None:
-    args = [job_id, spec.collection, spec.question, spec.top_k or settings.TOP_K, spec.history, spec.mode]
-    await dispatch(celery, QUERY_TASK, QUERY_QUEUE, job_id, args)
+    task = QueryTask(
+        job_id=job_id,
+        collection=spec.collection,
+        question=spec.question,
+        top_k=spec.top_k or settings.TOP_K,
+        history=spec.history,
+        mode=spec.mode,
+    )
+    await dispatch(celery, task)
 
 
 async def submit_query(redis: aioredis.Redis, celery: Celery, settings: Settings, spec: QuerySpec) -> str:

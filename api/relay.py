@@ -17,9 +17,9 @@ from typing import cast
 import redis.asyncio as aioredis
 
 from api.pubsub_hub import PubSubHub, Subscription
-from api.stream_control import end_if_still_queued, reap_if_dead
 from shared import keys
 from shared.streams.events import REPLAY_FIELD, StreamEvent
+from shared.streams.watchdog import end_if_still_queued, reap_if_dead
 
 
 async def subscribe(hub: PubSubHub, job_id: str) -> Subscription:

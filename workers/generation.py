@@ -21,7 +21,7 @@ from shared.providers.answerers import NO_CONTEXT_ANSWER, Answerer, AsyncAnswere
 from shared.providers.upstream_errors import UpstreamStreamError
 from shared.store import ScoredChunk
 from shared.streams.coalescer import TokenCoalescer
-from shared.streams.events import EventName
+from shared.streams.events import EventName, TokenPayload
 from shared.streams.publisher import AsyncEventPublisher, EventPublisher, StreamClosed
 from workers.runtime import Runtime
 
@@ -93,9 +93,9 @@ def _generate_sync(
             now = time.perf_counter()
             generated.count(now)
             if (text := coalescer.add(piece, now)) is not None:
-                events.publish(EventName.TOKEN, {"text": text})
+                events.publish(EventName.TOKEN, TokenPayload(text=text))
         if (text := coalescer.drain()) is not None:
-            events.publish(EventName.TOKEN, {"text": text})
+            events.publish(EventName.TOKEN, TokenPayload(text=text))
     except StreamClosed:
         # Cancelled or ended elsewhere: stop generating and close the upstream HTTP stream now.
         close = getattr(pieces, "close", None)
@@ -123,7 +123,7 @@ async def _generate_async(pieces: AsyncIterator[str], events: AsyncEventPublishe
                 done, _ = await asyncio.wait({reading}, timeout=max(0.0, deadline - time.perf_counter()))
                 if not done:
                     if (text := coalescer.due(time.perf_counter())) is not None:
-                        await events.publish(EventName.TOKEN, {"text": text})
+                        await events.publish(EventName.TOKEN, TokenPayload(text=text))
                     continue
                 piece_or_none, reading = reading.result(), None
             if piece_or_none is None:
@@ -131,9 +131,9 @@ async def _generate_async(pieces: AsyncIterator[str], events: AsyncEventPublishe
             now = time.perf_counter()
             generated.count(now)
             if (text := coalescer.add(piece_or_none, now)) is not None:
-                await events.publish(EventName.TOKEN, {"text": text})
+                await events.publish(EventName.TOKEN, TokenPayload(text=text))
         if (text := coalescer.drain()) is not None:
-            await events.publish(EventName.TOKEN, {"text": text})
+            await events.publish(EventName.TOKEN, TokenPayload(text=text))
     finally:
         # On cancel, an error or the end: stop reading and close the upstream response (the stream's `async with`).
         if reading is not None:

@@ -19,7 +19,7 @@ from typing import Any
 from celery import Celery
 
 from shared import keys
-from shared.jobs.tasks import INDEX_BATCH_TASK
+from shared.jobs.tasks import INDEX_BATCH_TASK, REQUEST_KWARG, IndexBatchTask
 from shared.settings import Settings
 
 
@@ -32,8 +32,9 @@ def _batch_args(raw: bytes) -> tuple[Any, str, int] | None:
     body = payload["body"]
     if payload.get("properties", {}).get("body_encoding") == "base64":
         body = base64.b64decode(body)
-    args = json.loads(body)[0]
-    return payload, str(args[0]), int(args[2])
+    _args, kwargs, _embed = json.loads(body)
+    task = IndexBatchTask.model_validate(kwargs[REQUEST_KWARG])
+    return payload, task.job_id, task.batch
 
 
 def requeue_orphaned_batches(celery: Celery, settings: Settings) -> int:

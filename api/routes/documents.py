@@ -19,7 +19,7 @@ from api.stores import check_can_add, existing_store
 from shared.ingest.items import upload_item
 from shared.ingest.uploads import StoredUpload, UploadRejected, clean_filename, store_upload
 from shared.jobs.records import JobKind
-from shared.jobs.tasks import INDEX_QUEUE, INDEX_TASK
+from shared.jobs.tasks import IndexTask
 from shared.settings import Settings
 from shared.store import DocumentInfo
 from shared.store.blobs import BlobStore
@@ -120,8 +120,7 @@ async def upload_documents(
     async def submit() -> UploadAccepted:
         items = [upload_item(s.filename, s.path) for s in stored]
         job_id = await create_job(redis, settings, JobKind.INDEX, collection)
-        request_spec = {"items": [item.model_dump() for item in items]}
-        await dispatch(celery, INDEX_TASK, INDEX_QUEUE, job_id, [job_id, collection, request_spec])
+        await dispatch(celery, IndexTask(job_id=job_id, collection=collection, items=items))
         return UploadAccepted(
             job_id=job_id,
             status_url=f"/v1/jobs/{job_id}",

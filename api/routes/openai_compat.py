@@ -34,17 +34,20 @@ from api.openai_schemas import (
 from api.query_jobs import QuerySpec, check_query, submit_and_subscribe
 from api.routes.collections import list_collection_infos
 from api.sse import STREAM_HEADERS
+from shared.jobs.tasks import ChatTurn
 from shared.streams.events import EventName, StreamEvent
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
 
-def _split(request: ChatCompletionRequest) -> tuple[str, list[dict[str, str]]]:
+def _split(request: ChatCompletionRequest) -> tuple[str, list[ChatTurn]]:
     """(question, earlier turns) from the messages; the last one must be the user's."""
     last = request.messages[-1]
     if last.role != "user":
         raise ApiError(422, "invalid_request", "the last message must have role 'user' (it is the question)")
-    history = [{"role": m.role, "content": m.text()} for m in request.messages[:-1] if m.role in ("user", "assistant")]
+    history = [
+        ChatTurn(role=m.role, content=m.text()) for m in request.messages[:-1] if m.role in ("user", "assistant")
+    ]
     return last.text(), history
 
 
@@ -67,12 +70,13 @@ async def _stream_frames(job_id: str, model: str, events: AsyncIterator[StreamEv
             first = _chunk(job_id, created, model, {"role": "assistant", "content": ""}, None, sources=event.data)
             yield ServerSentEvent(data=first)
         elif event.event == EventName.TOKEN:
-            yield ServerSentEvent(data=_chunk(job_id, created, model, {"content": event.data["text"]}, None))
+            yield ServerSentEvent(data=_chunk(job_id, created, model, {"content": event.token().text}, None))
         elif event.event == EventName.DONE:
             yield ServerSentEvent(data=_chunk(job_id, created, model, {}, "stop"))
             yield ServerSentEvent(data="[DONE]")
         elif event.event == EventName.ERROR:
-            error = {"error": {"code": event.data["code"], "message": event.data["message"], "type": "server_error"}}
+            failure = event.error()
+            error = {"error": {"code": failure.code, "message": failure.message, "type": "server_error"}}
             yield ServerSentEvent(data=json.dumps(error, ensure_ascii=False))
 
 
@@ -83,9 +87,10 @@ async def _complete(job_id: str, model: str, events: AsyncIterator[StreamEvent])
         if event.event == EventName.SOURCES:
             sources = event.data
         elif event.event == EventName.TOKEN:
-            pieces.append(event.data["text"])
+            pieces.append(event.token().text)
         elif event.event == EventName.ERROR:
-            return error_json(502, event.data["code"], event.data["message"])
+            failure = event.error()
+            return error_json(502, failure.code, failure.message)
     completion = ChatCompletion(
         id=f"chatcmpl-{job_id}",
         created=int(time.time()),

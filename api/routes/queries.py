@@ -18,10 +18,9 @@ from api.relay import relay_events
 from api.resume import already_ended, parse_seq
 from api.schemas import QueryAccepted, QueryRequest
 from api.sse import event_source_response
-from api.stream_control import end_stream, finish_job
 from shared import keys
-from shared.jobs.records import FINAL_STATES, JobError, JobKind, JobState
-from shared.streams.events import CANCELLED_MESSAGE, ErrorCode
+from shared.jobs.records import FINAL_STATES, JobKind, JobState
+from shared.streams.endings import QueryEnding, end_query_async
 
 router = APIRouter(prefix="/v1/queries", tags=["queries"])
 
@@ -121,8 +120,6 @@ async def cancel_query(job_id: str, settings: SettingsDep, redis: RedisDep, cele
     if job.state == JobState.QUEUED:
         # No worker holds it yet: end it here. A worker that picks it up later finds the stream ended.
         await run_in_threadpool(celery.control.revoke, job_id)
-        message = CANCELLED_MESSAGE.format(job_id=job_id)
-        if await end_stream(redis, job_id, ErrorCode.CANCELLED, message, settings.REPLAY_TTL_S):
-            await finish_job(redis, job_id, JobState.CANCELLED, JobError(code=ErrorCode.CANCELLED, message=message))
+        await end_query_async(redis, job_id, QueryEnding.cancelled(job_id), settings.REPLAY_TTL_S)
         return CancelAccepted(job_id=job_id, state=JobState.CANCELLED)
     return CancelAccepted(job_id=job_id, state=job.state)

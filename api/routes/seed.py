@@ -31,9 +31,10 @@ router = APIRouter(tags=["seed"])
 async def _answer_text(events: AsyncIterator[StreamEvent]) -> AsyncIterator[str]:
     async for event in events:
         if event.event == EventName.TOKEN:
-            yield event.data["text"]
+            yield event.token().text
         elif event.event == EventName.ERROR:
-            yield f"\n[error {event.data['code']}] {event.data['message']}\n"
+            failure = event.error()
+            yield f"\n[error {failure.code}] {failure.message}\n"
 
 
 @router.get("/stream_chat", summary="The seed's endpoint: ask and stream the answer in one call")

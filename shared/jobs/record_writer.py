@@ -1,4 +1,7 @@
-"""Worker side of job records in rag:job:{id}: state changes, progress, result and error."""
+"""Worker side of job records in rag:job:{id}: state changes, progress, and an index job's ending.
+
+A query job's ending is written with its terminal event, in one step, by shared/streams/endings.py.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from typing import Any, cast
 import redis
 
 from shared import keys
-from shared.jobs.records import FINAL_STATES, JobError, JobState
+from shared.jobs.records import JobError, JobField, JobState, final_fields
 
 
 class JobStore:
@@ -21,7 +24,7 @@ class JobStore:
         self.ttl_s = ttl_s
 
     def _write(self, fields: dict[str, str]) -> None:
-        fields["updated_at"] = str(time.time())
+        fields[JobField.UPDATED_AT] = str(time.time())
         key = keys.job_key(self.job_id)
         pipe = self.client.pipeline(transaction=True)
         pipe.hset(key, mapping=cast(Any, fields))
@@ -30,18 +33,11 @@ class JobStore:
         pipe.execute()
 
     def running(self, stage: str | None = None) -> None:
-        self._write({"state": JobState.RUNNING.value, "stage": stage or ""})
+        self._write({JobField.STATE: JobState.RUNNING.value, JobField.STAGE: stage or ""})
 
     def progress(self, done: int, total: int, stage: str) -> None:
-        self._write({"done": str(done), "total": str(total), "stage": stage})
+        self._write({JobField.DONE: str(done), JobField.TOTAL: str(total), JobField.STAGE: stage})
 
     def finish(self, state: JobState, result: dict[str, Any] | None = None, error: JobError | None = None) -> None:
-        if state not in FINAL_STATES:
-            raise ValueError(f"{state} is not a final state")
-        fields = {"state": state.value, "stage": ""}
-        if result is not None:
-            fields["result"] = json.dumps(result, ensure_ascii=False)
-        if error is not None:
-            fields["error"] = error.model_dump_json()
-        self._write(fields)
-        self.client.zrem(keys.open_queries_key(), self.job_id)  # frees its admission slot (api/admission.py)
+        """End an index job (a query job ends through shared/streams/endings.py)."""
+        self._write(final_fields(state, result, error))

@@ -27,6 +27,26 @@ class JobKind(StrEnum):
     QUERY = "query"
 
 
+class JobField(StrEnum):
+    """Fields of the job hash rag:job:{id}. The Lua scripts in shared/jobs/index_progress.py and
+    shared/streams/replay_log.py spell the ones they write the same way."""
+
+    ID = "id"
+    KIND = "kind"
+    STATE = "state"
+    COLLECTION = "collection"
+    DONE = "done"
+    TOTAL = "total"
+    STAGE = "stage"
+    FILES = "files"
+    BATCHES = "batches"
+    DOCUMENTS_DONE = "documents_done"
+    RESULT = "result"
+    ERROR = "error"
+    CREATED_AT = "created_at"
+    UPDATED_AT = "updated_at"
+
+
 class Progress(BaseModel):
     """`done`/`total`: chunks embedded of chunks planned so far (an index job's batches add to `total` as they
     split their files); `documents_done`/`documents_total`: documents finished of all the job's documents."""
@@ -66,35 +86,50 @@ def initial_fields(job_id: str, kind: JobKind, collection: str | None) -> dict[s
     """Hash fields written when a job is accepted, before it is dispatched."""
     now = str(time.time())
     return {
-        "id": job_id,
-        "kind": kind.value,
-        "state": JobState.QUEUED.value,
-        "collection": collection or "",
-        "done": "0",
-        "total": "0",
-        "stage": "",
-        "created_at": now,
-        "updated_at": now,
+        JobField.ID: job_id,
+        JobField.KIND: kind.value,
+        JobField.STATE: JobState.QUEUED.value,
+        JobField.COLLECTION: collection or "",
+        JobField.DONE: "0",
+        JobField.TOTAL: "0",
+        JobField.STAGE: "",
+        JobField.CREATED_AT: now,
+        JobField.UPDATED_AT: now,
     }
+
+
+def final_fields(state: JobState, result: BaseModel | dict[str, Any] | None, error: JobError | None) -> dict[str, str]:
+    """Hash fields written when a job ends (by shared/jobs/record_writer.py or shared/streams/endings.py)."""
+    if state not in FINAL_STATES:
+        raise ValueError(f"{state} is not a final state")
+    fields = {JobField.STATE.value: state.value, JobField.STAGE.value: "", JobField.UPDATED_AT.value: str(time.time())}
+    if isinstance(result, BaseModel):
+        fields[JobField.RESULT] = result.model_dump_json()
+    elif result is not None:
+        fields[JobField.RESULT] = json.dumps(result, ensure_ascii=False)
+    if error is not None:
+        fields[JobField.ERROR] = error.model_dump_json()
+    return fields
 
 
 def parse_job(fields: dict[str, str]) -> JobRecord:
     """Rebuild a JobRecord from the Redis hash (decoded strings)."""
+    f = JobField
     return JobRecord(
-        id=fields["id"],
-        kind=JobKind(fields["kind"]),
-        state=JobState(fields["state"]),
-        collection=fields.get("collection") or None,
+        id=fields[f.ID],
+        kind=JobKind(fields[f.KIND]),
+        state=JobState(fields[f.STATE]),
+        collection=fields.get(f.COLLECTION) or None,
         progress=Progress(
-            done=int(fields.get("done", 0)),
-            total=int(fields.get("total", 0)),
-            stage=fields.get("stage") or None,
-            documents_done=int(fields["documents_done"]) if fields.get("documents_done") else None,
-            documents_total=int(fields["files"]) if fields.get("files") else None,
+            done=int(fields.get(f.DONE, 0)),
+            total=int(fields.get(f.TOTAL, 0)),
+            stage=fields.get(f.STAGE) or None,
+            documents_done=int(fields[f.DOCUMENTS_DONE]) if fields.get(f.DOCUMENTS_DONE) else None,
+            documents_total=int(fields[f.FILES]) if fields.get(f.FILES) else None,
         ),
-        files=int(fields["files"]) if fields.get("files") else None,
-        result=json.loads(fields["result"]) if fields.get("result") else None,
-        error=JobError.model_validate_json(fields["error"]) if fields.get("error") else None,
-        created_at=float(fields["created_at"]),
-        updated_at=float(fields.get("updated_at", fields["created_at"])),
+        files=int(fields[f.FILES]) if fields.get(f.FILES) else None,
+        result=json.loads(fields[f.RESULT]) if fields.get(f.RESULT) else None,
+        error=JobError.model_validate_json(fields[f.ERROR]) if fields.get(f.ERROR) else None,
+        created_at=float(fields[f.CREATED_AT]),
+        updated_at=float(fields.get(f.UPDATED_AT, fields[f.CREATED_AT])),
     )

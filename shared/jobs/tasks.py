@@ -1,6 +1,18 @@
-"""Celery task names and queues, shared so the API can dispatch without importing worker code."""
+"""Celery task names, queues and typed arguments, shared so the API can dispatch without importing worker code.
+
+Every task takes one keyword argument, `request`: its model below, dumped to JSON. The model is the contract
+between the producer (shared/jobs/dispatch.py) and the task (workers/tasks/), checked on both sides; Flower
+shows it by field name.
+"""
 
 from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, Field
+
+from shared.ingest.items import IndexItem
+from shared.store.retrieval import DEFAULT_MODE, RetrievalMode
 
 INDEX_QUEUE = "index"
 QUERY_QUEUE = "query"
@@ -11,3 +23,56 @@ INDEX_TASK = "ragqueue.index_documents"
 INDEX_BATCH_TASK = "ragqueue.index_batch"
 QUERY_TASK = "ragqueue.answer_query"
 REAP_TASK = "ragqueue.reap"
+
+# The keyword under which a task receives its request.
+REQUEST_KWARG = "request"
+
+
+class TaskRequest(BaseModel):
+    """Arguments of one task; `TASK` and `QUEUE` say where it goes."""
+
+    TASK: ClassVar[str]
+    QUEUE: ClassVar[str]
+
+    job_id: str
+
+
+class ChatTurn(BaseModel):
+    """One earlier turn of a conversation, used to rewrite a follow-up into a standalone question."""
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class QueryTask(TaskRequest):
+    TASK: ClassVar[str] = QUERY_TASK
+    QUEUE: ClassVar[str] = QUERY_QUEUE
+
+    collection: str
+    question: str
+    top_k: int = Field(ge=1)
+    history: list[ChatTurn] = []
+    mode: RetrievalMode = DEFAULT_MODE
+
+
+class IndexTask(TaskRequest):
+    """Plan an index job: server-side `paths` under the import root, or uploaded `items`; exactly one of them."""
+
+    TASK: ClassVar[str] = INDEX_TASK
+    QUEUE: ClassVar[str] = INDEX_QUEUE
+
+    collection: str
+    paths: list[str] | None = None
+    items: list[IndexItem] | None = None
+
+
+class IndexBatchTask(TaskRequest):
+    """One batch (`batch` of `batches`, counted from 0) of an index job's documents."""
+
+    TASK: ClassVar[str] = INDEX_BATCH_TASK
+    QUEUE: ClassVar[str] = INDEX_QUEUE
+
+    collection: str
+    batch: int = Field(ge=0)
+    batches: int = Field(ge=1)
+    items: list[IndexItem]

@@ -15,6 +15,7 @@ import redis
 import redis.asyncio as aioredis
 
 from shared import keys
+from shared.streams.events import DonePayload
 
 # Seconds; an answer's first token usually comes within a second or two, the whole answer within a minute.
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 120.0)
@@ -60,19 +61,13 @@ def _histogram_fields(name: str, value: float) -> dict[str, float]:
     return fields
 
 
-def record_answer(client: redis.Redis, summary: Mapping[str, object]) -> None:
+def record_answer(client: redis.Redis, summary: DonePayload) -> None:
     """One finished answer, from the `done` event's summary: time to first token, total time, tokens."""
-    timings = summary.get("timings_ms")
-    if not isinstance(timings, Mapping):
-        return
     updates: dict[str, float] = {}
-    for name, key in ((FIRST_TOKEN, "first_token"), (ANSWER_TOTAL, "total")):
-        value = timings.get(key)
-        if isinstance(value, int | float) and math.isfinite(value):
+    for name, value in ((FIRST_TOKEN, summary.timings_ms.first_token), (ANSWER_TOTAL, summary.timings_ms.total)):
+        if math.isfinite(value):
             updates.update(_histogram_fields(name, value / 1000))
-    tokens = summary.get("tokens")
-    if isinstance(tokens, int):
-        updates[field(TOKENS)] = float(tokens)
+    updates[field(TOKENS)] = float(summary.tokens)
     updates[field(ANSWERS)] = 1.0
     pipe = client.pipeline(transaction=False)
     for name, by in updates.items():

@@ -31,6 +31,58 @@ TERMINAL_EVENTS = frozenset({EventName.DONE, EventName.ERROR})
 REPLAY_FIELD = "e"
 
 
+class SourcePayload(BaseModel):
+    """One retrieved chunk; a `sources` event's data is the list of them, best first."""
+
+    index: int
+    document: str
+    location: str | None = None
+    doc_id: str
+    chunk_id: str
+    score: float
+    text: str
+
+
+class TokenPayload(BaseModel):
+    """A `token` event's data: the answer text produced since the previous `token` event."""
+
+    text: str
+
+
+class AnswerTimings(BaseModel):
+    retrieval: float
+    first_token: float
+    total: float
+
+
+class DonePayload(BaseModel):
+    """A `done` event's data, which is also the query job's `result`."""
+
+    tokens: int
+    sources: int
+    answerer: str
+    question: str
+    mode: str
+    timings_ms: AnswerTimings
+
+
+class ErrorPayload(BaseModel):
+    """An `error` event's data (and the failed job's `error`): a stable `code` and a message a person can act on."""
+
+    code: str
+    message: str
+
+
+EventPayload = TokenPayload | ErrorPayload | DonePayload | list[SourcePayload]
+
+
+def payload_json(payload: EventPayload) -> str:
+    """An event's `data` as the JSON written to the replay buffer (non-ASCII kept as is)."""
+    if isinstance(payload, list):
+        return "[" + ",".join(item.model_dump_json() for item in payload) + "]"
+    return payload.model_dump_json()
+
+
 class StreamEvent(BaseModel):
     """One event of a query stream; `seq` starts at 1 and is the SSE `id:`."""
 
@@ -52,6 +104,18 @@ class StreamEvent(BaseModel):
     def data_json(self) -> str:
         """The SSE `data:` payload."""
         return json.dumps(self.data, ensure_ascii=False)
+
+    def token(self) -> TokenPayload:
+        return TokenPayload.model_validate(self.data)
+
+    def error(self) -> ErrorPayload:
+        return ErrorPayload.model_validate(self.data)
+
+    def done(self) -> DonePayload:
+        return DonePayload.model_validate(self.data)
+
+    def sources(self) -> list[SourcePayload]:
+        return [SourcePayload.model_validate(item) for item in self.data]
 
 
 class ErrorCode(StrEnum):

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import redis
 import redis.asyncio as aioredis
 
 from shared import keys
-from shared.streams.events import EventName
+from shared.streams.events import EventName, EventPayload
 from shared.streams.replay_log import APPEND_SCRIPT, CANCELLED, STREAM_ENDED, append_call
 
 
@@ -33,21 +31,16 @@ class EventPublisher:
         """True once anything was published for this job (by this delivery of the task or an earlier one)."""
         return bool(self.client.exists(keys.replay_key(self.job_id)))
 
-    def publish(self, event: EventName, data: Any, honour_cancel: bool = True) -> int:
-        """Append and publish; returns the event's seq. Raises StreamClosed if ended or cancelled."""
-        script_keys, args = append_call(self.job_id, event, data, self.replay_ttl_s, honour_cancel)
+    def publish(self, event: EventName, data: EventPayload) -> int:
+        """Append and publish a non-terminal event; returns its seq. Raises StreamClosed if ended or cancelled.
+
+        Terminal events go through shared/streams/endings.py, with the job's final record.
+        """
+        script_keys, args = append_call(self.job_id, event, data, self.replay_ttl_s, honour_cancel=True)
         seq = int(self._append(keys=script_keys, args=args))
         if seq in (STREAM_ENDED, CANCELLED):
             raise StreamClosed(cancelled=seq == CANCELLED)
         return seq
-
-    def end(self, event: EventName, data: Any) -> bool:
-        """Publish a terminal event unless the stream already ended; True if this call ended it."""
-        try:
-            self.publish(event, data, honour_cancel=False)
-        except StreamClosed:
-            return False
-        return True
 
 
 class AsyncEventPublisher:
@@ -58,9 +51,9 @@ class AsyncEventPublisher:
         self.replay_ttl_s = replay_ttl_s
         self._append = client.register_script(APPEND_SCRIPT)
 
-    async def publish(self, event: EventName, data: Any, honour_cancel: bool = True) -> int:
-        """Append and publish; returns the event's seq. Raises StreamClosed if ended or cancelled."""
-        script_keys, args = append_call(self.job_id, event, data, self.replay_ttl_s, honour_cancel)
+    async def publish(self, event: EventName, data: EventPayload) -> int:
+        """Append and publish a non-terminal event; returns its seq. Raises StreamClosed if ended or cancelled."""
+        script_keys, args = append_call(self.job_id, event, data, self.replay_ttl_s, honour_cancel=True)
         seq = int(await self._append(keys=script_keys, args=args))
         if seq in (STREAM_ENDED, CANCELLED):
             raise StreamClosed(cancelled=seq == CANCELLED)

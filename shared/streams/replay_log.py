@@ -5,16 +5,17 @@ One Lua script assigns the next sequence number, appends the event to the replay
 append after a terminal event, every stream ends with exactly one `done` or `error`, even when a worker,
 a redelivered task and the watchdog race to end it (docs/architecture.md). With `honour_cancel`, it
 also refuses while the job's cancel flag is set, so a worker learns of a cancel from the publish it was
-doing anyway, at most one chunk late.
+doing anyway, at most one chunk late. A terminal event may carry the job's final record: the script then
+writes it too (and frees the job's admission slot), so the stream and the record end together or not at all
+(shared/streams/endings.py).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from shared import keys
-from shared.streams.events import REPLAY_FIELD, TERMINAL_EVENTS, EventName
+from shared.streams.events import REPLAY_FIELD, TERMINAL_EVENTS, EventName, EventPayload, payload_json
 
 # Return values of the script besides a positive seq.
 STREAM_ENDED = 0
@@ -39,23 +40,45 @@ else
   redis.call('XADD', KEYS[1], '0-' .. seq, ARGV[6], wire)
 end
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+if #KEYS > 3 then
+  redis.call('HSET', KEYS[4], unpack(ARGV, 11))
+  if tonumber(ARGV[8]) > 0 then redis.call('EXPIRE', KEYS[4], tonumber(ARGV[8])) end
+  redis.call('PUBLISH', KEYS[5], ARGV[9])
+  redis.call('ZREM', KEYS[6], ARGV[10])
+end
 redis.call('PUBLISH', KEYS[2], wire)
 return seq
 """
 
 
 def append_call(
-    job_id: str, event: EventName, data: Any, ttl_s: int, honour_cancel: bool
+    job_id: str,
+    event: EventName,
+    data: EventPayload,
+    ttl_s: int,
+    honour_cancel: bool,
+    final_record: dict[str, str] | None = None,
+    job_ttl_s: int = 0,
 ) -> tuple[list[str], list[str]]:
-    """(keys, args) for an EVAL of APPEND_SCRIPT."""
+    """(keys, args) for an EVAL of APPEND_SCRIPT.
+
+    `final_record` (terminal events only) is the job hash's final fields, written with the event; with
+    `job_ttl_s` > 0 the record's expiry is renewed too.
+    """
     script_keys = [keys.replay_key(job_id), keys.stream_channel(job_id), keys.cancel_key(job_id)]
     args = [
         event.value,
-        json.dumps(data, ensure_ascii=False),
+        payload_json(data),
         str(ttl_s),
         "1" if event in TERMINAL_EVENTS else "0",
         "1" if honour_cancel else "0",
         REPLAY_FIELD,
         TERMINAL_FIELD,
     ]
+    if final_record is not None:
+        if event not in TERMINAL_EVENTS:
+            raise ValueError("only a terminal event carries the job's final record")
+        script_keys += [keys.job_key(job_id), keys.progress_channel(job_id), keys.open_queries_key()]
+        args += [str(job_ttl_s), json.dumps(final_record), job_id]
+        args += [item for pair in final_record.items() for item in pair]
     return script_keys, args

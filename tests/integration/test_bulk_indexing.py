@@ -11,7 +11,9 @@ import pytest
 import redis
 from celery import Celery
 
-from shared.jobs.tasks import INDEX_BATCH_TASK, INDEX_QUEUE
+from shared.ingest.items import IndexItem
+from shared.jobs.dispatch import send
+from shared.jobs.tasks import IndexBatchTask
 from tests.conftest import client_for, stack_env
 from tests.fakes.zhipu_server import ZhipuFakeServer
 from tests.support.jobs import wait_for_job
@@ -105,12 +107,12 @@ def test_a_task_delivered_twice_leaves_one_copy_of_each_chunk(client: httpx.Clie
     chunks = client.get("/v1/collections/twice").json()["chunks"]
     uploads = bulk_stack.data_dir.resolve() / "uploads"
     items = [
-        {"doc_id": d["id"], "name": d["filename"], "path": str(uploads / d["sha256"][:2] / f"{d['sha256']}.md")}
+        IndexItem(doc_id=d["id"], name=d["filename"], path=str(uploads / d["sha256"][:2] / f"{d['sha256']}.md"))
         for d in body["documents"]
     ]
     celery = Celery(broker=bulk_stack.env["REDIS_URL"])
     for _ in range(2):  # the same batch again, as a broker redelivery would send it
-        celery.send_task(INDEX_BATCH_TASK, args=[body["job_id"], "twice", 0, 1, items], queue=INDEX_QUEUE)
+        send(celery, IndexBatchTask(job_id=body["job_id"], collection="twice", batch=0, batches=1, items=items))
     # Both redeliveries ran once every document reads `unchanged` (written by the repeated batch).
     deadline = time.monotonic() + 60
     while client.get(f"/v1/jobs/{body['job_id']}/documents").json()["counts"] != {"unchanged": 20}:
@@ -217,12 +219,11 @@ def test_a_batch_whose_worker_keeps_dying_is_given_up_not_retried_forever(
     r.hset(f"rag:job:{body['job_id']}:batches", "0:attempts", 3)
     uploads = bulk_stack.data_dir.resolve() / "uploads"
     items = [
-        {"doc_id": d["id"], "name": d["filename"], "path": str(uploads / d["sha256"][:2] / f"{d['sha256']}.md")}
+        IndexItem(doc_id=d["id"], name=d["filename"], path=str(uploads / d["sha256"][:2] / f"{d['sha256']}.md"))
         for d in body["documents"]
     ]
-    Celery(broker=bulk_stack.env["REDIS_URL"]).send_task(
-        INDEX_BATCH_TASK, args=[body["job_id"], "poison", 0, 1, items], queue=INDEX_QUEUE
-    )
+    batch = IndexBatchTask(job_id=body["job_id"], collection="poison", batch=0, batches=1, items=items)
+    send(Celery(broker=bulk_stack.env["REDIS_URL"]), batch)
     deadline = time.monotonic() + 60
     while (docs := client.get(f"/v1/jobs/{body['job_id']}/documents").json())["counts"] != {"failed": 3}:
         assert time.monotonic() < deadline, docs

@@ -12,7 +12,9 @@ import pytest
 import redis
 from celery import Celery
 
-from shared.jobs.tasks import QUERY_QUEUE, QUERY_TASK
+from shared.jobs.dispatch import send
+from shared.jobs.records import new_job_id
+from shared.jobs.tasks import QueryTask
 from shared.streams.events import REPLAY_FIELD, EventName, StreamEvent
 from shared.streams.replay_log import TERMINAL_FIELD
 from tests.conftest import client_for, copy_sample_docs, stack_env
@@ -264,7 +266,7 @@ def test_a_query_task_delivered_again_never_starts_a_second_answer(zhipu_stack: 
         wait_for_job(client, finished)
         before = r.xlen(f"rag:replay:{finished}")
         # a job whose worker died after two events: its stream has no ending yet
-        cut = "cut-short-job"
+        cut = new_job_id()
         r.hset(f"rag:job:{cut}", mapping={"id": cut, "kind": "query", "state": "running", "created_at": time.time()})
         for seq, event, data in [(1, "sources", []), (2, "token", {"text": "半"})]:
             r.xadd(
@@ -273,7 +275,7 @@ def test_a_query_task_delivered_again_never_starts_a_second_answer(zhipu_stack: 
                 id=f"0-{seq}",
             )
         for job_id in (finished, cut):  # what the broker does after a worker died holding the task
-            celery.send_task(QUERY_TASK, args=[job_id, collection, "再问一次", 4, [], "hybrid"], queue=QUERY_QUEUE)
+            send(celery, QueryTask(job_id=job_id, collection=collection, question="再问一次", top_k=4))
         with client.stream("GET", f"/v1/queries/{cut}/stream") as response:
             events = _rest(iter_events(response), [])
         assert [(e.id, e.event) for e in events] == [(1, "sources"), (2, "token"), (3, "error")]

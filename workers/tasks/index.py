@@ -18,11 +18,12 @@ from llama_index.core.node_parser import SentenceSplitter
 from shared import keys
 from shared.ingest.import_paths import ImportPathError, expand_files, resolve_import_path
 from shared.ingest.items import IndexItem, path_item
+from shared.jobs.dispatch import send
 from shared.jobs.heartbeat import Heartbeat
 from shared.jobs.index_progress import DocStatus, IndexProgress, document_statuses, queue_documents
 from shared.jobs.record_writer import JobStore
-from shared.jobs.records import JobError, JobState
-from shared.jobs.tasks import INDEX_BATCH_TASK, INDEX_QUEUE, INDEX_TASK
+from shared.jobs.records import JobError, JobField, JobState
+from shared.jobs.tasks import INDEX_BATCH_TASK, INDEX_TASK, IndexBatchTask, IndexTask
 from shared.store import EmbeddingMismatchError
 from shared.streams.events import ErrorCode
 from workers.celery_app import app
@@ -35,64 +36,60 @@ MAX_BATCH_ATTEMPTS = 3
 
 
 @app.task(name=INDEX_TASK, bind=True)
-def index_documents(self: Task, job_id: str, collection: str, request: dict[str, Any]) -> dict[str, Any]:
-    """Plan the job: `request` is {"paths": [...]} (server-side) or {"items": [IndexItem, ...]} (uploads)."""
+def index_documents(self: Task, request: dict[str, Any]) -> dict[str, Any]:
+    """Plan the job: server-side `paths` or uploaded `items` (shared/jobs/tasks.py `IndexTask`)."""
+    task = IndexTask.model_validate(request)
+    job_id, collection = task.job_id, task.collection
     rt = get_runtime()
     settings = rt.settings
     job = JobStore(rt.redis, job_id, settings.JOB_TTL_S)
     job.running("planning")
     try:
-        items = _plan(rt, collection, request)
+        items = _plan(rt, task)
     except (ImportPathError, EmbeddingMismatchError) as exc:
         code = getattr(exc, "code", ErrorCode.EMBEDDING_MISMATCH.value)
         job.finish(JobState.FAILED, error=JobError(code=code, message=str(exc)))
         return {"state": "failed"}
     if not items:
-        message = f"no supported files (txt, md, pdf, docx, html) found in {request.get('paths')}"
+        message = f"no supported files (txt, md, pdf, docx, html) found in {task.paths}"
         job.finish(JobState.FAILED, error=JobError(code="nothing_indexed", message=message))
         return {"state": "failed"}
 
     size = settings.INDEX_BATCH_FILES
     batches = [items[i : i + size] for i in range(0, len(items), size)]
     queue_documents(rt.redis, job_id, [(item.name, item.doc_id) for item in items], settings.JOB_TTL_S)
-    rt.redis.hset(keys.job_key(job_id), mapping={"files": len(items), "batches": len(batches)})
+    rt.redis.hset(keys.job_key(job_id), mapping={JobField.FILES: len(items), JobField.BATCHES: len(batches)})
     job.running("loading")
     for number, batch in enumerate(batches):
-        app.send_task(
-            INDEX_BATCH_TASK,
-            args=[job_id, collection, number, len(batches), [item.model_dump() for item in batch]],
-            queue=INDEX_QUEUE,
-        )
+        send(app, IndexBatchTask(job_id=job_id, collection=collection, batch=number, batches=len(batches), items=batch))
     return {"files": len(items), "batches": len(batches)}
 
 
-def _plan(rt: Runtime, collection: str, request: dict[str, Any]) -> list[IndexItem]:
-    store = rt.store(collection)
+def _plan(rt: Runtime, task: IndexTask) -> list[IndexItem]:
+    store = rt.store(task.collection)
     if store.exists():
         store.check_embedding(rt.embed_model_name, store.info().dimension)
-    if "items" in request:
-        return [IndexItem.model_validate(item) for item in request["items"]]
-    files = expand_files([resolve_import_path(p, rt.settings) for p in request["paths"]])
+    if task.items is not None:
+        return task.items
+    files = expand_files([resolve_import_path(p, rt.settings) for p in task.paths or []])
     return [path_item(f) for f in files]
 
 
 @app.task(name=INDEX_BATCH_TASK, bind=True)
-def index_batch(
-    self: Task, job_id: str, collection: str, batch: int, batches: int, items: list[dict[str, Any]]
-) -> dict[str, Any]:
-    """Index one batch of documents; the batch that completes the job finalises it."""
+def index_batch(self: Task, request: dict[str, Any]) -> dict[str, Any]:
+    """Index one batch (shared/jobs/tasks.py `IndexBatchTask`); the last batch to finish finalises the job."""
+    task = IndexBatchTask.model_validate(request)
     rt = get_runtime()
     settings = rt.settings
     # While it runs; a batch whose heartbeat stopped is requeued by the reaper (workers/index_reaper.py).
-    beat = keys.batch_heartbeat_key(job_id, batch)
-    with Heartbeat(rt.redis, job_id, settings.HEARTBEAT_INTERVAL_S, settings.HEARTBEAT_TTL_S, key=beat):
-        return _run_batch(self, rt, job_id, collection, batch, batches, items)
+    beat = keys.batch_heartbeat_key(task.job_id, task.batch)
+    with Heartbeat(rt.redis, task.job_id, settings.HEARTBEAT_INTERVAL_S, settings.HEARTBEAT_TTL_S, key=beat):
+        return _run_batch(self.request.hostname, rt, task)
 
 
-def _run_batch(
-    task: Task, rt: Runtime, job_id: str, collection: str, batch: int, batches: int, items: list[dict[str, Any]]
-) -> dict[str, Any]:
-    progress = IndexProgress(rt.redis, job_id, batch, rt.settings.JOB_TTL_S, worker=task.request.hostname)
+def _run_batch(worker: str, rt: Runtime, task: IndexBatchTask) -> dict[str, Any]:
+    job_id, collection, items = task.job_id, task.collection, task.items
+    progress = IndexProgress(rt.redis, job_id, task.batch, rt.settings.JOB_TTL_S, worker=worker)
     attempt = progress.start_attempt()
     if attempt > MAX_BATCH_ATTEMPTS:
         # Delivered again and again because its worker keeps dying on it (a file that crashes the parser or
@@ -101,18 +98,18 @@ def _run_batch(
         counts = _fail_batch(progress, items, reason)
     else:
         try:
-            counts = _index_batch(rt, progress, collection, [IndexItem.model_validate(i) for i in items])
+            counts = _index_batch(rt, progress, collection, items)
         except Exception as exc:  # the store or the embedding service failed: every document of the batch fails
-            log.exception("index job %s batch %s failed", job_id, batch)
+            log.exception("index job %s batch %s failed", job_id, task.batch)
             counts = _fail_batch(progress, items, f"{type(exc).__name__}: {exc}")
-    if progress.finish_batch(batches):
+    if progress.finish_batch(task.batches):
         _finalise(rt, job_id, collection)
     return counts
 
 
-def _fail_batch(progress: IndexProgress, items: list[dict[str, Any]], reason: str) -> dict[str, int]:
+def _fail_batch(progress: IndexProgress, items: list[IndexItem], reason: str) -> dict[str, int]:
     for item in items:
-        progress.document(item["name"], item["doc_id"], DocStatus.FAILED, error=reason)
+        progress.document(item.name, item.doc_id, DocStatus.FAILED, error=reason)
     progress.documents_done = len(items)
     progress.update("storing")
     return {"failed": len(items)}

@@ -11,16 +11,15 @@ from typing import Any
 import numpy as np
 from celery import Task
 
-from shared import keys
 from shared.jobs.heartbeat import Heartbeat
 from shared.jobs.record_writer import JobStore
-from shared.jobs.records import JobError, JobState
-from shared.jobs.tasks import QUERY_TASK
+from shared.jobs.tasks import QUERY_TASK, QueryTask
 from shared.ops.metrics_store import record_answer
 from shared.providers.upstream_errors import classify_upstream_error
 from shared.store import EmbeddingMismatchError, ScoredChunk
-from shared.store.retrieval import DEFAULT_MODE, RetrievalMode
-from shared.streams.events import CANCELLED_MESSAGE, ErrorCode, EventName
+from shared.store.retrieval import RetrievalMode
+from shared.streams.endings import QueryEnding, end_query
+from shared.streams.events import AnswerTimings, DonePayload, ErrorCode, EventName, SourcePayload
 from shared.streams.publisher import EventPublisher, StreamClosed
 from workers.celery_app import app
 from workers.generation import Generated, condense, generate, generate_async, is_async
@@ -31,32 +30,30 @@ log = logging.getLogger(__name__)
 WORKER_LOST_MESSAGE = "the worker generating this answer stopped before it finished; please ask again"
 
 
-def _source_payload(chunks: list[ScoredChunk]) -> list[dict[str, Any]]:
+def _source_payload(chunks: list[ScoredChunk]) -> list[SourcePayload]:
     return [
-        {
-            "index": i,
-            "document": c.source,
-            "location": c.location,
-            "doc_id": c.doc_id,
-            "chunk_id": c.chunk_id,
-            "score": round(c.score, 4),
-            "text": c.text,
-        }
+        SourcePayload(
+            index=i,
+            document=c.source,
+            location=c.location,
+            doc_id=c.doc_id,
+            chunk_id=c.chunk_id,
+            score=round(c.score, 4),
+            text=c.text,
+        )
         for i, c in enumerate(chunks, start=1)
     ]
 
 
+def _end(rt: Runtime, job_id: str, ending: QueryEnding) -> bool:
+    return end_query(rt.redis, job_id, ending, rt.settings.REPLAY_TTL_S, rt.settings.JOB_TTL_S)
+
+
 @app.task(name=QUERY_TASK, bind=True)
-def answer_query(
-    self: Task,
-    job_id: str,
-    collection: str,
-    question: str,
-    top_k: int,
-    history: list[dict[str, str]] | None = None,
-    mode: RetrievalMode = DEFAULT_MODE,
-) -> dict[str, Any]:
+def answer_query(self: Task, request: dict[str, Any]) -> dict[str, Any]:
     """Publish `sources`, then every answer chunk the moment it exists, then `done` or `error`."""
+    task = QueryTask.model_validate(request)
+    job_id = task.job_id
     rt = get_runtime()
     settings = rt.settings
     job = JobStore(rt.redis, job_id, settings.JOB_TTL_S)
@@ -64,11 +61,10 @@ def answer_query(
     if events.has_events():
         # Delivered again after a worker died mid-answer: part of an answer is already out and cannot be
         # continued, so end the stream honestly (if the watchdog has not already) instead of starting over.
-        if events.end(EventName.ERROR, {"code": ErrorCode.WORKER_LOST, "message": WORKER_LOST_MESSAGE}):
-            job.finish(JobState.FAILED, error=JobError(code=ErrorCode.WORKER_LOST, message=WORKER_LOST_MESSAGE))
+        _end(rt, job_id, QueryEnding.failed(ErrorCode.WORKER_LOST, WORKER_LOST_MESSAGE))
         return {"state": "redelivered"}
 
-    ask = Question(collection, question, top_k, history or [], mode)
+    ask = Question(task.collection, task.question, task.top_k, [t.model_dump() for t in task.history], task.mode)
     if is_async(rt.answerer):
         return _answer_on_loop(rt, job, events, ask)
     with Heartbeat(rt.redis, job_id, settings.HEARTBEAT_INTERVAL_S, settings.HEARTBEAT_TTL_S):
@@ -111,18 +107,14 @@ def _ended(rt: Runtime, job: JobStore, events: EventPublisher, exc: Exception) -
     code, message = classify_upstream_error(exc)
     if code == ErrorCode.INTERNAL:
         log.error("query job %s failed", events.job_id, exc_info=exc)
-    events.end(EventName.ERROR, {"code": code, "message": message})
-    job.finish(JobState.FAILED, error=JobError(code=code, message=message))
+    _end(rt, events.job_id, QueryEnding.failed(code, message))
     return {"state": "failed", "code": code}
 
 
 def _closed(rt: Runtime, job: JobStore, events: EventPublisher, job_id: str, closed: StreamClosed) -> dict[str, Any]:
     """The stream refused an event: the job was cancelled, or someone else (cancel, watchdog) ended it."""
-    message = CANCELLED_MESSAGE.format(job_id=job_id)
     if closed.cancelled:
-        events.end(EventName.ERROR, {"code": ErrorCode.CANCELLED, "message": message})
-    if closed.cancelled or rt.redis.exists(keys.cancel_key(job_id)):
-        job.finish(JobState.CANCELLED, error=JobError(code=ErrorCode.CANCELLED, message=message))
+        _end(rt, job_id, QueryEnding.cancelled(job_id))
         return {"state": "cancelled"}
     return {"state": "stream ended elsewhere"}
 
@@ -175,19 +167,18 @@ def _succeed(
 ) -> dict[str, Any]:
     finished = time.perf_counter()
     started = prepared.started
-    summary = {
-        "tokens": generated.pieces,
-        "sources": len(prepared.chunks),
-        "answerer": rt.answerer.name,
-        "question": prepared.question,
-        "mode": prepared.mode,
-        "timings_ms": {
-            "retrieval": round((prepared.retrieved - started) * 1000, 1),
-            "first_token": round(((generated.first_piece_at or finished) - started) * 1000, 1),
-            "total": round((finished - started) * 1000, 1),
-        },
-    }
-    events.publish(EventName.DONE, summary, honour_cancel=False)
-    job.finish(JobState.SUCCEEDED, result=summary)
+    summary = DonePayload(
+        tokens=generated.pieces,
+        sources=len(prepared.chunks),
+        answerer=rt.answerer.name,
+        question=prepared.question,
+        mode=prepared.mode,
+        timings_ms=AnswerTimings(
+            retrieval=round((prepared.retrieved - started) * 1000, 1),
+            first_token=round(((generated.first_piece_at or finished) - started) * 1000, 1),
+            total=round((finished - started) * 1000, 1),
+        ),
+    )
+    _end(rt, events.job_id, QueryEnding.succeeded(summary))
     record_answer(rt.redis, summary)  # time to first token, total time and tokens, for `/metrics`
-    return summary
+    return summary.model_dump()

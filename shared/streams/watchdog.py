@@ -1,0 +1,38 @@
+"""The watchdog's endings for query jobs nobody else will end: a dead worker, or no worker at all.
+
+Run by the API's relay while a client listens (api/relay.py) and by the periodic reaper whether or not one
+does (workers/reaper.py); both end through shared/streams/endings.py, so racing each other or a redelivered
+task is safe.
+"""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+
+from shared import keys
+from shared.jobs.records import JobField, JobKind, JobState
+from shared.streams.endings import QueryEnding, end_query_async
+from shared.streams.events import ErrorCode
+
+WORKER_LOST_MESSAGE = "the worker running this query stopped (killed or crashed) before it finished; please ask again"
+
+
+async def reap_if_dead(redis: aioredis.Redis, job_id: str, replay_ttl_s: int) -> bool:
+    """End a `running` query job whose worker stopped sending heartbeats; True if it was reaped."""
+    state, kind = await redis.hmget(keys.job_key(job_id), [JobField.STATE, JobField.KIND])  # type: ignore[misc]
+    if state != JobState.RUNNING or kind != JobKind.QUERY:
+        return False
+    if await redis.exists(keys.heartbeat_key(job_id)):
+        return False
+    return await end_query_async(
+        redis, job_id, QueryEnding.failed(ErrorCode.WORKER_LOST, WORKER_LOST_MESSAGE), replay_ttl_s
+    )
+
+
+async def end_if_still_queued(redis: aioredis.Redis, job_id: str, waited_s: float, replay_ttl_s: int) -> bool:
+    """No worker picked the job up in time: end its stream with an error a person can act on; True if ended here."""
+    state = await redis.hget(keys.job_key(job_id), JobField.STATE)  # type: ignore[misc]
+    if state != JobState.QUEUED:
+        return False
+    message = f"no query worker picked this job up within {waited_s:.0f} s; is a worker running on the `query` queue?"
+    return await end_query_async(redis, job_id, QueryEnding.failed(ErrorCode.QUEUE_TIMEOUT, message), replay_ttl_s)
