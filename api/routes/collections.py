@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Path, Response
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import CeleryDep, RedisDep, SettingsDep, StoreDep
+from api.auth import Principal
+from api.deps import CeleryDep, PrincipalDep, RedisDep, SettingsDep, StoreDep
 from api.errors import ApiError, ErrorResponse
 from api.idempotency import IdempotencyKeyDep, idempotent, request_fingerprint
 from api.job_records import create_job, dispatch
@@ -23,9 +24,10 @@ CollectionPath = Path(
 )
 
 
-def list_collection_infos(store: Store) -> list[CollectionInfo]:
+def list_collection_infos(store: Store, principal: Principal) -> list[CollectionInfo]:
+    """The collections `principal` may use (every one with keys off, or for an unlimited key)."""
     infos = []
-    for name in store.collection_names():
+    for name in filter(principal.may_use, store.collection_names()):
         try:
             infos.append(store.collection(name).info())
         except LookupError:  # dropped since it was listed
@@ -34,8 +36,8 @@ def list_collection_infos(store: Store) -> list[CollectionInfo]:
 
 
 @router.get("", response_model=list[CollectionInfo], summary="Every collection with its counts and model")
-async def list_collections(store: StoreDep) -> list[CollectionInfo]:
-    return await run_in_threadpool(list_collection_infos, store)
+async def list_collections(store: StoreDep, principal: PrincipalDep) -> list[CollectionInfo]:
+    return await run_in_threadpool(list_collection_infos, store, principal)
 
 
 @router.delete(
@@ -68,16 +70,17 @@ async def get_collection(store: StoreDep, collection: CollectionName = Collectio
     status_code=202,
     response_model=JobAccepted,
     responses={
-        400: {"model": ErrorResponse},
         403: {"model": ErrorResponse},
         404: {"model": ErrorResponse},
         409: {"model": ErrorResponse},
+        422: {"model": ErrorResponse},
     },
     summary="Index files or folders already on the server (under an allowed import root)",
 )
 async def create_index_job(
     body: IndexJobRequest,
     response: Response,
+    principal: PrincipalDep,
     settings: SettingsDep,
     store: StoreDep,
     redis: RedisDep,
@@ -90,10 +93,10 @@ async def create_index_job(
             try:
                 resolve_import_path(raw, settings)
             except ImportPathError as exc:
-                status = {"path_not_allowed": 403, "path_not_found": 404}.get(exc.code, 400)
+                status = {"path_not_allowed": 403, "path_not_found": 404}.get(exc.code, 422)
                 raise ApiError(status, exc.code, exc.message) from exc
         await check_can_add(settings, store, collection)
-        job_id = await create_job(redis, settings, JobKind.INDEX, collection)
+        job_id = await create_job(redis, settings, JobKind.INDEX, collection, owner=principal.owner)
         await dispatch(celery, IndexTask(job_id=job_id, collection=collection, paths=body.paths))
         return JobAccepted(job_id=job_id, status_url=f"/v1/jobs/{job_id}")
 

@@ -23,10 +23,11 @@ def document_id(kind: str, name: str) -> str:
     return hashlib.sha256(f"{kind}:{name}".encode()).hexdigest()[:32]
 
 
-def path_item(path: Path) -> IndexItem:
-    """A server-side file, named by its resolved path."""
-    name = str(path.resolve())
-    return IndexItem(doc_id=document_id("path", name), name=name, path=name)
+def path_item(path: Path, shown: str | None = None) -> IndexItem:
+    """A server-side file: its id from its resolved path (as ever, so re-indexing keeps ids), named `shown`
+    (shared/ingest/import_paths.py `display_path`: never the absolute server path) when given."""
+    resolved = str(path.resolve())
+    return IndexItem(doc_id=document_id("path", resolved), name=shown or resolved, path=resolved)
 
 
 def upload_item(filename: str, stored_path: Path) -> IndexItem:

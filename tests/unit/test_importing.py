@@ -1,8 +1,15 @@
+import os
 from pathlib import Path
 
 import pytest
 
-from shared.ingest.import_paths import ImportPathError, expand_files, resolve_import_path
+from shared.ingest.import_paths import (
+    ImportPathError,
+    display_path,
+    expand_files,
+    find_import_files,
+    resolve_import_path,
+)
 from shared.settings import Settings
 
 
@@ -39,3 +46,70 @@ def test_folders_expand_to_supported_visible_files(settings: Settings) -> None:
 
 def test_sample_docs_are_an_allowed_root(settings: Settings) -> None:
     assert resolve_import_path(str(settings.SAMPLE_DOCS_DIR), settings) == settings.SAMPLE_DOCS_DIR.resolve()
+
+
+def test_folder_walk_skips_symlinks_that_escape_the_root_and_reports_them(settings: Settings, tmp_path: Path) -> None:
+    """Issue 11 (symlink escape, high): a file found while walking is resolved and re-checked, not just the folder."""
+    outside = tmp_path / "outside.txt"
+    outside.write_text("secret")
+    folder = settings.import_dir / "set"
+    (folder / "good.txt").write_text("x")
+    (folder / "hostname.txt").symlink_to("/etc/hostname")
+    (folder / "outside.txt").symlink_to(outside)
+    (folder / "inside.md").symlink_to(folder / "good.txt")
+    listing = find_import_files([resolve_import_path("set", settings)], settings)
+    assert listing.files == [folder / "good.txt"]
+    assert {s.name: s.reason for s in listing.skipped} == {
+        "set/hostname.txt": "a symlink that resolves outside the import roots",
+        "set/outside.txt": "a symlink that resolves outside the import roots",
+    }
+
+
+def test_folder_walk_does_not_follow_a_symlinked_folder_out_of_the_root(settings: Settings, tmp_path: Path) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "secret.txt").write_text("secret")
+    (settings.import_dir / "set" / "linked").symlink_to(tmp_path / "elsewhere")
+    listing = find_import_files([resolve_import_path("set", settings)], settings)
+    assert listing.files == []
+    assert [s.name for s in listing.skipped] == ["set/linked"]
+    assert expand_files([settings.import_dir / "set"]) == []
+
+
+def test_folder_walk_skips_fifos_and_a_fifo_named_directly_is_refused(settings: Settings) -> None:
+    fifo = settings.import_dir / "set" / "pipe.txt"
+    os.mkfifo(fifo)
+    listing = find_import_files([resolve_import_path("set", settings)], settings)
+    assert [(s.name, s.reason) for s in listing.skipped] == [
+        ("set/pipe.txt", "not a regular file (a device, FIFO or socket)")
+    ]
+    with pytest.raises(ImportPathError) as err:
+        resolve_import_path("set/pipe.txt", settings)
+    assert err.value.code == "invalid_path"
+
+
+def test_a_device_file_is_refused(settings: Settings) -> None:
+    with pytest.raises(ImportPathError) as err:
+        resolve_import_path("/dev/null", settings.model_copy(update={"IMPORT_ROOTS": [Path("/dev")]}))
+    assert err.value.code == "invalid_path"
+
+
+@pytest.mark.parametrize("raw", ["set/a\x00b.txt", "a" * 300, "set/" + "b/" * 600])
+def test_nul_bytes_and_over_long_paths_are_invalid_not_os_errors(settings: Settings, raw: str) -> None:
+    with pytest.raises(ImportPathError) as err:
+        resolve_import_path(raw, settings)
+    assert err.value.code == "invalid_path"
+
+
+def test_paths_are_shown_relative_to_their_root_never_absolute(settings: Settings) -> None:
+    folder = settings.import_dir / "set"
+    assert display_path(folder / "a.md", settings) == "set/a.md"
+    sample = settings.SAMPLE_DOCS_DIR.resolve()
+    assert display_path(sample / "x.md", settings) == f"{sample.name}/x.md"
+    with pytest.raises(ImportPathError) as err:
+        resolve_import_path("/etc/passwd", settings)
+    assert "/etc" not in err.value.message.replace("'/etc/passwd'", "") and str(settings.import_dir) not in (
+        err.value.message
+    )
+    with pytest.raises(ImportPathError) as err:
+        resolve_import_path("nope", settings)
+    assert str(settings.import_dir) not in err.value.message

@@ -16,7 +16,13 @@ from celery import Task
 from llama_index.core.node_parser import SentenceSplitter
 
 from shared import keys
-from shared.ingest.import_paths import ImportPathError, expand_files, resolve_import_path
+from shared.ingest.import_paths import (
+    ImportPathError,
+    SkippedFile,
+    display_path,
+    find_import_files,
+    resolve_import_path,
+)
 from shared.ingest.items import IndexItem, path_item
 from shared.jobs.dispatch import send
 from shared.jobs.heartbeat import Heartbeat
@@ -24,6 +30,7 @@ from shared.jobs.index_progress import DocStatus, IndexProgress, document_status
 from shared.jobs.record_writer import JobStore
 from shared.jobs.records import JobError, JobField, JobState
 from shared.jobs.tasks import INDEX_BATCH_TASK, INDEX_TASK, IndexBatchTask, IndexTask
+from shared.providers.upstream_errors import classify_embedding_error
 from shared.store import EmbeddingMismatchError
 from shared.streams.events import ErrorCode
 from workers.celery_app import app
@@ -45,19 +52,24 @@ def index_documents(self: Task, request: dict[str, Any]) -> dict[str, Any]:
     job = JobStore(rt.redis, job_id, settings.JOB_TTL_S)
     job.running("planning")
     try:
-        items = _plan(rt, task)
+        items, skipped = _plan(rt, task)
     except (ImportPathError, EmbeddingMismatchError) as exc:
         code = getattr(exc, "code", ErrorCode.EMBEDDING_MISMATCH.value)
         job.finish(JobState.FAILED, error=JobError(code=code, message=str(exc)))
         return {"state": "failed"}
     if not items:
         message = f"no supported files (txt, md, pdf, docx, html) found in {task.paths}"
+        if skipped:
+            message += "; skipped: " + "; ".join(f"{s.name} ({s.reason})" for s in skipped[:5])
         job.finish(JobState.FAILED, error=JobError(code="nothing_indexed", message=message))
         return {"state": "failed"}
 
     size = settings.INDEX_BATCH_FILES
     batches = [items[i : i + size] for i in range(0, len(items), size)]
     queue_documents(rt.redis, job_id, [(item.name, item.doc_id) for item in items], settings.JOB_TTL_S)
+    skipped_report = IndexProgress(rt.redis, job_id, 0, settings.JOB_TTL_S)
+    for entry in skipped:  # listed as failed documents, so the job's result and statuses name them (issue 11)
+        skipped_report.document(entry.name, "", DocStatus.FAILED, error=f"skipped: {entry.reason}")
     rt.redis.hset(keys.job_key(job_id), mapping={JobField.FILES: len(items), JobField.BATCHES: len(batches)})
     job.running("loading")
     for number, batch in enumerate(batches):
@@ -65,14 +77,15 @@ def index_documents(self: Task, request: dict[str, Any]) -> dict[str, Any]:
     return {"files": len(items), "batches": len(batches)}
 
 
-def _plan(rt: Runtime, task: IndexTask) -> list[IndexItem]:
+def _plan(rt: Runtime, task: IndexTask) -> tuple[list[IndexItem], list[SkippedFile]]:
     store = rt.store(task.collection)
     if store.exists():
         store.check_embedding(rt.embed_model_name, store.info().dimension)
     if task.items is not None:
-        return task.items
-    files = expand_files([resolve_import_path(p, rt.settings) for p in task.paths or []])
-    return [path_item(f) for f in files]
+        return task.items, []
+    # Every file found while walking is resolved and re-checked against the roots (issue 11: symlink escape).
+    listing = find_import_files([resolve_import_path(p, rt.settings) for p in task.paths or []], rt.settings)
+    return [path_item(f, display_path(f, rt.settings)) for f in listing.files], listing.skipped
 
 
 @app.task(name=INDEX_BATCH_TASK, bind=True)
@@ -101,15 +114,18 @@ def _run_batch(worker: str, rt: Runtime, task: IndexBatchTask) -> dict[str, Any]
             counts = _index_batch(rt, progress, collection, items)
         except Exception as exc:  # the store or the embedding service failed: every document of the batch fails
             log.exception("index job %s batch %s failed", job_id, task.batch)
-            counts = _fail_batch(progress, items, f"{type(exc).__name__}: {exc}")
+            code, reason = classify_embedding_error(exc)
+            counts = _fail_batch(progress, items, reason, code)
     if progress.finish_batch(task.batches):
         _finalise(rt, job_id, collection)
     return counts
 
 
-def _fail_batch(progress: IndexProgress, items: list[IndexItem], reason: str) -> dict[str, int]:
+def _fail_batch(
+    progress: IndexProgress, items: list[IndexItem], reason: str, code: str | None = None
+) -> dict[str, int]:
     for item in items:
-        progress.document(item.name, item.doc_id, DocStatus.FAILED, error=reason)
+        progress.document(item.name, item.doc_id, DocStatus.FAILED, error=reason, code=code)
     progress.documents_done = len(items)
     progress.update("storing")
     return {"failed": len(items)}
@@ -193,6 +209,10 @@ def _finalise(rt: Runtime, job_id: str, collection: str) -> None:
         )
     if by_status[DocStatus.INDEXED] + by_status[DocStatus.UNCHANGED] == 0:
         reasons = "; ".join(f"{f['source']}: {f['error']}" for f in failures[:5])
-        job.finish(JobState.FAILED, result=result, error=JobError(code="nothing_indexed", message=reasons))
+        # One upstream cause for every failure (the embedding service down or rate-limiting): its code, so a client
+        # can tell "index again later" from "these files cannot be read".
+        codes = {status.get("code") for status in statuses.values()}
+        code = codes.pop() if len(codes) == 1 and None not in codes else "nothing_indexed"
+        job.finish(JobState.FAILED, result=result, error=JobError(code=str(code), message=reasons))
     else:
         job.finish(JobState.SUCCEEDED, result=result)
