@@ -74,8 +74,19 @@ class IndexProgress:
             args=[self.batch, self.planned, self.done, stage, time.time(), self.ttl_s, self.documents_done],
         )
 
-    def document(self, name: str, doc_id: str, status: DocStatus, chunks: int = 0, error: str | None = None) -> None:
+    def document(
+        self,
+        name: str,
+        doc_id: str,
+        status: DocStatus,
+        chunks: int = 0,
+        error: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        """Record a document's status; a failed one's `error` says why, `code` (if any) is a stable error code."""
         fields = {"doc_id": doc_id, "status": status.value, "chunks": chunks, "error": error, "worker": self.worker}
+        if code:
+            fields["code"] = code
         value = json.dumps(fields)
         pipe = self.client.pipeline(transaction=False)
         pipe.hset(keys.job_documents_key(self.job_id), name, value)

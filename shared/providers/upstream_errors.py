@@ -43,3 +43,28 @@ def classify_upstream_error(exc: BaseException) -> tuple[ErrorCode, str]:
     if isinstance(exc, ZhipuAIError | openai.OpenAIError):
         return ErrorCode.UPSTREAM, f"the language model failed: {type(exc).__name__}: {exc}"
     return ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}"
+
+
+def classify_embedding_error(exc: BaseException) -> tuple[ErrorCode | None, str]:
+    """(code, message) for an index batch whose embedding failed after its retries; code None: not the upstream's.
+
+    The message names what to do; the attempts made come from the note the embedding client adds when it gives up.
+    """
+    tried = "; ".join(getattr(exc, "__notes__", ())) or f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, APITimeoutError | openai.APITimeoutError | httpx.TimeoutException | TimeoutError):
+        return ErrorCode.UPSTREAM_TIMEOUT, (
+            f"the embedding service did not answer within UPSTREAM_TIMEOUT_S ({tried}); "
+            "check that it is reachable, then index again"
+        )
+    if isinstance(exc, APIReachLimitError | openai.RateLimitError):
+        return ErrorCode.RATE_LIMITED, (
+            f"the embedding service is rate-limiting us (HTTP 429; {tried}); "
+            "index again later, or lower EMBED_CONCURRENCY"
+        )
+    if isinstance(exc, APIStatusError | openai.APIStatusError):
+        return ErrorCode.UPSTREAM, (
+            f"the embedding service answered HTTP {exc.status_code} ({tried}): {exc}; index again once it recovers"
+        )
+    if isinstance(exc, APIConnectionError | openai.APIConnectionError | httpx.HTTPError | ZhipuAIError):
+        return ErrorCode.UPSTREAM, f"could not use the embedding service ({tried}): {type(exc).__name__}: {exc}"
+    return None, f"{type(exc).__name__}: {exc}"
