@@ -20,8 +20,9 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from api.deps import CeleryDep, HubDep, RedisDep, SettingsDep, StoreDep
-from api.errors import ApiError, ErrorResponse, error_json
+from api.cancellation import cancel_when_abandoned
+from api.deps import CeleryDep, HubDep, PrincipalDep, RedisDep, SettingsDep, StoreDep
+from api.errors import ApiError, error_json
 from api.openai_schemas import (
     ChatCompletion,
     ChatCompletionRequest,
@@ -30,8 +31,10 @@ from api.openai_schemas import (
     ModelList,
     ResponseMessage,
     Usage,
+    check_history,
 )
 from api.query_jobs import QuerySpec, check_query, submit_and_subscribe
+from api.responses import ASKING, EVENT_STREAM, errors, text_response
 from api.routes.collections import list_collection_infos
 from api.sse import STREAM_HEADERS
 from shared.jobs.tasks import ChatTurn
@@ -105,23 +108,36 @@ async def _complete(job_id: str, model: str, events: AsyncIterator[StreamEvent])
 @router.post(
     "/chat/completions",
     response_model=ChatCompletion,
-    responses={404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}, 502: {"model": ErrorResponse}},
+    responses={
+        **text_response(EVENT_STREAM, why="The completion; with `stream: true`, SSE `data:` chunks then `[DONE]`"),
+        **errors(404, 409, 413, 422, 502, *ASKING),
+    },
     summary="OpenAI-compatible chat over a collection (model = collection); `stream: true` for SSE chunks",
 )
 async def chat_completions(
     body: ChatCompletionRequest,
+    principal: PrincipalDep,
     settings: SettingsDep,
     store: StoreDep,
     redis: RedisDep,
     hub: HubDep,
     celery: CeleryDep,
 ) -> Response:
+    check_history(body, settings.MAX_HISTORY_TURNS, settings.MAX_HISTORY_CHARS)
     question, history = _split(body)
+    principal.require_collection(body.model)
     question = await check_query(settings, store, body.model, question)
     job_id, events = await submit_and_subscribe(
-        redis, hub, celery, settings, QuerySpec(body.model, question, body.top_k, history, body.mode)
+        redis,
+        hub,
+        celery,
+        settings,
+        QuerySpec(body.model, question, body.top_k, history, body.mode),
+        owner=principal.owner,
     )
     if body.stream:
+        # A client that leaves mid-answer and is not back within the grace period gets its answer stopped.
+        events = cancel_when_abandoned(events, redis, celery, settings, job_id)
         return EventSourceResponse(
             _stream_frames(job_id, body.model, events),
             ping=settings.PING_INTERVAL_S,
@@ -131,6 +147,6 @@ async def chat_completions(
 
 
 @router.get("/models", response_model=ModelList, summary="Collections, as OpenAI models")
-async def list_models(store: StoreDep) -> ModelList:
-    infos = await run_in_threadpool(list_collection_infos, store)
+async def list_models(store: StoreDep, principal: PrincipalDep) -> ModelList:
+    infos = await run_in_threadpool(list_collection_infos, store, principal)
     return ModelList(data=[ModelCard(id=i.name, created=int(i.created_at)) for i in infos])

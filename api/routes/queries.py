@@ -7,20 +7,21 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel
 from sse_starlette import EventSourceResponse
-from starlette.concurrency import run_in_threadpool
 
-from api.deps import CeleryDep, HubDep, RedisDep, SettingsDep, StoreDep
-from api.errors import ApiError, ErrorResponse
+from api.auth import stream_token_accepted
+from api.cancellation import cancel_query_job
+from api.deps import CeleryDep, HubDep, PrincipalDep, RedisDep, SettingsDep, StoreDep
+from api.errors import ApiError
 from api.idempotency import IdempotencyKeyDep, idempotent, request_fingerprint
-from api.job_records import load_job
+from api.job_records import load_job_for
 from api.query_jobs import QuerySpec, check_query, submit_query
 from api.relay import relay_events
+from api.responses import ASKING, EVENT_STREAM, errors, no_content, text_response
 from api.resume import already_ended, parse_seq
-from api.schemas import QueryAccepted, QueryRequest
+from api.schemas import JobId, QueryAccepted, QueryRequest
 from api.sse import event_source_response
-from shared import keys
+from api.stream_tokens import signed_url
 from shared.jobs.records import FINAL_STATES, JobKind, JobState
-from shared.streams.endings import QueryEnding, end_query_async
 
 router = APIRouter(prefix="/v1/queries", tags=["queries"])
 
@@ -29,18 +30,15 @@ router = APIRouter(prefix="/v1/queries", tags=["queries"])
     "",
     status_code=202,
     response_model=QueryAccepted,
-    responses={
-        404: {"model": ErrorResponse},
-        409: {"model": ErrorResponse},
-        413: {"model": ErrorResponse},
-        422: {"model": ErrorResponse},
-        503: {"model": ErrorResponse},
-    },
+    responses=errors(404, 409, 413, 422, *ASKING),
     summary="Ask a question of a collection; the answer streams from stream_url",
+    description="With API keys on, `stream_url` carries a signed `?token=` valid for STREAM_TOKEN_TTL_S: an "
+    "EventSource can open it without the key (docs/security.md).",
 )
 async def create_query(
     body: QueryRequest,
     response: Response,
+    principal: PrincipalDep,
     settings: SettingsDep,
     store: StoreDep,
     redis: RedisDep,
@@ -48,30 +46,35 @@ async def create_query(
     idempotency_key: IdempotencyKeyDep,
 ) -> QueryAccepted:
     async def submit() -> QueryAccepted:
+        principal.require_collection(body.collection)
         question = await check_query(settings, store, body.collection, body.question)
         spec = QuerySpec(body.collection, question, body.top_k, mode=body.mode)
-        job_id = await submit_query(redis, celery, settings, spec)
+        job_id = await submit_query(redis, celery, settings, spec, owner=principal.owner)
         stream_url = f"/v1/queries/{job_id}/stream"
         return QueryAccepted(job_id=job_id, stream_url=stream_url, status_url=f"/v1/jobs/{job_id}")
 
     fingerprint = request_fingerprint(body.model_dump(mode="json"))
-    return await idempotent(
+    accepted = await idempotent(
         redis, "queries", idempotency_key, fingerprint, submit, QueryAccepted, response, settings.IDEMPOTENCY_TTL_S
     )
+    # Signed here, not in submit: a replayed answer gets a fresh token, and no token is stored in Redis.
+    return accepted.model_copy(update={"stream_url": signed_url(accepted.stream_url, accepted.job_id, settings)})
 
 
 @router.get(
     "/{job_id}/stream",
     response_class=EventSourceResponse,
     responses={
-        204: {"description": "Last-Event-ID at or past the terminal event"},
-        404: {"model": ErrorResponse},
-        410: {"model": ErrorResponse},
+        **text_response(EVENT_STREAM, why="The answer's events, replayed from after Last-Event-ID"),
+        **no_content("Last-Event-ID at or past the terminal event"),
+        **errors(401, 404, 410, 422),
     },
     summary="SSE: `sources`, `token`s, then exactly one `done` or `error`; each event has an `id:`",
 )
+@stream_token_accepted
 async def stream_query(
-    job_id: str,
+    job_id: JobId,
+    principal: PrincipalDep,
     settings: SettingsDep,
     redis: RedisDep,
     hub: HubDep,
@@ -79,8 +82,13 @@ async def stream_query(
     last_event_id_param: Annotated[
         str | None, Query(alias="last_event_id", description="For clients that cannot set headers")
     ] = None,
+    token: Annotated[
+        str | None,
+        Query(description="The signed token from POST /v1/queries's stream_url: opens this stream without a key"),
+    ] = None,
 ) -> Response:
-    job = await load_job(redis, job_id)
+    # `token` is checked by api/auth.py's authenticate (this route is @stream_token_accepted); declared for the docs.
+    job = await load_job_for(redis, job_id, principal)
     if job.kind != JobKind.QUERY:
         raise ApiError(404, "job_not_found", f"job {job_id!r} is an {job.kind} job, not a query")
     after = parse_seq(last_event_id if last_event_id is not None else last_event_id_param)
@@ -106,20 +114,16 @@ class CancelAccepted(BaseModel):
     "/{job_id}",
     status_code=202,
     response_model=CancelAccepted,
-    responses={404: {"model": ErrorResponse}, 409: {"model": ErrorResponse}},
+    responses=errors(404, 409, 422),
     summary="Cancel: the worker stops the upstream LLM call within one chunk; the stream ends with "
     "`error` code `cancelled`, and the job becomes `cancelled`",
 )
-async def cancel_query(job_id: str, settings: SettingsDep, redis: RedisDep, celery: CeleryDep) -> CancelAccepted:
-    job = await load_job(redis, job_id)
+async def cancel_query(
+    job_id: JobId, principal: PrincipalDep, settings: SettingsDep, redis: RedisDep, celery: CeleryDep
+) -> CancelAccepted:
+    job = await load_job_for(redis, job_id, principal)
     if job.kind != JobKind.QUERY:
         raise ApiError(404, "job_not_found", f"job {job_id!r} is an {job.kind} job, not a query")
     if job.state in FINAL_STATES:
         raise ApiError(409, "job_finished", f"job {job_id!r} already ended ({job.state}); nothing to cancel")
-    await redis.set(keys.cancel_key(job_id), "1", ex=settings.REPLAY_TTL_S)
-    if job.state == JobState.QUEUED:
-        # No worker holds it yet: end it here. A worker that picks it up later finds the stream ended.
-        await run_in_threadpool(celery.control.revoke, job_id)
-        await end_query_async(redis, job_id, QueryEnding.cancelled(job_id), settings.REPLAY_TTL_S)
-        return CancelAccepted(job_id=job_id, state=JobState.CANCELLED)
-    return CancelAccepted(job_id=job_id, state=job.state)
+    return CancelAccepted(job_id=job_id, state=await cancel_query_job(redis, celery, settings, job))

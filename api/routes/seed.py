@@ -14,11 +14,13 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.responses import Response
 
-from api.deps import CeleryDep, HubDep, RedisDep, SettingsDep, StoreDep
+from api.cancellation import cancel_when_abandoned
+from api.deps import CeleryDep, HubDep, PrincipalDep, RedisDep, SettingsDep, StoreDep
 from api.errors import ApiError
-from api.job_records import load_job
+from api.job_records import load_job_for
 from api.query_jobs import QuerySpec, check_query, submit_and_subscribe
 from api.relay import relay_events
+from api.responses import ASKING, EVENT_STREAM, PLAIN_TEXT, errors, no_content, text_response
 from api.resume import already_ended, job_event_id, parse_job_event_id
 from api.sse import STREAM_HEADERS, event_source_response, wants_event_stream
 from shared.jobs.records import JobKind
@@ -37,9 +39,19 @@ async def _answer_text(events: AsyncIterator[StreamEvent]) -> AsyncIterator[str]
             yield f"\n[error {failure.code}] {failure.message}\n"
 
 
-@router.get("/stream_chat", summary="The seed's endpoint: ask and stream the answer in one call")
+@router.get(
+    "/stream_chat",
+    response_class=StreamingResponse,
+    responses={
+        **text_response(PLAIN_TEXT, EVENT_STREAM, why="The answer as text, or as SSE with `Accept: text/event-stream`"),
+        **no_content("An EventSource's Last-Event-ID at or past the terminal event"),
+        **errors(401, 404, 409, 410, 413, 422, *ASKING),
+    },
+    summary="The seed's endpoint: ask and stream the answer in one call",
+)
 async def stream_chat(
     request: Request,
+    principal: PrincipalDep,
     settings: SettingsDep,
     store: StoreDep,
     redis: RedisDep,
@@ -57,7 +69,7 @@ async def stream_chat(
     if resume.job_id is not None:
         # An EventSource reconnecting: resume the job its ids name; never ask the question again.
         job_id = resume.job_id
-        if (await load_job(redis, job_id)).kind != JobKind.QUERY:
+        if (await load_job_for(redis, job_id, principal)).kind != JobKind.QUERY:
             raise ApiError(404, "job_not_found", f"job {job_id!r} is not a query")
         if await already_ended(redis, settings, job_id, resume.after_seq):
             return Response(status_code=204)
@@ -71,9 +83,12 @@ async def stream_chat(
         )
     else:
         name = collection or settings.DEFAULT_COLLECTION
+        principal.require_collection(name)
         question = await check_query(settings, store, name, param)
         spec = QuerySpec(name, question, top_k, mode=mode)
-        job_id, events = await submit_and_subscribe(redis, hub, celery, settings, spec)
+        job_id, events = await submit_and_subscribe(redis, hub, celery, settings, spec, owner=principal.owner)
+    # The client asked on this request: if it leaves and is not back within the grace period, stop the answer.
+    events = cancel_when_abandoned(events, redis, celery, settings, job_id)
     headers = {**STREAM_HEADERS, "X-Job-Id": job_id}
     if wants_event_stream(request):
         response = event_source_response(events, settings, lambda seq: job_event_id(job_id, seq))
