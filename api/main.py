@@ -8,13 +8,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import redis.asyncio as aioredis
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
 from api.admission import AdmissionMiddleware
+from api.auth import AuthConfigError, load_keyring, require_path_collection
+from api.body_limit import BodyLimitMiddleware
 from api.consumers import ConsumerProbe
 from api.errors import install_error_handlers
+from api.idempotency import REPLAYED_HEADER
 from api.pubsub_hub import PubSubHub
 from api.routes import collections, documents, health, jobs, metrics, openai_compat, queries, seed, web
 from shared.jobs.dispatch import create_celery
@@ -28,6 +31,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     app.state.settings = settings
     configure_api_logging(settings)  # after uvicorn configured its loggers: redacted, JSON with LOG_JSON
+    try:
+        app.state.keyring = load_keyring(settings)
+    except AuthConfigError as exc:  # one line, no traceback, as for the store below
+        print(f"ragqueue api: cannot start: {exc}", file=sys.stderr, flush=True)
+        os._exit(3)
     try:
         app.state.store = await run_in_threadpool(open_store, settings)
     except StoreUnavailableError as exc:
@@ -69,17 +77,26 @@ def create_app() -> FastAPI:
         summary="RAG over your own documents: index jobs and streamed answers through Celery, Redis and SSE.",
         lifespan=lifespan,
     )
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_body_bytes=settings.MAX_JSON_BODY_BYTES,
+        max_upload_bytes=settings.MAX_UPLOAD_REQUEST_BYTES,
+    )
     app.add_middleware(AdmissionMiddleware)  # inside CORS, so a refusal carries CORS headers too
     app.add_middleware(
         CORSMiddleware,
-        allow_origins=settings.CORS_ORIGINS,
+        allow_origins=settings.cors_origins,  # none by default once keys are on (docs/security.md)
         allow_methods=["*"],
-        allow_headers=["*"],
-        expose_headers=["Content-Type"],
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
+        expose_headers=["Content-Type", "X-Job-Id", REPLAYED_HEADER, "Retry-After"],
     )
     install_error_handlers(app)
-    for module in (health, metrics, collections, documents, jobs, queries, openai_compat, seed, web):
+    # Open: probes, metrics and the page (its API calls carry the key). Health's /v1/status asks for a key itself.
+    for module in (health, metrics, web):
         app.include_router(module.router)
+    # Everything else needs a key when keys are on, and a `{collection}` in the path the key may use.
+    for module in (collections, documents, jobs, queries, openai_compat, seed):
+        app.include_router(module.router, dependencies=[Depends(require_path_collection)])
     app.mount("/static", web.static_files(), name="static")
     return app
 

@@ -8,17 +8,23 @@ uses `<job_id>:<seq>`, so its reconnect (which repeats the question's URL) finds
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import cast
 
 import redis.asyncio as aioredis
 
 from api.errors import ApiError
+from api.schemas import valid_job_id
 from shared import keys
+from shared.jobs.records import FINAL_STATES, JobField
 from shared.settings import Settings
 from shared.streams.replay_log import TERMINAL_FIELD
 
 JOB_ID_SEPARATOR = ":"
+# A seq is a bounded ASCII integer: `str.isdigit()` accepts '²' and int() a 5,000-digit number (issue 11), and a
+# seq past 2**63 breaks the Redis stream id it becomes. 18 digits stay below that with room for `after + 1`.
+SEQ_RULE = re.compile(r"[0-9]{1,18}")
 
 
 @dataclass(frozen=True)
@@ -37,8 +43,8 @@ def parse_seq(raw: str | None) -> int:
     """A query stream's `Last-Event-ID`: the seq of the last event seen (0 when absent)."""
     if raw is None or raw == "":
         return 0
-    if not raw.isdigit():
-        raise _invalid(raw, "a non-negative integer")
+    if not SEQ_RULE.fullmatch(raw):
+        raise _invalid(raw[:40], "a non-negative integer of at most 18 digits")
     return int(raw)
 
 
@@ -47,8 +53,8 @@ def parse_job_event_id(raw: str | None) -> ResumePoint:
     if raw is None or raw == "":
         return ResumePoint(None, 0)
     job_id, separator, seq = raw.rpartition(JOB_ID_SEPARATOR)
-    if not separator or not job_id or not seq.isdigit():
-        raise _invalid(raw, "<job_id>:<seq> as sent in this stream's `id:` fields")
+    if not separator or not valid_job_id(job_id) or not SEQ_RULE.fullmatch(seq):
+        raise _invalid(raw[:80], "<job_id>:<seq> as sent in this stream's `id:` fields")
     return ResumePoint(job_id, int(seq))
 
 
@@ -65,13 +71,16 @@ async def terminal_seq(redis: aioredis.Redis, job_id: str) -> int | None:
 
 
 async def already_ended(redis: aioredis.Redis, settings: Settings, job_id: str, after_seq: int) -> bool:
-    """True when the client saw the terminal event (204 then); 410 when the events it needs are gone."""
-    if not after_seq:
-        return False
+    """True when the client saw the terminal event (204 then); 410 when the events it needs are gone.
+
+    Gone means: a resume finds no buffer, or any stream finds none for a job that ended (its buffer outlived by its
+    record, REPLAY_TTL_S against JOB_TTL_S), which would otherwise wait forever for events (issue 11).
+    """
     ended = await terminal_seq(redis, job_id)
     if ended is not None:
-        return after_seq >= ended
-    if not await redis.exists(keys.replay_key(job_id)):
+        return bool(after_seq) and after_seq >= ended
+    state = await redis.hget(keys.job_key(job_id), JobField.STATE.value)  # type: ignore[misc]
+    if (after_seq or state in FINAL_STATES) and not await redis.exists(keys.replay_key(job_id)):
         raise ApiError(
             410,
             "replay_expired",

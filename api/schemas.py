@@ -2,14 +2,44 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import re
+from typing import Annotated, Any
 
+from fastapi import Depends
+from fastapi import Path as PathParam
 from pydantic import BaseModel, Field, StringConstraints
 
+from api.errors import ApiError
 from shared.store import COLLECTION_NAME_RULE
 from shared.store.retrieval import DEFAULT_MODE, RetrievalMode
 
 CollectionName = Annotated[str, StringConstraints(pattern=COLLECTION_NAME_RULE)]
+
+# The format of shared/jobs/records.py `new_job_id` (uuid4().hex). Checked before an id reaches a Redis key name:
+# `<id>:documents` named another key of the job (500s, issue 11).
+JOB_ID_PATTERN = r"^[0-9a-f]{32}$"
+_JOB_ID = re.compile(r"[0-9a-f]{32}")
+# Paging offsets stay within every database's integer (SQLite overflowed at 2**63, issue 11).
+MAX_OFFSET = 2**31 - 1
+
+
+def valid_job_id(job_id: str) -> bool:
+    return _JOB_ID.fullmatch(job_id) is not None
+
+
+def _job_id(
+    job_id: Annotated[
+        str,
+        PathParam(description="32 lower-case hex characters", json_schema_extra={"pattern": JOB_ID_PATTERN}),
+    ],
+) -> str:
+    # Not a 422: an id of the wrong form names no job, the same answer as an unknown or expired one.
+    if not valid_job_id(job_id):
+        raise ApiError(404, "job_not_found", f"no job {job_id[:80]!r} (job ids are 32 lower-case hex characters)")
+    return job_id
+
+
+JobId = Annotated[str, Depends(_job_id)]
 
 
 class IndexJobRequest(BaseModel):
@@ -42,3 +72,27 @@ class QueryAccepted(BaseModel):
     job_id: str
     stream_url: str
     status_url: str
+
+
+# The upload route reads its multipart body itself (any field name, MAX_UPLOAD_FILES parts, streamed to disk), so
+# FastAPI cannot infer it: declared here for the OpenAPI schema, as `files`, an array of binary parts.
+UPLOAD_REQUEST_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "files": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "description": "The files (any field name is accepted; `files` by convention)",
+                        }
+                    },
+                    "required": ["files"],
+                }
+            }
+        },
+    }
+}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LLMProvider = Literal["zhipu", "openai_compatible", "extractive"]
 ZHIPU_OPENAI_COMPATIBLE_URL = "https://open.bigmodel.cn/api/paas/v4"
@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     CHUNK_OVERLAP: int = 64
     TOP_K: int = 4
     MAX_QUESTION_CHARS: int = 2000
+    # Earlier turns a chat request (POST /v1/chat/completions) may carry, and their characters together: more gets
+    # 422 `history_too_long` instead of reaching the worker (issue 11: 12 MB of history was accepted).
+    MAX_HISTORY_TURNS: int = Field(default=20, ge=0)
+    MAX_HISTORY_CHARS: int = Field(default=20_000, ge=0)
     # Texts handed to the embedding model per call (the Zhipu embedding splits them into requests).
     EMBED_BATCH_SIZE: int = 64
     # Texts per Zhipu /embeddings request: at most 64 (embedding-3); embedding-2 allows 8K tokens per list,
@@ -75,8 +79,18 @@ class Settings(BaseSettings):
     MAX_UPLOAD_FILE_BYTES: int = 50 * 1024 * 1024
     MAX_UPLOAD_REQUEST_BYTES: int = 512 * 1024 * 1024
     MAX_UPLOAD_FILES: int = 2000
+    # Body of any request but an upload, counted while it is read (api/body_limit.py): more gets 413 at once.
+    MAX_JSON_BODY_BYTES: int = Field(default=1024 * 1024, ge=1024)
 
-    CORS_ORIGINS: list[str] = ["*"]
+    # API keys (docs/security.md): comma-separated; unset (and no API_KEYS_FILE) = every route open, development
+    # only. API_KEYS_FILE adds keys with limits (TOML: [[key]] with key or sha256, optional name, collections).
+    API_KEYS: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    API_KEYS_FILE: Path | None = None
+    # Signs the stream URLs POST /v1/queries returns (HMAC-SHA256); no default: required when keys are on.
+    STREAM_TOKEN_SECRET: SecretStr | None = None
+    STREAM_TOKEN_TTL_S: int = Field(default=3600, ge=10)
+    # Origins allowed to call the API from a browser. Unset: every origin when keys are off, none when they are on.
+    CORS_ORIGINS: list[str] | None = None
     # Seconds uvicorn keeps an idle keep-alive connection open. It must outlast every client's and proxy's
     # idle timeout (httpx 5 s, nginx upstream keepalive 60 s), or a request sent on a connection the server
     # is closing dies with "Server disconnected without sending a response" (issue 13; uvicorn's default: 5).
@@ -135,6 +149,19 @@ class Settings(BaseSettings):
         """`FLOWER_BASIC_AUTH=` (as in .env.example) means not set yet."""
         return None if value == "" else value
 
+    @field_validator("API_KEYS", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        """`API_KEYS=key1,key2` (spaces around commas ignored; empty means none)."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("STREAM_TOKEN_SECRET", "API_KEYS_FILE", mode="before")
+    @classmethod
+    def _empty_means_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
     @field_validator("FLOWER_BASIC_AUTH")
     @classmethod
     def _user_and_password(cls, value: SecretStr | None) -> SecretStr | None:
@@ -157,6 +184,18 @@ class Settings(BaseSettings):
         if needs_key and not self.ZHIPU_API_KEY:
             raise ValueError("LLM_PROVIDER or EMBED_PROVIDER is 'zhipu' but ZHIPU_API_KEY is not set")
         return self
+
+    @property
+    def keys_on(self) -> bool:
+        """API keys are required on every protected route (docs/security.md)."""
+        return bool(self.API_KEYS) or self.API_KEYS_FILE is not None
+
+    @property
+    def cors_origins(self) -> list[str]:
+        """CORS_ORIGINS if set; else every origin while keys are off, and none once they are on."""
+        if self.CORS_ORIGINS is not None:
+            return self.CORS_ORIGINS
+        return [] if self.keys_on else ["*"]
 
     @property
     def llm_base_url(self) -> str:

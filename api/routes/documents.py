@@ -9,12 +9,13 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from api.deps import CeleryDep, RedisDep, SettingsDep, StoreDep
-from api.errors import ApiError, ErrorResponse
+from api.deps import CeleryDep, PrincipalDep, RedisDep, SettingsDep, StoreDep
+from api.errors import ApiError
 from api.idempotency import IdempotencyKeyDep, idempotent, request_fingerprint
 from api.job_records import create_job, dispatch
+from api.responses import errors
 from api.routes.collections import CollectionPath
-from api.schemas import CollectionName
+from api.schemas import UPLOAD_REQUEST_BODY, CollectionName
 from api.stores import check_can_add, existing_store
 from shared.ingest.items import upload_item
 from shared.ingest.uploads import StoredUpload, UploadRejected, clean_filename, store_upload
@@ -77,13 +78,8 @@ def _store_all(
     "/{collection}/documents",
     status_code=202,
     response_model=UploadAccepted,
-    responses={
-        409: {"model": ErrorResponse},
-        413: {"model": ErrorResponse},
-        415: {"model": ErrorResponse},
-        422: {"model": ErrorResponse},
-        503: {"model": ErrorResponse},
-    },
+    responses=errors(409, 413, 415, 422, 503),
+    openapi_extra=UPLOAD_REQUEST_BODY,
     summary="Upload one or many files (multipart, any field name) and index them",
     description="Types: txt, md, pdf, docx, html. Files are stored by sha256; re-uploading a file with the same "
     "name and content adds nothing, a changed file replaces its old chunks. Any unsupported (415), oversized "
@@ -93,6 +89,7 @@ def _store_all(
 async def upload_documents(
     request: Request,
     response: Response,
+    principal: PrincipalDep,
     settings: SettingsDep,
     store: StoreDep,
     redis: RedisDep,
@@ -119,7 +116,7 @@ async def upload_documents(
 
     async def submit() -> UploadAccepted:
         items = [upload_item(s.filename, s.path) for s in stored]
-        job_id = await create_job(redis, settings, JobKind.INDEX, collection)
+        job_id = await create_job(redis, settings, JobKind.INDEX, collection, owner=principal.owner)
         await dispatch(celery, IndexTask(job_id=job_id, collection=collection, items=items))
         return UploadAccepted(
             job_id=job_id,
@@ -143,7 +140,7 @@ async def upload_documents(
 @router.get(
     "/{collection}/documents",
     response_model=DocumentList,
-    responses={404: {"model": ErrorResponse}},
+    responses=errors(404, 422),
     summary="The documents of a collection, with their ids and chunk counts",
 )
 async def list_documents(
@@ -159,7 +156,7 @@ async def list_documents(
 
 @router.delete(
     "/{collection}/documents/{doc_id}",
-    responses={404: {"model": ErrorResponse}},
+    responses=errors(404, 422),
     summary="Remove a document and all its chunks (from vector and BM25 retrieval alike)",
 )
 async def delete_document(

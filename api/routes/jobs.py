@@ -10,10 +10,11 @@ from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from api.deps import HubDep, RedisDep, SettingsDep
-from api.errors import ErrorResponse
-from api.job_records import load_job, recent_jobs
+from api.deps import HubDep, PrincipalDep, RedisDep, SettingsDep
+from api.job_records import load_job, load_job_for, recent_jobs
 from api.pubsub_hub import PubSubHub
+from api.responses import EVENT_STREAM, errors, no_content, text_response
+from api.schemas import MAX_OFFSET, JobId
 from api.sse import STREAM_HEADERS
 from shared import keys
 from shared.jobs.records import FINAL_STATES, JobKind, JobRecord, JobState
@@ -22,25 +23,32 @@ from shared.streams.events import JobEventName
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 
-@router.get("", response_model=list[JobRecord], summary="Recent jobs (index and query), newest first; filter and page")
+@router.get(
+    "",
+    response_model=list[JobRecord],
+    responses=errors(422),
+    summary="Recent jobs (index and query), newest first; filter and page",
+)
 async def list_jobs(
     redis: RedisDep,
+    principal: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=200, description="How many jobs to return")] = 20,
-    offset: Annotated[int, Query(ge=0, description="How many matching jobs to skip (paging)")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="How many matching jobs to skip (paging)")] = 0,
     state: Annotated[JobState | None, Query(description="Only jobs in this state")] = None,
     kind: Annotated[JobKind | None, Query(description="Only `index` or `query` jobs")] = None,
 ) -> list[JobRecord]:
-    return await recent_jobs(redis, limit, offset, state, kind)
+    # With keys on, only the caller's own jobs (the owner filter); with keys off, every job.
+    return await recent_jobs(redis, limit, offset, state, kind, owner=principal.key_id)
 
 
 @router.get(
     "/{job_id}",
     response_model=JobRecord,
-    responses={404: {"model": ErrorResponse}},
+    responses=errors(404, 422),
     summary="State, progress {done, total, stage}, result, and a clear error when the job failed",
 )
-async def get_job(job_id: str, redis: RedisDep) -> JobRecord:
-    return await load_job(redis, job_id)
+async def get_job(job_id: JobId, redis: RedisDep, principal: PrincipalDep) -> JobRecord:
+    return await load_job_for(redis, job_id, principal)
 
 
 async def _job_events(redis: Any, hub: PubSubHub, job_id: str) -> AsyncIterator[ServerSentEvent]:
@@ -68,17 +76,22 @@ async def _job_events(redis: Any, hub: PubSubHub, job_id: str) -> AsyncIterator[
 @router.get(
     "/{job_id}/events",
     response_class=EventSourceResponse,
-    responses={204: {"description": "Last-Event-ID `end`: the job already ended"}, 404: {"model": ErrorResponse}},
+    responses={
+        **text_response(EVENT_STREAM, why="The job's `progress` events, then one `end`"),
+        **no_content("Last-Event-ID `end`: the job already ended"),
+        **errors(404, 422),
+    },
     summary="SSE: a `progress` event with the job record on every change, then one `end` event (id `end`)",
 )
 async def job_events(
-    job_id: str,
+    job_id: JobId,
+    principal: PrincipalDep,
     settings: SettingsDep,
     redis: RedisDep,
     hub: HubDep,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> Any:
-    await load_job(redis, job_id)  # 404 now, not inside the stream
+    await load_job_for(redis, job_id, principal)  # 404 now, not inside the stream
     if last_event_id == JobEventName.END:
         return Response(status_code=204)  # an EventSource reconnecting after `end`: 204 stops it
     return EventSourceResponse(
@@ -107,15 +120,16 @@ class JobDocuments(BaseModel):
 @router.get(
     "/{job_id}/documents",
     response_model=JobDocuments,
-    responses={404: {"model": ErrorResponse}},
+    responses=errors(404, 422),
     summary="Per-document status of an index job: queued, indexing, indexed, unchanged or failed (with why)",
 )
 async def job_documents(
-    job_id: str,
+    job_id: JobId,
     redis: RedisDep,
+    principal: PrincipalDep,
     status: Annotated[str | None, Query(description="Only documents with this status")] = None,
 ) -> JobDocuments:
-    await load_job(redis, job_id)
+    await load_job_for(redis, job_id, principal)
     raw = cast(dict[str, str], await redis.hgetall(keys.job_documents_key(job_id)))  # type: ignore[misc]
     documents = [DocumentStatus(name=name, **json.loads(value)) for name, value in sorted(raw.items())]
     counts: dict[str, int] = {}
