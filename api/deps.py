@@ -1,4 +1,4 @@
-"""Typed dependencies: settings, Redis clients and the Celery app, created in the lifespan."""
+"""Typed dependencies: settings, Redis clients and the Celery app, created in the lifespan; the caller."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import redis.asyncio as aioredis
 from celery import Celery
 from fastapi import Depends, Request
 
+from api.auth import Principal, authenticate
 from api.pubsub_hub import PubSubHub
 from shared.settings import Settings
 from shared.store import Store
@@ -40,3 +41,5 @@ RedisDep = Annotated[aioredis.Redis, Depends(get_redis)]
 HubDep = Annotated[PubSubHub, Depends(get_hub)]
 CeleryDep = Annotated[Celery, Depends(get_celery)]
 StoreDep = Annotated[Store, Depends(get_store)]
+# The caller (api/auth.py); every protected router also depends on it, so asking again costs nothing (cached).
+PrincipalDep = Annotated[Principal, Depends(authenticate)]

@@ -7,8 +7,9 @@ status and body, plus `Idempotent-Replayed: true`); the same key with another re
 `idempotency_key_reused`.
 
 Deliberate choices:
-- Keys are scoped per route (`queries`, `documents`, `index-jobs`); the collection in the path is part of
-  the fingerprint, so one key reused for another collection is a 409, not a silent second job.
+- Keys are scoped per route (`queries`, `documents`, `index-jobs`) and per API key (api/auth.py): another
+  caller sending the same Idempotency-Key gets a job of its own, never the first caller's (issue 11). The
+  collection in the path is part of the fingerprint, so one key reused for another collection is a 409.
 - Race-safe: the first request reserves the key with SET NX (fingerprint plus a pending marker), creates the
   job, then stores the response. A concurrent request with the same key waits for that response instead of
   creating a second job; if the owner fails, it releases the reservation and the next attempt runs afresh.
@@ -26,6 +27,7 @@ import json
 import re
 import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 import redis.asyncio as aioredis
@@ -33,6 +35,7 @@ from fastapi import Depends, Header, Response
 from pydantic import BaseModel
 from redis.exceptions import RedisError
 
+from api.auth import Principal, authenticate
 from api.errors import ApiError
 from shared import keys
 
@@ -52,7 +55,19 @@ return 0
 """
 
 
+@dataclass(frozen=True)
+class IdempotencyKey:
+    """The header's value and the caller it belongs to (its key id; "" with keys off)."""
+
+    value: str
+    owner: str
+
+    def __str__(self) -> str:
+        return self.value
+
+
 def idempotency_key_header(
+    principal: Annotated[Principal, Depends(authenticate)],
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -62,7 +77,7 @@ def idempotency_key_header(
             "remembered for IDEMPOTENCY_TTL_S (24 h). The same key with another request: 409.",
         ),
     ] = None,
-) -> str | None:
+) -> IdempotencyKey | None:
     """The request's Idempotency-Key, or a 422 `invalid_idempotency_key` if it is not 1-255 visible ASCII."""
     if idempotency_key is None:
         return None
@@ -73,10 +88,10 @@ def idempotency_key_header(
             f"{HEADER} must be 1-255 visible ASCII characters without spaces (a UUID, for instance); "
             f"got {len(idempotency_key)} character(s)",
         )
-    return idempotency_key
+    return IdempotencyKey(idempotency_key, principal.owner)
 
 
-IdempotencyKeyDep = Annotated[str | None, Depends(idempotency_key_header)]
+IdempotencyKeyDep = Annotated[IdempotencyKey | None, Depends(idempotency_key_header)]
 
 
 def request_fingerprint(request: Any) -> str:
@@ -85,18 +100,19 @@ def request_fingerprint(request: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _reused(key: str) -> ApiError:
+def _reused(key: IdempotencyKey) -> ApiError:
     return ApiError(
         409,
         "idempotency_key_reused",
-        f"{HEADER} {key!r} was already used for a different request on this route; use a new key for a new request",
+        f"{HEADER} {key.value!r} was already used for a different request on this route; "
+        "use a new key for a new request",
     )
 
 
 async def idempotent(
     redis: aioredis.Redis,
     scope: str,
-    key: str | None,
+    key: IdempotencyKey | None,
     fingerprint: str,
     submit: Callable[[], Awaitable[Model]],
     model: type[Model],
@@ -106,7 +122,8 @@ async def idempotent(
     """Run `submit` once per (scope, key): later calls with the same fingerprint get its stored response."""
     if key is None:
         return await submit()
-    redis_key = keys.idempotency_key(scope, key)
+    # One namespace per API key: the same header value from two callers never meets (owner "" = keys off).
+    redis_key = keys.idempotency_key(f"{scope}:{key.owner}" if key.owner else scope, key.value)
     deadline = asyncio.get_running_loop().time() + WAIT_FOR_OWNER_S
     while True:
         pending = json.dumps({"fingerprint": fingerprint, "pending": secrets.token_hex(8)})
@@ -125,7 +142,7 @@ async def idempotent(
             raise ApiError(
                 409,
                 "idempotency_key_in_progress",
-                f"a request with {HEADER} {key!r} is still being processed; retry in a moment",
+                f"a request with {HEADER} {key.value!r} is still being processed; retry in a moment",
             )
         await asyncio.sleep(POLL_S)
 

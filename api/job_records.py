@@ -9,10 +9,11 @@ import redis.asyncio as aioredis
 from celery import Celery
 from starlette.concurrency import run_in_threadpool
 
+from api.auth import Principal
 from api.errors import ApiError
 from shared import keys
 from shared.jobs.dispatch import send
-from shared.jobs.records import JobKind, JobRecord, JobState, initial_fields, new_job_id, parse_job
+from shared.jobs.records import JobField, JobKind, JobRecord, JobState, initial_fields, new_job_id, parse_job
 from shared.jobs.tasks import TaskRequest
 from shared.ops.log_setup import job_id_var
 from shared.settings import Settings
@@ -21,12 +22,15 @@ from shared.settings import Settings
 JOBS_INDEX_SIZE = 1000
 
 
-async def create_job(redis: aioredis.Redis, settings: Settings, kind: JobKind, collection: str | None) -> str:
+async def create_job(
+    redis: aioredis.Redis, settings: Settings, kind: JobKind, collection: str | None, *, owner: str
+) -> str:
+    """Record a queued job owned by `owner` (the caller's key id, Principal.owner) and return its id."""
     job_id = new_job_id()
     job_id_var.set(job_id)  # the rest of this request logs with it (shared/ops/log_setup.py)
     key = keys.job_key(job_id)
     async with redis.pipeline(transaction=True) as pipe:
-        pipe.hset(key, mapping=cast(Any, initial_fields(job_id, kind, collection)))
+        pipe.hset(key, mapping=cast(Any, initial_fields(job_id, kind, collection, owner)))
         pipe.expire(key, settings.JOB_TTL_S)
         pipe.zadd(keys.jobs_index_key(), {job_id: time.time()})
         pipe.zremrangebyrank(keys.jobs_index_key(), 0, -JOBS_INDEX_SIZE - 1)
@@ -50,20 +54,23 @@ async def recent_jobs(
     offset: int = 0,
     state: JobState | None = None,
     kind: JobKind | None = None,
+    owner: str | None = None,
 ) -> list[JobRecord]:
-    """Jobs still kept, newest first, filtered by state and kind, `limit` of them after skipping `offset`."""
-    if state is None and kind is None:
+    """Jobs still kept, newest first, filtered by state, kind and owner, `limit` of them after skipping `offset`."""
+    if state is None and kind is None and owner is None:
         ids = cast(list[str], await redis.zrevrange(keys.jobs_index_key(), offset, offset + limit - 1))
-    else:  # the index holds at most JOBS_INDEX_SIZE ids: filter them by two fields each, then page
+    else:  # the index holds at most JOBS_INDEX_SIZE ids: filter them by three fields each, then page
         every = cast(list[str], await redis.zrevrange(keys.jobs_index_key(), 0, -1))
         async with redis.pipeline(transaction=False) as pipe:
             for job_id in every:
-                pipe.hmget(keys.job_key(job_id), ["state", "kind"])
+                pipe.hmget(keys.job_key(job_id), [JobField.STATE, JobField.KIND, JobField.OWNER])
             fields = cast(list[list[str | None]], await pipe.execute())
         matching = [
             job_id
-            for job_id, (job_state, job_kind) in zip(every, fields, strict=True)
-            if (state is None or job_state == state) and (kind is None or job_kind == kind)
+            for job_id, (job_state, job_kind, job_owner) in zip(every, fields, strict=True)
+            if (state is None or job_state == state)
+            and (kind is None or job_kind == kind)
+            and (owner is None or (job_owner or "") == owner)
         ]
         ids = matching[offset : offset + limit]
     async with redis.pipeline(transaction=False) as pipe:
@@ -77,5 +84,18 @@ async def load_job(redis: aioredis.Redis, job_id: str) -> JobRecord:
     job_id_var.set(job_id)
     fields = cast(dict[str, str], await redis.hgetall(keys.job_key(job_id)))
     if not fields:
-        raise ApiError(404, "job_not_found", f"no job {job_id!r} (unknown, or expired)")
+        raise job_not_found(job_id)
     return parse_job(fields)
+
+
+async def load_job_for(redis: aioredis.Redis, job_id: str, principal: Principal) -> JobRecord:
+    """`load_job` for a route: another key's job gets the very same 404 as an unknown one (api/auth.py)."""
+    job_id_var.set(job_id)
+    fields = cast(dict[str, str], await redis.hgetall(keys.job_key(job_id)))
+    if not fields or not principal.may_see_job(job_id, fields.get(JobField.OWNER, "")):
+        raise job_not_found(job_id)
+    return parse_job(fields)
+
+
+def job_not_found(job_id: str) -> ApiError:
+    return ApiError(404, "job_not_found", f"no job {job_id!r} (unknown, or expired)")

@@ -64,17 +64,19 @@ async def _dispatch(celery: Celery, settings: Settings, job_id: str, spec: Query
     await dispatch(celery, task)
 
 
-async def submit_query(redis: aioredis.Redis, celery: Celery, settings: Settings, spec: QuerySpec) -> str:
-    job_id = await create_job(redis, settings, JobKind.QUERY, spec.collection)
+async def submit_query(
+    redis: aioredis.Redis, celery: Celery, settings: Settings, spec: QuerySpec, *, owner: str
+) -> str:
+    job_id = await create_job(redis, settings, JobKind.QUERY, spec.collection, owner=owner)
     await _dispatch(celery, settings, job_id, spec)
     return job_id
 
 
 async def submit_and_subscribe(
-    redis: aioredis.Redis, hub: PubSubHub, celery: Celery, settings: Settings, spec: QuerySpec
+    redis: aioredis.Redis, hub: PubSubHub, celery: Celery, settings: Settings, spec: QuerySpec, *, owner: str
 ) -> tuple[str, AsyncIterator[StreamEvent]]:
     """Submit a query and return its events, subscribed before dispatch so none can be missed."""
-    job_id = await create_job(redis, settings, JobKind.QUERY, spec.collection)
+    job_id = await create_job(redis, settings, JobKind.QUERY, spec.collection, owner=owner)
     subscription = await subscribe(hub, job_id)
     try:
         await _dispatch(celery, settings, job_id, spec)

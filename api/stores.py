@@ -10,16 +10,21 @@ from shared.settings import Settings
 from shared.store import CollectionStore, Store
 
 
+def collection_not_found(collection: str) -> ApiError:
+    """The 404 for a missing collection, and for one the caller's key may not use (api/auth.py): the same answer."""
+    return ApiError(
+        404,
+        "collection_not_found",
+        f"collection {collection!r} does not exist; index documents into it first "
+        f"(POST /v1/collections/{collection}/documents or /index-jobs)",
+    )
+
+
 async def existing_store(store: Store, collection: str) -> CollectionStore:
     """The collection, or a 404 that says how to create it."""
     found = store.collection(collection)
     if not await run_in_threadpool(found.exists):
-        raise ApiError(
-            404,
-            "collection_not_found",
-            f"collection {collection!r} does not exist; index documents into it first "
-            f"(POST /v1/collections/{collection}/documents or /index-jobs)",
-        )
+        raise collection_not_found(collection)
     return found
 
 

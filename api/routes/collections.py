@@ -7,9 +7,10 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import Principal
 from api.deps import CeleryDep, PrincipalDep, RedisDep, SettingsDep, StoreDep
-from api.errors import ApiError, ErrorResponse
+from api.errors import ApiError
 from api.idempotency import IdempotencyKeyDep, idempotent, request_fingerprint
 from api.job_records import create_job, dispatch
+from api.responses import errors
 from api.schemas import CollectionName, IndexJobRequest, JobAccepted
 from api.stores import check_can_add, existing_store
 from shared.ingest.import_paths import ImportPathError, resolve_import_path
@@ -40,9 +41,7 @@ async def list_collections(store: StoreDep, principal: PrincipalDep) -> list[Col
     return await run_in_threadpool(list_collection_infos, store, principal)
 
 
-@router.delete(
-    "/{collection}", responses={404: {"model": ErrorResponse}}, summary="Delete a collection with all its documents"
-)
+@router.delete("/{collection}", responses=errors(404, 422), summary="Delete a collection with all its documents")
 async def delete_collection(
     store: StoreDep, settings: SettingsDep, collection: CollectionName = CollectionPath
 ) -> dict[str, str]:
@@ -59,7 +58,7 @@ def _drop_with_uploads(store: Store, found: CollectionStore, grace_s: float) -> 
     store.collect_uploads(grace_s, among=hashes)
 
 
-@router.get("/{collection}", response_model=CollectionInfo, responses={404: {"model": ErrorResponse}})
+@router.get("/{collection}", response_model=CollectionInfo, responses=errors(404, 422))
 async def get_collection(store: StoreDep, collection: CollectionName = CollectionPath) -> CollectionInfo:
     found = await existing_store(store, collection)
     return await run_in_threadpool(found.info)
@@ -69,12 +68,7 @@ async def get_collection(store: StoreDep, collection: CollectionName = Collectio
     "/{collection}/index-jobs",
     status_code=202,
     response_model=JobAccepted,
-    responses={
-        403: {"model": ErrorResponse},
-        404: {"model": ErrorResponse},
-        409: {"model": ErrorResponse},
-        422: {"model": ErrorResponse},
-    },
+    responses=errors(400, 403, 404, 409, 422, 503),
     summary="Index files or folders already on the server (under an allowed import root)",
 )
 async def create_index_job(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException
 
 from api.deps import CeleryDep, PrincipalDep, RedisDep, SettingsDep, StoreDep
 from api.errors import ApiError
@@ -74,11 +77,28 @@ def _store_all(
     return stored, rejected
 
 
+@asynccontextmanager
+async def _multipart(request: Request, settings: Settings) -> AsyncIterator[FormData]:
+    """The parsed form; Starlette's bare 400s for a malformed body or too many parts get a code a client can use."""
+    try:
+        form = await request.form(max_files=settings.MAX_UPLOAD_FILES, max_fields=100)
+    except HTTPException as exc:
+        if exc.status_code != 400:
+            raise
+        if str(exc.detail).startswith("Too many files"):
+            raise ApiError(413, "too_many_files", f"{exc.detail} (MAX_UPLOAD_FILES)") from exc
+        raise ApiError(400, "invalid_multipart", f"the multipart body cannot be read: {exc.detail}") from exc
+    try:
+        yield form
+    finally:
+        await form.close()
+
+
 @router.post(
     "/{collection}/documents",
     status_code=202,
     response_model=UploadAccepted,
-    responses=errors(409, 413, 415, 422, 503),
+    responses=errors(400, 409, 413, 415, 422, 503),
     openapi_extra=UPLOAD_REQUEST_BODY,
     summary="Upload one or many files (multipart, any field name) and index them",
     description="Types: txt, md, pdf, docx, html. Files are stored by sha256; re-uploading a file with the same "
@@ -104,7 +124,7 @@ async def upload_documents(
     await check_can_add(settings, store, collection)
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise ApiError(415, "multipart_required", "send the files as multipart/form-data (curl -F files=@a.md)")
-    async with request.form(max_files=settings.MAX_UPLOAD_FILES, max_fields=100) as form:
+    async with _multipart(request, settings) as form:
         uploads = [value for _, value in form.multi_items() if isinstance(value, UploadFile)]
         if not uploads:
             raise ApiError(422, "no_files", "the request has no file parts")

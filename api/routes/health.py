@@ -10,14 +10,16 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from api.auth import authenticate
 from api.consumers import ConsumerProbe, queue_depths
 from api.deps import RedisDep, SettingsDep, StoreDep
 from api.errors import ErrorBody
+from api.responses import errors
 from shared.jobs.tasks import INDEX_QUEUE, QUERY_QUEUE
 from shared.settings import Settings
 from shared.store import Store
@@ -102,6 +104,7 @@ async def stack_check(redis: Any, probe: ConsumerProbe, store: Store, settings: 
 
 @router.get(
     "/readyz",
+    responses=errors(503),
     summary="Redis and the store answer and every queue has a worker; 503 naming what is wrong otherwise",
 )
 async def readyz(request: Request, redis: RedisDep, store: StoreDep, settings: SettingsDep) -> JSONResponse:
@@ -117,6 +120,7 @@ async def readyz(request: Request, redis: RedisDep, store: StoreDep, settings: S
 @router.get(
     "/v1/status",
     response_model=StackStatus,
+    dependencies=[Depends(authenticate)],  # /healthz and /readyz stay open for probes; this one is /v1
     summary="Read-only: ready or why not, and per queue the workers consuming it and the messages waiting",
 )
 async def stack_status(request: Request, redis: RedisDep, store: StoreDep, settings: SettingsDep) -> StackStatus:

@@ -77,7 +77,7 @@ async def _job_events(redis: Any, hub: PubSubHub, job_id: str) -> AsyncIterator[
     "/{job_id}/events",
     response_class=EventSourceResponse,
     responses={
-        **text_response(EVENT_STREAM, why="The job's `progress` events, then one `end`"),
+        **text_response(EVENT_STREAM, why="The job's `progress` events, then one `end`", events=JobEventName),
         **no_content("Last-Event-ID `end`: the job already ended"),
         **errors(404, 422),
     },

@@ -110,7 +110,7 @@ async def _complete(job_id: str, model: str, events: AsyncIterator[StreamEvent])
     response_model=ChatCompletion,
     responses={
         **text_response(EVENT_STREAM, why="The completion; with `stream: true`, SSE `data:` chunks then `[DONE]`"),
-        **errors(404, 409, 413, 422, 502, *ASKING),
+        **errors(400, 404, 409, 413, 422, 502, *ASKING),
     },
     summary="OpenAI-compatible chat over a collection (model = collection); `stream: true` for SSE chunks",
 )

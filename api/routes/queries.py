@@ -22,6 +22,7 @@ from api.schemas import JobId, QueryAccepted, QueryRequest
 from api.sse import event_source_response
 from api.stream_tokens import signed_url
 from shared.jobs.records import FINAL_STATES, JobKind, JobState
+from shared.streams.events import EventName
 
 router = APIRouter(prefix="/v1/queries", tags=["queries"])
 
@@ -30,7 +31,7 @@ router = APIRouter(prefix="/v1/queries", tags=["queries"])
     "",
     status_code=202,
     response_model=QueryAccepted,
-    responses=errors(404, 409, 413, 422, *ASKING),
+    responses=errors(400, 404, 409, 413, 422, *ASKING),
     summary="Ask a question of a collection; the answer streams from stream_url",
     description="With API keys on, `stream_url` carries a signed `?token=` valid for STREAM_TOKEN_TTL_S: an "
     "EventSource can open it without the key (docs/security.md).",
@@ -65,7 +66,7 @@ async def create_query(
     "/{job_id}/stream",
     response_class=EventSourceResponse,
     responses={
-        **text_response(EVENT_STREAM, why="The answer's events, replayed from after Last-Event-ID"),
+        **text_response(EVENT_STREAM, why="The answer's events, from after Last-Event-ID", events=EventName),
         **no_content("Last-Event-ID at or past the terminal event"),
         **errors(401, 404, 410, 422),
     },

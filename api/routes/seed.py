@@ -43,7 +43,12 @@ async def _answer_text(events: AsyncIterator[StreamEvent]) -> AsyncIterator[str]
     "/stream_chat",
     response_class=StreamingResponse,
     responses={
-        **text_response(PLAIN_TEXT, EVENT_STREAM, why="The answer as text, or as SSE with `Accept: text/event-stream`"),
+        **text_response(
+            PLAIN_TEXT,
+            EVENT_STREAM,
+            why="The answer as text, or SSE with `Accept: text/event-stream`",
+            events=EventName,
+        ),
         **no_content("An EventSource's Last-Event-ID at or past the terminal event"),
         **errors(401, 404, 409, 410, 413, 422, *ASKING),
     },

@@ -45,6 +45,7 @@ class JobField(StrEnum):
     ERROR = "error"
     CREATED_AT = "created_at"
     UPDATED_AT = "updated_at"
+    OWNER = "owner"  # the key id that created it, "" with keys off (api/auth.py); never returned
 
 
 class Progress(BaseModel):
@@ -82,8 +83,8 @@ def new_job_id() -> str:
     return uuid.uuid4().hex
 
 
-def initial_fields(job_id: str, kind: JobKind, collection: str | None) -> dict[str, str]:
-    """Hash fields written when a job is accepted, before it is dispatched."""
+def initial_fields(job_id: str, kind: JobKind, collection: str | None, owner: str = "") -> dict[str, str]:
+    """Hash fields written when a job is accepted, before it is dispatched; `owner` is the caller's key id."""
     now = str(time.time())
     return {
         JobField.ID: job_id,
@@ -95,6 +96,7 @@ def initial_fields(job_id: str, kind: JobKind, collection: str | None) -> dict[s
         JobField.STAGE: "",
         JobField.CREATED_AT: now,
         JobField.UPDATED_AT: now,
+        JobField.OWNER: owner,
     }
 
 

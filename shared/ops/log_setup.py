@@ -30,6 +30,9 @@ def secrets_of(settings: Settings) -> list[str]:
         for entry in settings.FLOWER_BASIC_AUTH.get_secret_value().split(","):
             found.append(entry)
             found.append(entry.partition(":")[2])
+    found += [key.get_secret_value() for key in settings.API_KEYS]
+    if settings.STREAM_TOKEN_SECRET is not None:
+        found.append(settings.STREAM_TOKEN_SECRET.get_secret_value())
     for url in (settings.REDIS_URL, settings.VECTOR_STORE_URL):
         password = urlsplit(url).password if url else None
         if password:
