@@ -138,11 +138,14 @@ def _index_batch(rt: Runtime, progress: IndexProgress, collection: str, items: l
     failed = 0
     for item in items:
         progress.document(item.name, item.doc_id, DocStatus.INDEXING)
+        local = item
         try:
             local = item.model_copy(update={"path": str(rt.stores.blobs.local_path(item.blob))}) if item.blob else item
             documents.append((item, load_and_split(local, splitter)))
         except Exception as exc:  # one broken file fails alone; the rest are indexed
-            progress.document(item.name, item.doc_id, DocStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+            # Named as the user knows it, not by where the server keeps it (issue 11: no absolute server paths).
+            error = f"{type(exc).__name__}: {exc}".replace(local.path, item.name).replace(item.path, item.name)
+            progress.document(item.name, item.doc_id, DocStatus.FAILED, error=error)
             progress.documents_done += 1
             failed += 1
     progress.planned = sum(len(doc.chunks) for _, doc in documents)
