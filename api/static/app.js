@@ -1,10 +1,33 @@
 // The chat page: pick a collection, upload files and watch the index job, ask and read the answer as it
 // streams (EventSource on /v1/queries/{id}/stream), stop it (DELETE /v1/queries/{id}). Plain JS, no build.
+// With API keys on (docs/security.md), a 401 asks for a key, kept in sessionStorage and sent as a Bearer header;
+// the answer's EventSource opens the signed stream_url, so the key never goes into a URL.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const SNIPPET_CHARS = 280;
+const KEY_STORAGE = "ragqueue.apiKey";
+const POLL_MS = 500;
 let current = null; // the answer being streamed: {jobId, source, turn}
+
+function apiKey() {
+  return sessionStorage.getItem(KEY_STORAGE);
+}
+
+function askForKey() {
+  sessionStorage.removeItem(KEY_STORAGE);
+  $("key-form").hidden = false;
+  $("api-key").focus();
+}
+
+function useKey(event) {
+  event.preventDefault();
+  sessionStorage.setItem(KEY_STORAGE, $("api-key").value.trim());
+  $("api-key").value = "";
+  $("key-form").hidden = true;
+  showError("");
+  loadCollections();
+}
 
 function showError(message) {
   $("error").textContent = message || "";
@@ -12,6 +35,8 @@ function showError(message) {
 
 async function api(method, url, body) {
   const options = { method, headers: {} };
+  const key = apiKey();
+  if (key) options.headers.Authorization = `Bearer ${key}`;
   if (body instanceof FormData) {
     options.body = body;
   } else if (body !== undefined) {
@@ -25,6 +50,7 @@ async function api(method, url, body) {
     throw new Error(`the API does not answer (${err.message})`);
   }
   const data = await response.json().catch(() => null);
+  if (response.status === 401) askForKey();
   if (!response.ok) {
     const error = data && data.error;
     const err = new Error(error ? `${error.message} (${error.code})` : `HTTP ${response.status}`);
@@ -84,29 +110,50 @@ function describeEnd(job) {
   );
 }
 
-function followJob(jobId) {
+function showJob(job) {
+  const p = job.progress;
+  const total = p.documents_total || p.total || 1;
+  const done = p.documents_total ? p.documents_done || 0 : p.done;
   const bar = $("upload-progress");
+  bar.max = total;
+  bar.value = Math.min(done, total);
+  $("upload-status").textContent = describeProgress(job);
+}
+
+function endJob(job) {
+  showJob(job);
+  if (job.state === "succeeded") $("upload-progress").value = $("upload-progress").max;
+  $("upload-status").textContent = describeEnd(job);
+  $("upload-form").dataset.state = job.state;
+  return job;
+}
+
+// With a key, poll the job with fetch: an EventSource cannot send the Authorization header.
+async function pollJob(jobId) {
+  for (;;) {
+    let job;
+    try {
+      job = await api("GET", `/v1/jobs/${encodeURIComponent(jobId)}`);
+    } catch (err) {
+      $("upload-status").textContent = `Lost the job's progress: ${err.message}`;
+      return null;
+    }
+    if (["succeeded", "failed", "cancelled"].includes(job.state)) return endJob(job);
+    showJob(job);
+    await new Promise((wake) => setTimeout(wake, POLL_MS));
+  }
+}
+
+function followJob(jobId) {
   const status = $("upload-status");
-  bar.hidden = false;
+  $("upload-progress").hidden = false;
+  if (apiKey()) return pollJob(jobId);
   return new Promise((resolve) => {
     const source = new EventSource(`/v1/jobs/${encodeURIComponent(jobId)}/events`);
-    const show = (job) => {
-      const p = job.progress;
-      const total = p.documents_total || p.total || 1;
-      const done = p.documents_total ? p.documents_done || 0 : p.done;
-      bar.max = total;
-      bar.value = Math.min(done, total);
-      status.textContent = describeProgress(job);
-    };
-    source.addEventListener("progress", (e) => show(JSON.parse(e.data)));
+    source.addEventListener("progress", (e) => showJob(JSON.parse(e.data)));
     source.addEventListener("end", (e) => {
       source.close();
-      const job = JSON.parse(e.data);
-      show(job);
-      if (job.state === "succeeded") bar.value = bar.max;
-      status.textContent = describeEnd(job);
-      $("upload-form").dataset.state = job.state;
-      resolve(job);
+      resolve(endJob(JSON.parse(e.data)));
     });
     source.addEventListener("error", () => {
       if (source.readyState === EventSource.CLOSED) {
@@ -251,6 +298,7 @@ async function stop() {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
+  $("key-form").addEventListener("submit", useKey);
   $("upload-form").addEventListener("submit", upload);
   $("ask-form").addEventListener("submit", ask);
   $("stop-button").addEventListener("click", stop);
