@@ -5,6 +5,9 @@ subscribe round trip per stream; here a stream's subscription is a queue registe
 A reader task routes each message to the queues of its channel. Do not fix: if the connection drops,
 redis-py reconnects and re-subscribes on the next read, and messages published meanwhile are lost; the
 relay re-reads the replay buffer whenever its stream is quiet, which is what makes that safe.
+An unsubscribe while Redis is away (a restart, issue 11) is not lost: redis-py would subscribe that channel
+again on reconnecting, so after a reconnect the hub drops every channel no stream holds any more (a channel
+left subscribed would also look like a listener to api/cancellation.py).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import logging
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
+from redis.exceptions import RedisError
 
 from shared import keys
 
@@ -85,20 +89,41 @@ class PubSubHub:
             if not subscribers:
                 del self._subscribers[subscription.channel]
                 if self._pubsub is not None:
-                    await self._pubsub.unsubscribe(subscription.channel)
+                    try:
+                        await self._pubsub.unsubscribe(subscription.channel)
+                    except RedisError:  # Redis is away: dropped after the reconnect (`_forget_stale`)
+                        log.warning("pub/sub hub could not unsubscribe %s", subscription.channel, exc_info=True)
+
+    async def _forget_stale(self) -> None:
+        """Unsubscribe the channels redis-py re-subscribed on reconnecting that no stream holds any more."""
+        assert self._pubsub is not None
+        async with self._lock:
+            held = {*self._subscribers, keys.hub_channel()}
+            stale = [c for c in map(_text, self._pubsub.channels) if c not in held]
+            if stale:
+                await self._pubsub.unsubscribe(*stale)
 
     async def _read(self) -> None:
         assert self._pubsub is not None
+        reconnected = False
         while True:
             try:
                 message = await self._pubsub.get_message(timeout=1.0)
+                if reconnected:
+                    await self._forget_stale()
+                    reconnected = False
             except asyncio.CancelledError:
                 raise
             except Exception:  # a dropped connection: redis-py reconnects on the next read
                 log.warning("pub/sub hub read failed; reconnecting", exc_info=True)
+                reconnected = True
                 await asyncio.sleep(0.5)
                 continue
             if message is None or message.get("type") != "message":
                 continue
             for subscription in tuple(self._subscribers.get(message["channel"], ())):
                 subscription.queue.put_nowait(message["data"])
+
+
+def _text(channel: str | bytes) -> str:
+    return channel.decode() if isinstance(channel, bytes) else channel

@@ -15,10 +15,12 @@ from collections.abc import AsyncIterator
 from typing import cast
 
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from api.pubsub_hub import PubSubHub, Subscription
 from shared import keys
-from shared.streams.events import REPLAY_FIELD, StreamEvent
+from shared.streams.events import REPLAY_FIELD, ErrorCode, ErrorPayload, EventName, StreamEvent
 from shared.streams.watchdog import end_if_still_queued, reap_if_dead
 
 
@@ -82,5 +84,22 @@ async def relay_events(
                     last = item.seq
                     if item.is_terminal:
                         return
+    except (RedisConnectionError, RedisTimeoutError):
+        # Redis went away mid-stream (a restart): end this connection with an error instead of cutting it
+        # (issue 11). The event is not in the job's log: its id repeats the last seq sent, so a reconnect with
+        # it resumes the job where this stream stopped once Redis is back.
+        yield lost_redis_event(last)
     finally:
         await subscription.close()
+
+
+def lost_redis_event(last_seq: int) -> StreamEvent:
+    message = (
+        "the API lost its connection to Redis while relaying this answer; "
+        "reconnect with Last-Event-ID once /readyz answers 200 to resume it"
+    )
+    return StreamEvent(
+        seq=last_seq,
+        event=EventName.ERROR,
+        data=ErrorPayload(code=ErrorCode.REDIS_UNAVAILABLE, message=message).model_dump(),
+    )

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from celery import Celery
 from kombu import Exchange, Queue
 
+from shared.jobs import broker_transport
 from shared.jobs.tasks import (
     INDEX_BATCH_TASK,
     INDEX_QUEUE,
@@ -59,6 +60,8 @@ def create_celery(settings: Settings, include: Sequence[str] = ()) -> Celery:
         # Above the hard time limit, or a long task is delivered a second time while still running.
         broker_transport_options={"visibility_timeout": settings.TASK_TIME_LIMIT_S + 600},
         broker_connection_retry_on_startup=True,
+        # kombu's Redis transport with a fix that lets a worker reconnect after Redis restarts mid-task (issue 11).
+        broker_transport=broker_transport.TRANSPORT if settings.REDIS_URL.startswith("redis://") else None,
         worker_send_task_events=True,  # Flower
         task_send_sent_event=True,
         worker_hijack_root_logger=False,

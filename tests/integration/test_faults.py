@@ -16,7 +16,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
+from shared import keys
 from tests.conftest import client_for, copy_sample_docs, stack_env
 from tests.fakes.zhipu_server import ZhipuFakeServer
 from tests.support.jobs import index_and_wait, wait_for_job
@@ -86,9 +88,9 @@ def _wait_for(check: object, timeout: float = 30.0, what: str = "condition") -> 
     raise AssertionError(f"{what} not reached in {timeout} s")
 
 
-def _first_tokens(response: httpx.Response, count: int) -> list[Event]:
+def _first_tokens(response: httpx.Response | Iterator[Event], count: int) -> list[Event]:
     seen: list[Event] = []
-    for event in iter_events(response):
+    for event in iter_events(response) if isinstance(response, httpx.Response) else response:
         seen.append(event)
         if sum(e.event == "token" for e in seen) == count:
             return seen
@@ -216,3 +218,68 @@ def test_an_embedding_upstream_that_keeps_failing_is_retried_then_fails_the_inde
     assert job["error"]["code"] == code, job["error"]
     assert "embedding" in job["error"]["message"] and "3 attempt" in job["error"]["message"], job["error"]
     assert len(zhipu.requests("/embeddings")) == 3  # retried, then given up
+
+
+# Redis restarts: these stop the stack's Redis, so they run last in this module.
+
+
+def _ask(client: httpx.Client, collection: str) -> str:
+    response = client.post("/v1/queries", json={"collection": collection, "question": QUESTION})
+    assert response.status_code == 202, response.text
+    return str(response.json()["job_id"])
+
+
+def _to_the_end(response: httpx.Response | Iterator[Event], seen: list[Event] | None = None) -> list[Event]:
+    seen = seen if seen is not None else []
+    for event in iter_events(response) if isinstance(response, httpx.Response) else response:
+        seen.append(event)
+        if event.event in ("done", "error"):
+            break
+    return seen
+
+
+def _status(client: httpx.Client, path: str) -> int:
+    try:
+        return client.get(path, timeout=10).status_code
+    except httpx.HTTPError:
+        return 0
+
+
+def _answered(client: httpx.Client, collection: str) -> list[Event]:
+    with client.stream("GET", f"/v1/queries/{_ask(client, collection)}/stream") as response:
+        return _to_the_end(response)
+
+
+def test_after_redis_restarts_while_idle_readyz_goes_503_then_200_and_questions_are_answered(
+    client: httpx.Client, collection: str, private_redis: PrivateRedis, zhipu: ZhipuFakeServer
+) -> None:
+    private_redis.stop()
+    _wait_for(lambda: _status(client, "/readyz") == 503, what="/readyz 503 while Redis is down")
+    private_redis.start()
+    _wait_for(lambda: _status(client, "/readyz") == 200, timeout=60, what="/readyz 200 once Redis is back")
+    events = _answered(client, collection)  # the same API and worker processes, none restarted
+    assert events[-1].event == "done", events[-1]
+
+
+def test_a_stream_open_while_redis_restarts_ends_with_an_error_event_and_the_next_question_is_answered(
+    client: httpx.Client, collection: str, private_redis: PrivateRedis, zhipu: ZhipuFakeServer, faults_stack: Stack
+) -> None:
+    zhipu.configure(tokens=SLOW_TOKENS, token_delay_ms=100)
+    job_id = _ask(client, collection)
+    reader = httpx.Client(base_url=faults_stack.base_url, timeout=httpx.Timeout(10.0, read=30.0))
+    with reader, reader.stream("GET", f"/v1/queries/{job_id}/stream") as response:
+        stream = iter_events(response)
+        seen = _first_tokens(stream, 3)
+        private_redis.stop()
+        time.sleep(1)
+        private_redis.start()
+        events = _to_the_end(stream, seen)  # within the 30 s read timeout, or this raises
+    assert events[-1].event == "error", events[-1]
+    assert [e.event for e in events].count("error") == 1
+    assert events[-1].data["code"] in ("redis_unavailable", "worker_lost", "internal_error"), events[-1]
+    # the API's hub let go of the channel although Redis was away when the stream ended
+    r = redis.Redis.from_url(faults_stack.env["REDIS_URL"])
+    _wait_for(lambda: r.pubsub_numsub(keys.stream_channel(job_id))[0][1] == 0, what="the channel unsubscribed")
+    zhipu.configure(tokens=SLOW_TOKENS[:5], token_delay_ms=0)
+    _wait_for(lambda: _status(client, "/readyz") == 200, timeout=60, what="/readyz 200 once Redis is back")
+    assert _answered(client, collection)[-1].event == "done"
