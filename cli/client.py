@@ -26,6 +26,8 @@ class CliError(Exception):
 def describe_error(response: httpx.Response) -> str:
     """The API's error shape {"error": {"code", "message"}} as one line; any other body, shortened."""
     response.read()
+    if response.status_code == 401:  # keys on (docs/security.md): say which option to set, not just "unauthorized"
+        return "the API needs a valid API key: pass --api-key KEY or set RAGQ_API_KEY (HTTP 401)"
     try:
         error = response.json()["error"]
         return f"{error['message']} ({error['code']}, HTTP {response.status_code})"

@@ -6,6 +6,7 @@ collection, all served by the offline stack's real workers.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 import uuid
@@ -15,6 +16,7 @@ import pytest
 
 from api import stream_tokens
 from tests.e2e.conftest import LIMITED_TO, KeyedApi
+from tests.e2e.test_cli import one_line_error, ragq
 from tests.support.jobs import wait_for_job
 from tests.support.processes import BIN, ROOT, Stack, free_port
 from tests.support.sse import read_stream
@@ -242,3 +244,15 @@ def test_api_refuses_to_start_with_keys_but_no_real_stream_secret(
     lines = [line for line in done.stderr.splitlines() if "cannot start" in line]
     assert len(lines) == 1 and says in lines[0], done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_ragq_sends_its_api_key_and_says_which_option_to_set_on_401(keyed_api: KeyedApi, owned: dict[str, str]) -> None:
+    refused = ragq(keyed_api.url, "collections")
+    assert "--api-key" in one_line_error(refused) and "RAGQ_API_KEY" in one_line_error(refused)
+    wrong = ragq(keyed_api.url, "--api-key", "not-a-key-of-this-server", "jobs")
+    assert "HTTP 401" in one_line_error(wrong)
+    answered = ragq(
+        keyed_api.url, "--api-key", keyed_api.key_a, "ask", QUESTION["question"], "-c", COLLECTION, "--json"
+    )
+    assert answered.returncode == 0, answered.stderr
+    assert json.loads(answered.stdout)["answer"]
