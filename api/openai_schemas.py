@@ -32,7 +32,7 @@ class ChatCompletionRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     model: str = Field(examples=["default"], description="The collection to answer from")
-    messages: list[ChatMessage] = Field(min_length=1)
+    messages: list[ChatMessage] = Field(min_length=1, examples=[[{"role": "user", "content": "什么是 KV 缓存？"}]])
     stream: bool = False
     top_k: int | None = Field(default=None, ge=1, le=50, description="ragqueue extension: chunks to retrieve")
     mode: RetrievalMode = Field(default=DEFAULT_MODE, description="ragqueue extension: vector, bm25 or hybrid")

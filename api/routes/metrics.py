@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from api.deps import RedisDep
 from api.metrics import render, take_snapshot
+from api.responses import text_response
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/metrics", summary="Prometheus metrics: jobs, queue depth, streams, answer latency, admission")
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    responses=text_response(CONTENT_TYPE_LATEST.split(";")[0], why="Prometheus text exposition format"),
+    summary="Prometheus metrics: jobs, queue depth, streams, answer latency, admission",
+)
 async def metrics(request: Request, redis: RedisDep) -> Response:
     snap = await take_snapshot(redis, request.app.state.consumers)
     return Response(render(snap), media_type=CONTENT_TYPE_LATEST)
