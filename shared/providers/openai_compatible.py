@@ -3,15 +3,15 @@ Ollama, DeepSeek) through the asynchronous `openai` client.
 
 Truly asynchronous: one event loop per worker process holds many answers at once, with no thread per answer
 and no per-chunk thread hop (LlamaIndex's ZhipuAI `astream_chat` calls the sync SDK underneath, issue 9).
-The SDK parses the upstream's SSE; we only read `choices[0].delta.content`. Leaving the `async with` closes
-the upstream response, which is how a cancel stops the LLM.
+The SDK sends the request and parses the upstream's SSE; we only read `choices[0].delta.content`. Leaving the
+`async with` closes the upstream response, which is how a cancel stops the LLM.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 
-from openai import AsyncOpenAI
+from openai import AsyncOpenAI, AsyncStream
 
 from shared.providers.answerers import CONDENSE_PROMPT, QA_PROMPT, format_context
 from shared.settings import Settings
@@ -40,13 +40,27 @@ class OpenAICompatibleAnswerer:
 
     async def astream(self, question: str, chunks: Sequence[ScoredChunk]) -> AsyncIterator[str]:
         prompt = QA_PROMPT.format(context_str=format_context(chunks), query_str=question)
-        stream = await self.client.chat.completions.create(
-            model=self.model, messages=[{"role": "user", "content": prompt}], stream=True
+        # The SDK's own request (retries, timeouts, errors) and SSE parsing, but each chunk left as the parsed
+        # JSON (`cast_to=object`) instead of a `ChatCompletionChunk` built per chunk: that construction was
+        # about a third of the generation step's CPU (docs/benchmarks.md, bench/generation_cpu.py).
+        body = {"model": self.model, "messages": [{"role": "user", "content": prompt}], "stream": True}
+        stream = await self.client.post(
+            "/chat/completions", body=body, cast_to=object, stream=True, stream_cls=AsyncStream[object]
         )
         async with stream:
             async for chunk in stream:
-                if chunk.choices and (delta := chunk.choices[0].delta.content):
+                if delta := _delta_text(chunk):
                     yield delta
+
+
+def _delta_text(chunk: object) -> str | None:
+    """`choices[0].delta.content` of a chat-completion chunk, if it has text."""
+    choices = chunk.get("choices") if isinstance(chunk, dict) else None
+    if not choices or not isinstance(choices[0], dict):
+        return None
+    delta = choices[0].get("delta")
+    content = delta.get("content") if isinstance(delta, dict) else None
+    return content if isinstance(content, str) and content else None
 
 
 def build_openai_compatible_answerer(settings: Settings) -> OpenAICompatibleAnswerer:
