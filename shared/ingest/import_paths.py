@@ -143,6 +143,16 @@ def find_import_files(paths: list[Path], settings: Settings) -> ImportListing:
     return listing
 
 
+def check_import_file(path: Path, settings: Settings) -> None:
+    """Just before a worker reads a planned file: still inside a root and still a regular file (a swapped symlink
+    or a FIFO made since the walk is refused, not read)."""
+    target = path.resolve()
+    if not _inside(target, settings.allowed_roots):
+        raise ImportPathError("path_not_allowed", f"{display_path(path, settings)} now resolves outside the roots")
+    if not stat.S_ISREG(target.stat().st_mode):
+        raise ImportPathError("invalid_path", f"{display_path(path, settings)} is no longer a regular file")
+
+
 def expand_files(paths: list[Path]) -> list[Path]:
     """Supported regular files among `paths` on this machine (the CLI's uploads, benchmarks): folders walked
     recursively without following symlinked folders, hidden entries skipped, sorted."""

@@ -5,6 +5,7 @@ import pytest
 
 from shared.ingest.import_paths import (
     ImportPathError,
+    check_import_file,
     display_path,
     expand_files,
     find_import_files,
@@ -113,3 +114,16 @@ def test_paths_are_shown_relative_to_their_root_never_absolute(settings: Setting
     with pytest.raises(ImportPathError) as err:
         resolve_import_path("nope", settings)
     assert str(settings.import_dir) not in err.value.message
+
+
+def test_a_planned_file_swapped_for_an_escaping_symlink_is_refused_before_it_is_read(
+    settings: Settings, tmp_path: Path
+) -> None:
+    planned = settings.import_dir / "set" / "a.txt"
+    planned.write_text("x")
+    check_import_file(planned, settings)
+    planned.unlink()
+    planned.symlink_to("/etc/hostname")
+    with pytest.raises(ImportPathError) as err:
+        check_import_file(planned, settings)
+    assert err.value.code == "path_not_allowed"

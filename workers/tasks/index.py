@@ -10,6 +10,7 @@ finalises the job. Every step is idempotent: a redelivered task leaves one copy 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from celery import Task
@@ -19,6 +20,7 @@ from shared import keys
 from shared.ingest.import_paths import (
     ImportPathError,
     SkippedFile,
+    check_import_file,
     display_path,
     find_import_files,
     resolve_import_path,
@@ -141,6 +143,8 @@ def _index_batch(rt: Runtime, progress: IndexProgress, collection: str, items: l
         local = item
         try:
             local = item.model_copy(update={"path": str(rt.stores.blobs.local_path(item.blob))}) if item.blob else item
+            if not item.blob:
+                check_import_file(Path(item.path), settings)
             documents.append((item, load_and_split(local, splitter)))
         except Exception as exc:  # one broken file fails alone; the rest are indexed
             # Named as the user knows it, not by where the server keeps it (issue 11: no absolute server paths).
