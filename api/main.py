@@ -19,6 +19,7 @@ from api.consumers import ConsumerProbe
 from api.errors import install_error_handlers
 from api.idempotency import REPLAYED_HEADER
 from api.pubsub_hub import PubSubHub
+from api.responses import errors
 from api.routes import collections, documents, health, jobs, metrics, openai_compat, queries, seed, web
 from shared.jobs.dispatch import create_celery
 from shared.ops.log_setup import configure_api_logging
@@ -96,7 +97,7 @@ def create_app() -> FastAPI:
         app.include_router(module.router)
     # Everything else needs a key when keys are on, and a `{collection}` in the path the key may use.
     for module in (collections, documents, jobs, queries, openai_compat, seed):
-        app.include_router(module.router, dependencies=[Depends(require_path_collection)])
+        app.include_router(module.router, dependencies=[Depends(require_path_collection)], responses=errors(401))
     app.mount("/static", web.static_files(), name="static")
     return app
 

@@ -121,6 +121,7 @@ async def readyz(request: Request, redis: RedisDep, store: StoreDep, settings: S
     "/v1/status",
     response_model=StackStatus,
     dependencies=[Depends(authenticate)],  # /healthz and /readyz stay open for probes; this one is /v1
+    responses=errors(401),
     summary="Read-only: ready or why not, and per queue the workers consuming it and the messages waiting",
 )
 async def stack_status(request: Request, redis: RedisDep, store: StoreDep, settings: SettingsDep) -> StackStatus:

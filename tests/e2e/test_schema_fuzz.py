@@ -34,7 +34,7 @@ from schemathesis.checks import (
 )
 
 from api.main import create_app
-from tests.conftest import client_for
+from tests.e2e.conftest import KeyedApi
 from tests.support.jobs import index_and_wait, wait_for_job
 from tests.support.processes import Stack
 
@@ -62,18 +62,14 @@ CONFIG = schemathesis.Config.from_dict(
 
 @dataclass(frozen=True)
 class FuzzTarget:
-    """What fuzzed requests are aimed at: the stack, its key (if keys are on), and real jobs to look up."""
+    """What fuzzed requests are aimed at: an API process, its key (if keys are on), and real jobs to look up."""
 
-    stack: Stack
+    base_url: str
+    import_dir: Path
     headers: dict[str, str]
     folder: str
     query_job: str
     index_job: str
-
-
-def _bearer(stack: Stack) -> dict[str, str]:
-    keys = [k.strip() for k in stack.env.get("API_KEYS", "").split(",") if k.strip()]
-    return {"Authorization": f"Bearer {keys[0]}"} if keys else {}
 
 
 def _drain(client: httpx.Client, timeout: float = 120.0) -> None:
@@ -87,27 +83,31 @@ def _drain(client: httpx.Client, timeout: float = 120.0) -> None:
     raise TimeoutError(f"jobs started by fuzzing still running after {timeout} s")
 
 
-def _target_for(stack: Stack) -> Iterator[FuzzTarget]:
-    folder = stack.import_dir / "fuzz"
+def _target_for(base_url: str, import_dir: Path, key: str | None) -> Iterator[FuzzTarget]:
+    folder = import_dir / "fuzz"
     folder.mkdir(exist_ok=True)
     (folder / "fuzz.md").write_text("# 模糊测试\n\nKV 缓存保存注意力的键和值，避免重复计算。\n", encoding="utf-8")
-    headers = _bearer(stack)
-    with client_for(stack) as client:
-        client.headers.update(headers)
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    with httpx.Client(base_url=base_url, headers=headers, timeout=httpx.Timeout(10.0, read=60.0)) as client:
         index_job = index_and_wait(client, FUZZ_COLLECTION, ["fuzz"])
         assert index_job["state"] == "succeeded", index_job
         asked = client.post("/v1/queries", json={"collection": FUZZ_COLLECTION, "question": "KV 缓存是什么？"})
         assert asked.status_code == 202, asked.text
         query_job, _ = wait_for_job(client, asked.json()["job_id"])
-        yield FuzzTarget(stack, headers, "fuzz", query_job["id"], index_job["id"])
+        yield FuzzTarget(base_url, import_dir, headers, "fuzz", query_job["id"], index_job["id"])
         _drain(client)
         for name in (FUZZ_COLLECTION, DROP_COLLECTION):
             client.delete(f"/v1/collections/{name}")
 
 
-@pytest.fixture(scope="module")
-def fuzz_target(offline_stack: Stack) -> Iterator[FuzzTarget]:
-    yield from _target_for(offline_stack)
+@pytest.fixture(scope="module", params=["open", "keys"])
+def fuzz_target(request: pytest.FixtureRequest, offline_stack: Stack) -> Iterator[FuzzTarget]:
+    """The offline stack's API with keys off, then its second API process with keys on (tests/e2e/conftest.py)."""
+    if request.param == "open":
+        yield from _target_for(offline_stack.base_url, offline_stack.import_dir, None)
+    else:
+        keyed: KeyedApi = request.getfixturevalue("keyed_api")
+        yield from _target_for(keyed.url, offline_stack.import_dir, keyed.key_a)
 
 
 # The schema the app publishes at /openapi.json, built from the code at collection (one test per operation);
@@ -143,7 +143,7 @@ def _aim(case: schemathesis.Case, target: FuzzTarget) -> None:
             body["model"] = FUZZ_COLLECTION
         paths = body.get("paths")
         if isinstance(paths, list) and path.endswith("/index-jobs"):
-            root = target.stack.import_dir
+            root = target.import_dir
             # Nothing on the server but the fuzz folder is ever indexed; a third of the requests index it.
             aimed = [target.folder if isinstance(p, str) and _exists(root, p) else p for p in paths]
             body["paths"] = [target.folder] if aimed and _pick(3) == 0 else aimed
@@ -173,7 +173,7 @@ def test_every_route_answers_within_its_schema(case: schemathesis.Case, fuzz_tar
     _aim(case, fuzz_target)
     streaming = case.operation.path in STREAMING or (isinstance(case.body, dict) and case.body.get("stream") is True)
     case.call_and_validate(
-        base_url=fuzz_target.stack.base_url,
+        base_url=fuzz_target.base_url,
         headers=fuzz_target.headers,
         timeout=(CONNECT_S, STREAM_READ_S if streaming else READ_S),
         checks=CHECKS,
