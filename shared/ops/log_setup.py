@@ -43,10 +43,13 @@ def secrets_of(settings: Settings) -> list[str]:
 class RedactingFormatter(logging.Formatter):
     """A formatter whose every line, traceback included, has the secrets replaced; JSON lines if asked."""
 
-    def __init__(self, secrets: list[str], as_json: bool, fmt: str | None = None) -> None:
-        super().__init__(fmt or PLAIN_FORMAT)
+    def __init__(self, secrets: list[str], as_json: bool, inner: logging.Formatter | None = None) -> None:
+        super().__init__(PLAIN_FORMAT)
         self.secrets = secrets
         self.as_json = as_json
+        # A handler's own formatter (uvicorn's fills `%(levelprefix)s`, `%(client_addr)s`…) keeps formatting
+        # the plain lines; a bare `logging.Formatter` with its format string would fail on those fields.
+        self.inner = inner
 
     def redact(self, text: str) -> str:
         for secret in self.secrets:
@@ -55,7 +58,7 @@ class RedactingFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         if not self.as_json:
-            return self.redact(super().format(record))
+            return self.redact((self.inner or super()).format(record))
         line: dict[str, object] = {
             "ts": round(record.created, 3),
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)),
@@ -73,10 +76,12 @@ class RedactingFormatter(logging.Formatter):
 
 
 def install(logger: logging.Logger, settings: Settings) -> None:
-    """Give every handler of `logger` the redacting formatter (keeping a plain handler's own format)."""
+    """Give every handler of `logger` the redacting formatter (wrapping a plain handler's own formatter)."""
     for handler in logger.handlers:
-        fmt = getattr(handler.formatter, "_fmt", None)
-        handler.setFormatter(RedactingFormatter(secrets_of(settings), settings.LOG_JSON, fmt))
+        inner = handler.formatter
+        if isinstance(inner, RedactingFormatter):  # installed already: wrap what it wrapped
+            inner = inner.inner
+        handler.setFormatter(RedactingFormatter(secrets_of(settings), settings.LOG_JSON, inner))
 
 
 def configure_api_logging(settings: Settings) -> None:

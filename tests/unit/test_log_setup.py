@@ -45,3 +45,31 @@ def test_json_lines_carry_the_job_id_and_no_secret() -> None:
     body = json.loads(line)
     assert body["job_id"] == "job-123" and body["level"] == "ERROR" and "RuntimeError" in body["exc"]
     assert not any(secret in line for secret in SECRETS)
+
+
+def test_uvicorn_lines_keep_their_own_format_and_are_redacted() -> None:
+    """Regression: wrapping uvicorn's handlers failed every line with KeyError 'levelprefix' / 'client_addr'."""
+    from uvicorn.logging import AccessFormatter, DefaultFormatter
+
+    from shared.ops.log_setup import install
+
+    for name, formatter, args in (
+        ("t.uvicorn.error", DefaultFormatter("%(levelprefix)s %(message)s", use_colors=False), ()),
+        (
+            "t.uvicorn.access",
+            AccessFormatter('%(levelprefix)s %(client_addr)s - "%(request_line)s" %(status_code)s', use_colors=False),
+            ("127.0.0.1:1", "GET", f"/x?k={SECRETS[0]}", "1.1", 200),
+        ),
+    ):
+        logger = logging.getLogger(name)
+        handler = logging.StreamHandler()
+        handler.setFormatter(formatter)
+        logger.addHandler(handler)
+        try:
+            install(logger, SETTINGS)
+            message = '%s - "%s %s HTTP/%s" %d' if args else f"started with {SECRETS[1]}"
+            line = handler.format(logging.LogRecord(name, logging.INFO, __file__, 1, message, args or None, None))
+        finally:
+            logger.removeHandler(handler)
+        assert line.startswith("INFO:")
+        assert REDACTED in line and not any(secret in line for secret in SECRETS)
