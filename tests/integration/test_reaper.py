@@ -7,6 +7,7 @@ import signal
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 import redis
 
@@ -100,7 +101,8 @@ def test_a_question_no_worker_takes_expires_queue_timeout_with_no_client_listeni
     assert _ending(reaper_stack, job_id).data["code"] == "queue_timeout"
 
 
-def test_an_index_batch_whose_worker_was_killed_is_requeued_and_the_job_finishes(
+@pytest.mark.faults
+def test_an_index_batch_whose_worker_was_killed_is_requeued_and_the_job_finishes_with_every_chunk_once(
     reaper_stack: Stack, zhipu: ZhipuFakeServer
 ) -> None:
     reaper_stack.start_worker("index-2", "index,maintenance", "threads", 2)
@@ -128,5 +130,20 @@ def test_an_index_batch_whose_worker_was_killed_is_requeued_and_the_job_finishes
 
         job, _ = wait_for_job(client, job_id, timeout=120)
         counts = client.get(f"/v1/jobs/{job_id}/documents").json()["counts"]
-    assert job["state"] == "succeeded", job
-    assert counts == {"indexed": 8}, counts
+        assert job["state"] == "succeeded", job
+        assert counts == {"indexed": 8}, counts
+
+        # The same files indexed with no fault: the collections must hold the same documents and chunks.
+        zhipu.configure(embedding_delay_ms=0)
+        clean = client.post("/v1/collections/orphans-clean/documents", files=notes)
+        assert wait_for_job(client, clean.json()["job_id"])[0]["state"] == "succeeded"
+        killed, uninterrupted = (_contents(client, c) for c in ("orphans", "orphans-clean"))
+    assert killed == uninterrupted  # none missing, none twice
+    assert len(killed[0]) == 8 and killed[1] == sum(chunks for _, _, chunks in killed[0])
+
+
+def _contents(client: httpx.Client, collection: str) -> tuple[list[tuple[str, str, int]], int]:
+    """(source, sha256, chunks) of each document, and the collection's chunk count."""
+    documents = client.get(f"/v1/collections/{collection}/documents").json()["documents"]
+    info = client.get(f"/v1/collections/{collection}").json()
+    return sorted((d["source"], d["sha256"], d["chunks"]) for d in documents), info["chunks"]
