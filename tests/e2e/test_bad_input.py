@@ -287,7 +287,9 @@ def test_symlink_escape_while_walking_a_folder_is_skipped_and_reported(
     assert [d["source"] for d in documents] == ["escape/kept.txt"]
 
 
-def test_paths_in_errors_and_sources_are_relative_never_absolute(client: httpx.Client, offline_stack: Stack) -> None:
+def test_paths_in_errors_and_sources_are_relative_never_absolute(
+    client: httpx.Client, offline_stack: Stack, query_job: str
+) -> None:
     server_root = str(offline_stack.data_dir.resolve())
     for paths in (["missing.txt"], ["/etc/hostname"], ["../.."]):
         response = client.post(INDEX, json={"paths": paths})
