@@ -240,8 +240,9 @@ def test_last_event_id_param_past_int64_is_422_not_a_cut_stream(client: httpx.Cl
 def test_job_id_naming_another_redis_key_is_404_on_every_job_route(
     client: httpx.Client, query_job: str, suffix: str
 ) -> None:
-    """`<id>:documents` named the job's documents hash: KeyError / WRONGTYPE 500s before ids were checked."""
-    job = query_job + suffix
+    """`<id>:documents` named an index job's documents hash: KeyError / WRONGTYPE 500s before ids were checked."""
+    index_job = client.get("/v1/jobs", params={"kind": "index", "state": "succeeded", "limit": 1}).json()[0]["id"]
+    job = index_job + suffix
     for method, url in [
         ("GET", f"/v1/jobs/{job}"),
         ("GET", f"/v1/jobs/{job}/events"),
