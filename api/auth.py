@@ -21,6 +21,7 @@ import logging
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
@@ -116,7 +117,7 @@ def _plain_key(key: str, where: str) -> bytes:
     return key_digest(key)
 
 
-def _file_entries(path: Any) -> list[tuple[bytes, Principal]]:
+def _file_entries(path: Path) -> list[tuple[bytes, Principal]]:
     """[[key]] tables: `key` (the key) or `sha256` (its hex digest), optional `name`, optional `collections`."""
     try:
         with open(path, "rb") as f:
@@ -142,8 +143,8 @@ def _file_entries(path: Any) -> list[tuple[bytes, Principal]]:
             isinstance(collections, list) and all(isinstance(c, str) for c in collections)
         ):
             raise AuthConfigError(f"{where}: `collections` must be a list of collection names")
-        name = table.get("name")
-        entries.append(_entry(digest, None if collections is None else frozenset(collections), name and str(name)))
+        name = str(table["name"]) if "name" in table else None
+        entries.append(_entry(digest, None if collections is None else frozenset(collections), name))
     if not entries:
         raise AuthConfigError(f"API_KEYS_FILE {path} holds no [[key]] table")
     return entries
