@@ -35,6 +35,10 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "chat_fail_after": None,
     "chat_fail_mode": "error_frame",  # or "disconnect", or "malformed" (a data line that is not JSON)
     "embedding_fail_status": None,
+    # How many requests the *_fail_status applies to before the server answers normally again (None: all of them):
+    # "the next N responses fail", for retries that end in success.
+    "chat_fail_count": None,
+    "embedding_fail_count": None,
     "fail_should_retry": None,  # None: no x-should-retry header; True/False: send it
     "require_auth": True,
 }
@@ -81,6 +85,16 @@ class FakeState:
         with self.lock:
             self.config = self._validated({**self.config, **kw})
             return copy.deepcopy(self.config)
+
+    def take_failure(self, kind: str) -> int | None:
+        """The status to fail this `kind` ("chat" or "embedding") request with, counting it against its fail count."""
+        with self.lock:
+            status, left = self.config[f"{kind}_fail_status"], self.config[f"{kind}_fail_count"]
+            if not status or left is not None and left <= 0:
+                return None
+            if left is not None:
+                self.config[f"{kind}_fail_count"] = left - 1
+            return int(status)
 
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
@@ -240,10 +254,10 @@ def build_app(state: FakeState) -> Starlette:
             disconnected=False,
             failed=False,
         )
-        if cfg["chat_fail_status"]:
+        if status := state.take_failure("chat"):
             state.bump("failures")
-            state.update(rec, failed=True, status=cfg["chat_fail_status"])
-            return _error(cfg["chat_fail_status"], "fake injected chat failure", cfg["fail_should_retry"])
+            state.update(rec, failed=True, status=status)
+            return _error(status, "fake injected chat failure", cfg["fail_should_retry"])
         if stream:
             state.bump("stream_requests")
             return ChatStream(state, rec, cfg, body)
@@ -271,11 +285,12 @@ def build_app(state: FakeState) -> Starlette:
         if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
             return _error(400, "input must be a string or a list of strings")
         state.bump("embedding_inputs", len(texts))
+        failing = state.take_failure("embedding")  # decided on arrival: a request still sleeping counts as before
         await _sleep_ms(cfg["embedding_delay_ms"])
-        if cfg["embedding_fail_status"]:
+        if status := failing:
             state.bump("failures")
-            state.update(rec, failed=True, status=cfg["embedding_fail_status"])
-            return _error(cfg["embedding_fail_status"], "fake injected embedding failure", cfg["fail_should_retry"])
+            state.update(rec, failed=True, status=status)
+            return _error(status, "fake injected embedding failure", cfg["fail_should_retry"])
         model = str(body.get("model") or "embedding-2")
         dim = dimension_for(model, body.get("dimensions"))
         data = [{"index": i, "object": "embedding", "embedding": embed_text(t, dim)} for i, t in enumerate(texts)]

@@ -17,6 +17,8 @@ Failure injection (config keys, see ``DEFAULT_CONFIG``): ``chat_fail_status`` / 
 answer immediately with that HTTP status and Zhipu's error JSON (SDK: ``APIInternalError`` for 500,
 ``APIReachLimitError`` 429, ``APIRequestFailedError`` 400, ``APIServerFlowExceedError`` 503, else
 ``APIStatusError``; note the SDK retries 429/5xx ``max_retries`` times, default 3, with backoff).
+``chat_fail_count`` / ``embedding_fail_count`` = N limits that to the next N requests, after which the
+server answers normally (retries that end in success); None (default) fails every request.
 ``chat_fail_after=N`` (streams only; N <= len(tokens)) stops after N token chunks, either with an SSE
 ``data: {"error": {...}}`` frame and no ``[DONE]`` (``chat_fail_mode="error_frame"``, default: iteration
 raises ``zhipuai.core._errors.APIResponseError("An error occurred during streaming")`` whose

@@ -220,6 +220,18 @@ def test_an_embedding_upstream_that_keeps_failing_is_retried_then_fails_the_inde
     assert len(zhipu.requests("/embeddings")) == 3  # retried, then given up
 
 
+def test_an_embedding_upstream_that_fails_twice_is_retried_and_the_index_job_succeeds(
+    client: httpx.Client, zhipu: ZhipuFakeServer
+) -> None:
+    zhipu.configure(embedding_fail_status=429, embedding_fail_count=2)  # the next two answers are 429s
+    note = ("files", ("note.md", "# 笔记\n\n限流过去之后这份笔记照常索引。\n".encode(), "text/markdown"))
+    response = client.post("/v1/collections/emb-recovers/documents", files=[note])
+    assert response.status_code == 202, response.text
+    job, _ = wait_for_job(client, response.json()["job_id"], timeout=60)
+    assert job["state"] == "succeeded", job
+    assert [r.get("status") for r in zhipu.requests("/embeddings")] == [429, 429, None]
+
+
 # Redis restarts: these stop the stack's Redis, so they run last in this module.
 
 

@@ -166,6 +166,7 @@ def test_a_disconnecting_client_frees_its_subscription_and_can_resume(
     assert [e.data["text"] for e in seen + rest if e.event == "token"] == SLOW_TOKENS[:20]
 
 
+@pytest.mark.faults
 def test_an_upstream_that_stops_answering_ends_with_a_timeout_error(crash_stack: Stack, zhipu: ZhipuFakeServer) -> None:
     with client_for(crash_stack) as client:
         collection = _collection(crash_stack, client, "crash")

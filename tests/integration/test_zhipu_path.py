@@ -114,6 +114,7 @@ def test_last_event_id_resumes_after_that_event(client: httpx.Client, collection
     assert [e.id for e in by_param] == [e.id for e in rest]
 
 
+@pytest.mark.faults
 @pytest.mark.parametrize("status, code", [(500, "upstream_error"), (429, "upstream_rate_limited")])
 def test_a_failing_upstream_ends_the_stream_with_an_error_event(
     client: httpx.Client, collection: str, zhipu: ZhipuFakeServer, status: int, code: str
@@ -128,6 +129,7 @@ def test_a_failing_upstream_ends_the_stream_with_an_error_event(
     assert job["state"] == "failed" and job["error"]["code"] == code
 
 
+@pytest.mark.faults
 @pytest.mark.parametrize("how", ["error_frame", "disconnect", "malformed"])
 def test_an_upstream_that_breaks_mid_stream_ends_with_one_error(
     client: httpx.Client, collection: str, zhipu: ZhipuFakeServer, how: str
