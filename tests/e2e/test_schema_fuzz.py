@@ -2,8 +2,11 @@
 
 Each operation of `/openapi.json` gets its schema's examples, boundary cases and a few generated requests,
 valid and invalid, sent to the real uvicorn in front of real Redis and Celery workers. Every answer must be
-no 5xx, a status code the route declares, with the declared content type and a body matching its model; a
-request that gets no response headers within `CONNECT_S` is a failure ("no request left hanging").
+no 5xx, a status code the route declares, with the declared content type and a body matching its model. No
+request left hanging: one that gets no response headers within its read timeout (`STREAM_READ_S` on streaming
+routes, `READ_S` on the others, which may wait for a whole answer) fails; an event stream is read for
+`STREAM_READ_S` at most, then closed (one that keeps sending or pinging is fine). Both keys off and keys on
+(the second API process of tests/e2e/conftest.py, with key A's Bearer).
 
 Aimed, so fuzzing never touches what other tests use: a collection name that passes the name rule is
 replaced by a throwaway one (`DROP_COLLECTION` for `DELETE /v1/collections/{c}`, which would otherwise drop
@@ -43,7 +46,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.fuzz]
 MAX_EXAMPLES = 15
 CONNECT_S = 5.0
 # Read timeout, and for an event stream the time it is read in all before it is closed.
-STREAM_READ_S = 5.0
+STREAM_READ_S = 10.0
 READ_S = 30.0
 FUZZ_COLLECTION = "fuzz-target"
 DROP_COLLECTION = "fuzz-drop"
