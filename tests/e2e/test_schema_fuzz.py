@@ -11,7 +11,7 @@ routes, `READ_S` on the others, which may wait for a whole answer) fails; an eve
 Aimed, so fuzzing never touches what other tests use: a collection name that passes the name rule is
 replaced by a throwaway one (`DROP_COLLECTION` for `DELETE /v1/collections/{c}`, which would otherwise drop
 the collection the rest of the run fuzzes), an index path that exists on the server by a one-file folder,
-and some job ids by a real query or index job, so the routes past their 404 are fuzzed too. Invalid names
+and some job and document ids by real ones, so the routes past their 404 are fuzzed too. Invalid names
 and ids are sent as generated. Deterministic (`derandomize`) and bounded (`MAX_EXAMPLES` generated requests
 per operation). Run it alone with `pytest -m fuzz`.
 """
@@ -65,7 +65,7 @@ CONFIG = schemathesis.Config.from_dict(
 
 @dataclass(frozen=True)
 class FuzzTarget:
-    """What fuzzed requests are aimed at: an API process, its key (if keys are on), and real jobs to look up."""
+    """What fuzzed requests are aimed at: an API process, its key (if keys are on), real jobs and a document."""
 
     base_url: str
     import_dir: Path
@@ -73,6 +73,7 @@ class FuzzTarget:
     folder: str
     query_job: str
     index_job: str
+    doc_id: str
 
 
 def _drain(client: httpx.Client, timeout: float = 120.0) -> None:
@@ -92,12 +93,14 @@ def _target_for(base_url: str, import_dir: Path, key: str | None) -> Iterator[Fu
     (folder / "fuzz.md").write_text("# 模糊测试\n\nKV 缓存保存注意力的键和值，避免重复计算。\n", encoding="utf-8")
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     with httpx.Client(base_url=base_url, headers=headers, timeout=httpx.Timeout(10.0, read=60.0)) as client:
-        index_job = index_and_wait(client, FUZZ_COLLECTION, ["fuzz"])
-        assert index_job["state"] == "succeeded", index_job
+        for name in (DROP_COLLECTION, FUZZ_COLLECTION):  # the first DELETE of the collection finds one
+            index_job = index_and_wait(client, name, ["fuzz"])
+            assert index_job["state"] == "succeeded", index_job
+        doc_id = client.get(f"/v1/collections/{FUZZ_COLLECTION}/documents").json()["documents"][0]["id"]
         asked = client.post("/v1/queries", json={"collection": FUZZ_COLLECTION, "question": "KV 缓存是什么？"})
         assert asked.status_code == 202, asked.text
         query_job, _ = wait_for_job(client, asked.json()["job_id"])
-        yield FuzzTarget(base_url, import_dir, headers, "fuzz", query_job["id"], index_job["id"])
+        yield FuzzTarget(base_url, import_dir, headers, "fuzz", query_job["id"], index_job["id"], doc_id)
         _drain(client)
         for name in (FUZZ_COLLECTION, DROP_COLLECTION):
             client.delete(f"/v1/collections/{name}")
@@ -137,6 +140,8 @@ def _aim(case: schemathesis.Case, target: FuzzTarget) -> None:
     job_id = params.get("job_id")
     if isinstance(job_id, str) and _pick(3) < 2:  # two thirds name a real job, the rest are unknown
         params["job_id"] = (target.query_job, target.index_job)[_pick(2)]
+    if isinstance(params.get("doc_id"), str) and _pick(3) == 0:  # the first deletes it, the rest find it gone
+        params["doc_id"] = target.doc_id
     body = case.body
     if isinstance(body, dict):
         if isinstance(body.get("collection"), str) and NAME_RULE.fullmatch(body["collection"]):
