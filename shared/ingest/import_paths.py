@@ -145,9 +145,9 @@ def find_import_files(paths: list[Path], settings: Settings) -> ImportListing:
 
 def check_import_file(path: Path, settings: Settings) -> None:
     """Just before a worker reads a planned file: still inside a root and still a regular file (a swapped symlink
-    or a FIFO made since the walk is refused, not read)."""
+    or a FIFO made since the walk is refused, not read). Uploads the API stored (DATA_DIR/uploads) are allowed too."""
     target = path.resolve()
-    if not _inside(target, settings.allowed_roots):
+    if not _inside(target, [*settings.allowed_roots, settings.uploads_dir]):
         raise ImportPathError("path_not_allowed", f"{display_path(path, settings)} now resolves outside the roots")
     if not stat.S_ISREG(target.stat().st_mode):
         raise ImportPathError("invalid_path", f"{display_path(path, settings)} is no longer a regular file")
