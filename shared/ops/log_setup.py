@@ -58,7 +58,8 @@ class RedactingFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         if not self.as_json:
-            return self.redact((self.inner or super()).format(record))
+            plain = self.inner.format(record) if self.inner is not None else super().format(record)
+            return self.redact(plain)
         line: dict[str, object] = {
             "ts": round(record.created, 3),
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)),
