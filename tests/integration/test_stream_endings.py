@@ -242,7 +242,7 @@ def test_with_no_worker_a_queued_query_times_out_and_a_cancel_ends_it_at_once(cr
 def test_a_missed_live_message_is_recovered_from_the_buffer(zhipu_stack: Stack, redis_server: RedisServer) -> None:
     """Events that reach the replay buffer but never arrive on pub/sub still reach the client."""
     r = redis.Redis.from_url(zhipu_stack.env["REDIS_URL"], decode_responses=True)
-    job_id = "missed-live-message"
+    job_id = new_job_id()
     now = str(time.time())
     r.hset(f"rag:job:{job_id}", mapping={"id": job_id, "kind": "query", "state": "running", "created_at": now})
     r.set(f"rag:heartbeat:{job_id}", "1", ex=60)
