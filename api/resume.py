@@ -15,9 +15,8 @@ from typing import cast
 import redis.asyncio as aioredis
 
 from api.errors import ApiError
-from api.schemas import valid_job_id
 from shared import keys
-from shared.jobs.records import FINAL_STATES, JobField
+from shared.jobs.records import FINAL_STATES, JobField, valid_job_id
 from shared.settings import Settings
 from shared.streams.replay_log import TERMINAL_FIELD
 

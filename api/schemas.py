@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 from fastapi import Depends
@@ -10,21 +9,14 @@ from fastapi import Path as PathParam
 from pydantic import BaseModel, Field, StringConstraints
 
 from api.errors import ApiError
+from shared.jobs.records import JOB_ID_PATTERN, valid_job_id
 from shared.store import COLLECTION_NAME_RULE
 from shared.store.retrieval import DEFAULT_MODE, RetrievalMode
 
 CollectionName = Annotated[str, StringConstraints(pattern=COLLECTION_NAME_RULE)]
 
-# The format of shared/jobs/records.py `new_job_id` (uuid4().hex). Checked before an id reaches a Redis key name:
-# `<id>:documents` named another key of the job (500s, issue 11).
-JOB_ID_PATTERN = r"^[0-9a-f]{32}$"
-_JOB_ID = re.compile(r"[0-9a-f]{32}")
 # Paging offsets stay within every database's integer (SQLite overflowed at 2**63, issue 11).
 MAX_OFFSET = 2**31 - 1
-
-
-def valid_job_id(job_id: str) -> bool:
-    return _JOB_ID.fullmatch(job_id) is not None
 
 
 def _job_id(
@@ -33,7 +25,8 @@ def _job_id(
         PathParam(description="32 lower-case hex characters", json_schema_extra={"pattern": JOB_ID_PATTERN}),
     ],
 ) -> str:
-    # Not a 422: an id of the wrong form names no job, the same answer as an unknown or expired one.
+    # Checked before an id reaches a Redis key name: `<id>:documents` named another key of the job (500s, issue
+    # 11). Not a 422: an id of the wrong form names no job, the same answer as an unknown or expired one.
     if not valid_job_id(job_id):
         raise ApiError(404, "job_not_found", f"no job {job_id[:80]!r} (job ids are 32 lower-case hex characters)")
     return job_id

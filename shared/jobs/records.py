@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from enum import StrEnum
@@ -79,8 +80,17 @@ class JobRecord(BaseModel):
     updated_at: float
 
 
+# Every job id is `new_job_id`'s form; the API checks ids against it before they reach a Redis key name.
+JOB_ID_PATTERN = r"^[0-9a-f]{32}$"
+_JOB_ID = re.compile(JOB_ID_PATTERN.strip("^$"))
+
+
 def new_job_id() -> str:
     return uuid.uuid4().hex
+
+
+def valid_job_id(job_id: str) -> bool:
+    return _JOB_ID.fullmatch(job_id) is not None
 
 
 def initial_fields(job_id: str, kind: JobKind, collection: str | None, owner: str = "") -> dict[str, str]:
