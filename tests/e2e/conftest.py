@@ -13,13 +13,25 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
+from tests.support.browser import launch_chromium
 from tests.support.processes import BIN, Stack, free_port
 
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
+
 LIMITED_TO = "auth-lim"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium for every browser test (each test module opens its own contexts)."""
+    with launch_chromium() as launched:
+        yield launched
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Headless Chromium with API keys on (issue 11): an EventSource on the signed stream URL, and the page's key prompt.
 
-Browser set-up as in tests/e2e/test_browser_eventsource.py (Debian's chromium through Playwright).
+The session's `browser` fixture (tests/e2e/conftest.py).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.e2e.conftest import KeyedApi
-from tests.e2e.test_browser_eventsource import CHROMIUM, CHROMIUM_ARGS, COLLECT_JS, STREAM_TIMEOUT_MS
+from tests.e2e.test_browser_eventsource import COLLECT_JS, STREAM_TIMEOUT_MS
 from tests.support.jobs import index_and_wait
 from tests.support.processes import Stack
 
@@ -23,17 +23,6 @@ pytestmark = pytest.mark.e2e
 
 COLLECTION = "auth-browser"
 DOCUMENT = "# KV 缓存\n\nKV 缓存保存注意力的键向量和值向量，解码时直接读取，避免重复计算。代价是显存占用。\n"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    from playwright.sync_api import sync_playwright
-
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: run scripts/install_browser.sh"
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture

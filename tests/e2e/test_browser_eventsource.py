@@ -1,7 +1,6 @@
 """A real browser's `EventSource` on `/stream_chat` and `/v1/queries/{id}/stream` (issue 4 §7).
 
-Debian's chromium, driven by Playwright through `executable_path` (`playwright install` cannot download a
-browser here). A missing browser or playwright fails these tests instead of skipping them: CI installs both.
+Headless Chromium from tests/support/browser.py (the session's `browser` fixture, tests/e2e/conftest.py).
 """
 
 from __future__ import annotations
@@ -9,7 +8,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -25,18 +23,6 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
-# Without the background-networking flags chromium's own connections are refused by the closed network.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 COLLECTION = "browser"
 TOKENS = ["预填充", "阶段", "一次", "处理", "整个", "提示", "，", "解码", "阶段", "逐个", "生成", "。"]
 TOKEN_DELAY_MS = 60
@@ -81,22 +67,6 @@ OPEN_JS = """
   });
 })
 """
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail(
-            "playwright is not installed in this venv: pip install -e '.[dev]' (then scripts/install_browser.sh)"
-        )
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: run scripts/install_browser.sh (Debian's chromium package)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import httpx
 import pytest
 
 from tests.conftest import client_for, copy_sample_docs
-from tests.e2e.test_browser_eventsource import CHROMIUM, CHROMIUM_ARGS
 from tests.fakes.zhipu_server import ZhipuFakeServer
 from tests.support.jobs import index_and_wait, wait_for_job
 from tests.support.processes import Stack
@@ -61,23 +60,9 @@ WATCH_ANSWER = """
 """
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("playwright is not installed in this venv: pip install -e '.[dev]'")
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: run scripts/install_browser.sh (Debian's chromium package)")
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
+    ARTIFACTS.mkdir(exist_ok=True)
     context = browser.new_context(viewport={"width": 1200, "height": 900}, locale="zh-CN")
     context.add_init_script(TRACK_EVENT_SOURCES)
     context.set_default_timeout(TIMEOUT_MS)
