@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.errors import ApiError
+from api.query_jobs import check_history_texts
 from shared.store.retrieval import DEFAULT_MODE, RetrievalMode
 
 
@@ -39,25 +39,8 @@ class ChatCompletionRequest(BaseModel):
 
 
 def check_history(request: ChatCompletionRequest, max_turns: int, max_chars: int) -> None:
-    """Bound the earlier turns (MAX_HISTORY_TURNS, MAX_HISTORY_CHARS): each costs worker and upstream work."""
-    earlier = request.messages[:-1]
-    if len(earlier) > max_turns:
-        raise ApiError(
-            422,
-            "history_too_long",
-            f"{len(earlier)} messages before the question; the limit is {max_turns} (MAX_HISTORY_TURNS)",
-        )
-    chars = 0
-    for number, message in enumerate(earlier, start=1):
-        size = len(message.text())
-        chars += size
-        if chars > max_chars:  # a single huge message is named, the total is the limit
-            raise ApiError(
-                422,
-                "history_too_long",
-                f"message {number} brings the earlier messages to {chars} characters ({size} in it); "
-                f"the limit is {max_chars} together (MAX_HISTORY_CHARS)",
-            )
+    """The messages before the question, within MAX_HISTORY_TURNS and MAX_HISTORY_CHARS."""
+    check_history_texts([message.text() for message in request.messages[:-1]], max_turns, max_chars)
 
 
 class ResponseMessage(BaseModel):

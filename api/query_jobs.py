@@ -41,6 +41,27 @@ async def check_query(settings: Settings, store: Store, collection: str, questio
     return question
 
 
+def check_history_texts(earlier: list[str], max_turns: int, max_chars: int) -> None:
+    """Bound the earlier turns (MAX_HISTORY_TURNS, MAX_HISTORY_CHARS): each costs worker and upstream work."""
+    if len(earlier) > max_turns:
+        raise ApiError(
+            422,
+            "history_too_long",
+            f"{len(earlier)} messages before the question; the limit is {max_turns} (MAX_HISTORY_TURNS)",
+        )
+    chars = 0
+    for number, text in enumerate(earlier, start=1):
+        size = len(text)
+        chars += size
+        if chars > max_chars:  # a single huge message is named, the total is the limit
+            raise ApiError(
+                422,
+                "history_too_long",
+                f"message {number} brings the earlier messages to {chars} characters ({size} in it); "
+                f"the limit is {max_chars} together (MAX_HISTORY_CHARS)",
+            )
+
+
 @dataclass(frozen=True)
 class QuerySpec:
     """What a query job answers; becomes the `query` task's arguments."""

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from api.errors import ApiError
 from shared.jobs.records import JOB_ID_PATTERN, valid_job_id
+from shared.jobs.tasks import ChatTurn
 from shared.store import COLLECTION_NAME_RULE
 from shared.store.retrieval import DEFAULT_MODE, RetrievalMode
 
@@ -58,6 +59,13 @@ class QueryRequest(BaseModel):
     top_k: int | None = Field(default=None, ge=1, le=50)
     mode: RetrievalMode = Field(
         default=DEFAULT_MODE, description="vector, bm25 (jieba tokens), or hybrid (both, fused with RRF)"
+    )
+    history: list[ChatTurn] = Field(
+        default=[],
+        description="Earlier turns of the conversation, oldest first: a follow-up is rewritten into a standalone "
+        "question with them before retrieval. At most MAX_HISTORY_TURNS turns of MAX_HISTORY_CHARS characters "
+        "together.",
+        examples=[[{"role": "user", "content": "什么是 KV 缓存？"}, {"role": "assistant", "content": "……"}]],
     )
 
 

@@ -14,7 +14,7 @@ from api.deps import CeleryDep, HubDep, PrincipalDep, RedisDep, SettingsDep, Sto
 from api.errors import ApiError
 from api.idempotency import IdempotencyKeyDep, idempotent, request_fingerprint
 from api.job_records import load_job_for
-from api.query_jobs import QuerySpec, check_query, submit_query
+from api.query_jobs import QuerySpec, check_history_texts, check_query, submit_query
 from api.relay import relay_events
 from api.responses import ASKING, EVENT_STREAM, errors, no_content, text_response
 from api.resume import already_ended, parse_seq
@@ -49,7 +49,9 @@ async def create_query(
     async def submit() -> QueryAccepted:
         principal.require_collection(body.collection)
         question = await check_query(settings, store, body.collection, body.question)
-        spec = QuerySpec(body.collection, question, body.top_k, mode=body.mode)
+        history = [turn.content for turn in body.history]
+        check_history_texts(history, settings.MAX_HISTORY_TURNS, settings.MAX_HISTORY_CHARS)
+        spec = QuerySpec(body.collection, question, body.top_k, body.history, body.mode)
         job_id = await submit_query(redis, celery, settings, spec, owner=principal.owner)
         stream_url = f"/v1/queries/{job_id}/stream"
         return QueryAccepted(job_id=job_id, stream_url=stream_url, status_url=f"/v1/jobs/{job_id}")

@@ -9,6 +9,11 @@ const SNIPPET_CHARS = 280;
 const KEY_STORAGE = "ragqueue.apiKey";
 const POLL_MS = 500;
 let current = null; // the answer being streamed: {jobId, source, turn}
+// Finished turns of this conversation ({role, content}), sent as `history` so a follow-up ("and its cost?") is
+// rewritten into a standalone question; a new collection starts a new conversation.
+const HISTORY_TURNS = 10; // within the server's MAX_HISTORY_TURNS (20) and, trimmed below, MAX_HISTORY_CHARS
+const HISTORY_CHARS = 8000;
+let conversation = { collection: null, turns: [] };
 
 function apiKey() {
   return sessionStorage.getItem(KEY_STORAGE);
@@ -253,7 +258,10 @@ async function ask(event) {
   let accepted;
   try {
     collection = collectionName();
-    accepted = await api("POST", "/v1/queries", { collection, question });
+    if (conversation.collection !== collection) conversation = { collection, turns: [] };
+    const history = conversation.turns.slice(-HISTORY_TURNS);
+    while (history.reduce((n, turn) => n + turn.content.length, 0) > HISTORY_CHARS) history.splice(0, 2);
+    accepted = await api("POST", "/v1/queries", { collection, question, history });
   } catch (err) {
     showError(err.message);
     return;
@@ -272,6 +280,7 @@ async function ask(event) {
   });
   source.addEventListener("done", (e) => {
     const data = JSON.parse(e.data);
+    conversation.turns.push({ role: "user", content: question }, { role: "assistant", content: answer.textContent });
     finish(turn, "done", `${data.tokens} pieces · ${data.answerer || ""}`);
   });
   source.addEventListener("error", (e) => {

@@ -6,6 +6,7 @@ scripts/install_browser.sh).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -106,7 +107,10 @@ def test_upload_shows_progress_to_the_end_then_an_answer_streams_with_sources(
     assert "kv-cache.md" in first and "KV 缓存" in first  # the document's name and a snippet
     assert turn.locator(".answer").get_attribute("aria-live") == "polite"
 
-    ask(page, "KV 缓存的代价是什么？")  # the conversation stays on the page
+    with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/v1/queries")) as follow_up:
+        ask(page, "KV 缓存的代价是什么？")  # the conversation stays on the page, and goes with the follow-up
+    history = json.loads(follow_up.value.post_data or "{}")["history"]
+    assert [(t["role"], t["content"]) for t in history] == [("user", "什么是 KV 缓存？"), ("assistant", answer)]
     page.wait_for_selector("#conversation .turn:nth-child(2)[data-state=done]")
     assert page.locator("#conversation .turn").count() == 2
     assert "显存" in page.locator("#conversation .turn").last.locator(".answer").inner_text()

@@ -92,6 +92,26 @@ def test_stream_tokens_equal_what_upstream_sent(client: httpx.Client, collection
     assert sources[0]["text"] in prompt
 
 
+def test_a_follow_up_with_history_is_rewritten_into_a_standalone_question(
+    client: httpx.Client, collection: str, zhipu: ZhipuFakeServer
+) -> None:
+    """`history` on POST /v1/queries: the LLM condenses the follow-up with the earlier turns before retrieval."""
+    zhipu.configure(tokens=TOKENS)
+    history = [
+        {"role": "user", "content": "什么是 KV 缓存？"},
+        {"role": "assistant", "content": "KV 缓存保存历史词元的键和值。"},
+    ]
+    body = {"collection": collection, "question": "它的显存开销怎么算？", "history": history}
+    response = client.post("/v1/queries", json=body)
+    assert response.status_code == 202, response.text
+    events = read_stream(client, response.json()["stream_url"])
+    assert events[-1].event == "done"
+    condense, answer = [r["body"]["messages"][-1]["content"] for r in zhipu.requests("/chat/completions")][-2:]
+    assert "什么是 KV 缓存？" in condense and "它的显存开销怎么算？" in condense
+    assert events[-1].data["question"] == "".join(TOKENS)  # the fake's reply became the standalone question
+    assert "".join(TOKENS) in answer
+
+
 def test_a_client_connecting_after_the_answer_finished_gets_all_of_it(
     client: httpx.Client, collection: str, zhipu: ZhipuFakeServer
 ) -> None:
