@@ -134,6 +134,20 @@ def chat_turn(client: ApiClient, body: dict[str, Any], out: Console, err: Consol
     return answer
 
 
+# The turns sent with each question: the latest ones, well within the server's MAX_HISTORY_TURNS (20) and
+# MAX_HISTORY_CHARS (20,000), so a long conversation never gets 422 history_too_long.
+HISTORY_MESSAGES = 10
+HISTORY_CHARS = 8000
+
+
+def _recent(history: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The last HISTORY_MESSAGES messages, dropping the oldest question-and-answer pairs past HISTORY_CHARS."""
+    kept = history[-HISTORY_MESSAGES:]
+    while kept and sum(len(m["content"]) for m in kept) > HISTORY_CHARS:
+        kept = kept[2:]
+    return kept
+
+
 def chat(client: ApiClient, collection: str, extra: dict[str, Any], out: Console, err: Console) -> None:
     """Read questions until EOF or /exit, sending the conversation so far with each one."""
     client.get(f"/v1/collections/{collection}")  # a missing collection fails now, not after the first question
@@ -160,4 +174,4 @@ def chat(client: ApiClient, collection: str, extra: dict[str, Any], out: Console
             err.print(f"[red]error:[/red] {exc.message}", highlight=False)
             continue
         if reply is not None:
-            history = [*messages, {"role": "assistant", "content": "".join(reply.text)}]
+            history = _recent([*messages, {"role": "assistant", "content": "".join(reply.text)}])
