@@ -27,9 +27,10 @@ if TYPE_CHECKING:
 LIMITED_TO = "auth-lim"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """One headless Chromium for every browser test (each test module opens its own contexts)."""
+    """Headless Chromium for a module's browser tests. Not for the session: Playwright's sync API keeps an
+    event loop running on the main thread while it is open, and later tests' `asyncio.run()` would fail."""
     with launch_chromium() as launched:
         yield launched
 

@@ -1,6 +1,6 @@
 """Headless Chromium with API keys on (issue 11): an EventSource on the signed stream URL, and the page's key prompt.
 
-The session's `browser` fixture (tests/e2e/conftest.py).
+The `browser` fixture (tests/e2e/conftest.py).
 """
 
 from __future__ import annotations

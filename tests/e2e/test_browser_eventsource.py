@@ -1,6 +1,6 @@
 """A real browser's `EventSource` on `/stream_chat` and `/v1/queries/{id}/stream` (issue 4 §7).
 
-Headless Chromium from tests/support/browser.py (the session's `browser` fixture, tests/e2e/conftest.py).
+Headless Chromium from tests/support/browser.py (the `browser` fixture, tests/e2e/conftest.py).
 """
 
 from __future__ import annotations
