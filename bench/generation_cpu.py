@@ -26,6 +26,7 @@ import redis.asyncio as aioredis
 from shared.providers.openai_compatible import OpenAICompatibleAnswerer, build_openai_compatible_answerer
 from shared.settings import Settings
 from shared.store import ScoredChunk
+from shared.streams.append_batcher import AppendBatcher
 from shared.streams.publisher import AsyncEventPublisher
 from workers.generation import Generated, _generate_async
 
@@ -44,10 +45,11 @@ async def _round(
     answerer: OpenAICompatibleAnswerer, client: aioredis.Redis, answers: int, window_s: float
 ) -> tuple[float, float]:
     chunks = [_chunk()]
+    batcher = AppendBatcher(client)
 
     async def one() -> Generated:
         job_id = uuid.uuid4().hex
-        publisher = AsyncEventPublisher(client, job_id, 60)
+        publisher = AsyncEventPublisher(batcher, job_id, 60)
         return await _generate_async(answerer.astream("什么是 KV 缓存？", chunks), publisher, window_s)
 
     started_cpu, started = _cpu_s(), time.perf_counter()

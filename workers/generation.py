@@ -62,7 +62,7 @@ async def generate_async(
     rt: Runtime, events: EventPublisher, question: str, chunks: Sequence[ScoredChunk]
 ) -> Generated:
     """`generate` on the process's event loop, for an async answerer (openai_compatible)."""
-    publisher = AsyncEventPublisher(rt.aredis, events.job_id, events.replay_ttl_s)
+    publisher = AsyncEventPublisher(rt.append_batcher, events.job_id, events.replay_ttl_s)
     answerer = rt.answerer
     pieces = answerer.astream(question, chunks) if chunks and is_async(answerer) else _one(NO_CONTEXT_ANSWER)
     return await _generate_async(pieces, publisher, rt.settings.TOKEN_COALESCE_MS / 1000)

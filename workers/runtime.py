@@ -22,6 +22,7 @@ from shared.providers.factory import build_answerer, build_embedding
 from shared.providers.identity import embedding_model_name
 from shared.settings import Settings, get_settings
 from shared.store import CollectionStore, Store, open_store
+from shared.streams.append_batcher import AppendBatcher
 from workers.event_loop import EventLoopThread
 from workers.loop_answers import LoopAnswers
 
@@ -89,6 +90,12 @@ class Runtime:
             return aioredis.Redis(connection_pool=pool)
 
         return self._once("aredis", connect)
+
+    @property
+    def append_batcher(self) -> AppendBatcher:
+        """The event loop's answers' appends, sent to Redis together (shared/streams/append_batcher.py)."""
+        client = self.aredis  # outside _once's lock
+        return self._once("append_batcher", lambda: AppendBatcher(client))
 
     @property
     def embed_model(self) -> BaseEmbedding:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import redis
-import redis.asyncio as aioredis
 
 from shared import keys
+from shared.streams.append_batcher import AppendBatcher
 from shared.streams.events import EventName, EventPayload
 from shared.streams.replay_log import APPEND_SCRIPT, CANCELLED, STREAM_ENDED, append_call
 
@@ -44,17 +44,17 @@ class EventPublisher:
 
 
 class AsyncEventPublisher:
-    """`EventPublisher` for the worker's event loop (the openai_compatible path): the same script, awaited."""
+    """`EventPublisher` for the worker's event loop (the openai_compatible path): the same script, batched."""
 
-    def __init__(self, client: aioredis.Redis, job_id: str, replay_ttl_s: int) -> None:
+    def __init__(self, batcher: AppendBatcher, job_id: str, replay_ttl_s: int) -> None:
         self.job_id = job_id
         self.replay_ttl_s = replay_ttl_s
-        self._append = client.register_script(APPEND_SCRIPT)
+        self._batcher = batcher  # the loop's answers share its pipelines (shared/streams/append_batcher.py)
 
     async def publish(self, event: EventName, data: EventPayload) -> int:
         """Append and publish a non-terminal event; returns its seq. Raises StreamClosed if ended or cancelled."""
         script_keys, args = append_call(self.job_id, event, data, self.replay_ttl_s, honour_cancel=True)
-        seq = int(await self._append(keys=script_keys, args=args))
+        seq = await self._batcher.append(script_keys, args)
         if seq in (STREAM_ENDED, CANCELLED):
             raise StreamClosed(cancelled=seq == CANCELLED)
         return seq
