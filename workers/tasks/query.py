@@ -64,68 +64,54 @@ def answer_query(self: Task, request: dict[str, Any]) -> dict[str, Any]:
         _end(rt, job_id, QueryEnding.failed(ErrorCode.WORKER_LOST, WORKER_LOST_MESSAGE))
         return {"state": "redelivered"}
 
-    ask = Question(task.collection, task.question, task.top_k, [t.model_dump() for t in task.history], task.mode)
     if is_async(rt.answerer):
-        return _answer_on_loop(rt, job, events, ask)
+        return _answer_on_loop(rt, job, events, task)
     with Heartbeat(rt.redis, job_id, settings.HEARTBEAT_INTERVAL_S, settings.HEARTBEAT_TTL_S):
         job.running("retrieving")
         try:
-            prepared = _prepare(rt, job, events, ask)
-            return _succeed(rt, job, events, prepared, generate(rt, events, prepared.question, prepared.chunks))
+            prepared = _prepare(rt, job, events, task)
+            return _succeed(rt, job_id, prepared, generate(rt, events, prepared.question, prepared.chunks))
         except Exception as exc:
-            return _ended(rt, job, events, exc)
+            return _ended(rt, job_id, exc)
 
 
-def _answer_on_loop(rt: Runtime, job: JobStore, events: EventPublisher, ask: Question) -> dict[str, Any]:
+def _answer_on_loop(rt: Runtime, job: JobStore, events: EventPublisher, task: QueryTask) -> dict[str, Any]:
     """openai_compatible: retrieve here, in the task's thread; generate on the process's event loop."""
-    rt.answers.begin(events.job_id)  # waits while the loop holds LOOP_MAX_ANSWERS; starts the heartbeat
+    rt.answers.begin(task.job_id)  # waits while the loop holds LOOP_MAX_ANSWERS; starts the heartbeat
     try:
         job.running("retrieving")
-        prepared = _prepare(rt, job, events, ask)
+        prepared = _prepare(rt, job, events, task)
     except Exception as exc:
-        rt.answers.end(events.job_id)
-        return _ended(rt, job, events, exc)
-    rt.answers.hand_off(events.job_id, _generate_on_loop(rt, job, events, prepared))
+        rt.answers.end(task.job_id)
+        return _ended(rt, task.job_id, exc)
+    rt.answers.hand_off(task.job_id, _generate_on_loop(rt, events, prepared))
     return {"state": "generating on the event loop"}
 
 
-async def _generate_on_loop(rt: Runtime, job: JobStore, events: EventPublisher, prepared: Prepared) -> None:
-    """The answer's stream on the loop; its ending (a few Redis calls) in the loop's executor, off the loop."""
+async def _generate_on_loop(rt: Runtime, events: EventPublisher, prepared: Prepared) -> None:
+    """The answer's stream on the loop; its ending (a Redis script call) in the loop's executor, off the loop."""
     loop = asyncio.get_running_loop()
     try:
         generated = await generate_async(rt, events, prepared.question, prepared.chunks)
     except Exception as exc:
-        await loop.run_in_executor(None, _ended, rt, job, events, exc)
+        await loop.run_in_executor(None, _ended, rt, events.job_id, exc)
         return
-    await loop.run_in_executor(None, _succeed, rt, job, events, prepared, generated)
+    await loop.run_in_executor(None, _succeed, rt, events.job_id, prepared, generated)
 
 
-def _ended(rt: Runtime, job: JobStore, events: EventPublisher, exc: Exception) -> dict[str, Any]:
+def _ended(rt: Runtime, job_id: str, exc: Exception) -> dict[str, Any]:
     """End the stream and the job after a failure, or after the stream refused an event."""
     if isinstance(exc, StreamClosed):
-        return _closed(rt, job, events, events.job_id, exc)
-    code, message = classify_upstream_error(exc)
-    if code == ErrorCode.INTERNAL:
-        log.error("query job %s failed", events.job_id, exc_info=exc)
-    _end(rt, events.job_id, QueryEnding.failed(code, message))
-    return {"state": "failed", "code": code}
-
-
-def _closed(rt: Runtime, job: JobStore, events: EventPublisher, job_id: str, closed: StreamClosed) -> dict[str, Any]:
-    """The stream refused an event: the job was cancelled, or someone else (cancel, watchdog) ended it."""
-    if closed.cancelled:
+        # Cancelled: end it here (the cancel route may race us; one ending wins). Otherwise someone else ended it.
+        if not exc.cancelled:
+            return {"state": "stream ended elsewhere"}
         _end(rt, job_id, QueryEnding.cancelled(job_id))
         return {"state": "cancelled"}
-    return {"state": "stream ended elsewhere"}
-
-
-@dataclass(frozen=True)
-class Question:
-    collection: str
-    question: str
-    top_k: int
-    history: list[dict[str, str]]
-    mode: RetrievalMode
+    code, message = classify_upstream_error(exc)
+    if code == ErrorCode.INTERNAL:
+        log.error("query job %s failed", job_id, exc_info=exc)
+    _end(rt, job_id, QueryEnding.failed(code, message))
+    return {"state": "failed", "code": code}
 
 
 @dataclass(frozen=True)
@@ -139,10 +125,10 @@ class Prepared:
     retrieved: float
 
 
-def _prepare(rt: Runtime, job: JobStore, events: EventPublisher, ask: Question) -> Prepared:
+def _prepare(rt: Runtime, job: JobStore, events: EventPublisher, ask: QueryTask) -> Prepared:
     started = time.perf_counter()
     # A follow-up in a conversation ("and its memory cost?") is rewritten into a standalone question first.
-    question = condense(rt, ask.question, ask.history)
+    question = condense(rt, ask.question, [turn.model_dump() for turn in ask.history])
     store = rt.store(ask.collection)
     if not store.exists():
         raise LookupError(f"collection {ask.collection!r} does not exist")
@@ -162,9 +148,7 @@ def _prepare(rt: Runtime, job: JobStore, events: EventPublisher, ask: Question) 
     return Prepared(question, chunks, ask.mode, started, retrieved)
 
 
-def _succeed(
-    rt: Runtime, job: JobStore, events: EventPublisher, prepared: Prepared, generated: Generated
-) -> dict[str, Any]:
+def _succeed(rt: Runtime, job_id: str, prepared: Prepared, generated: Generated) -> dict[str, Any]:
     finished = time.perf_counter()
     started = prepared.started
     summary = DonePayload(
@@ -179,6 +163,6 @@ def _succeed(
             total=round((finished - started) * 1000, 1),
         ),
     )
-    _end(rt, events.job_id, QueryEnding.succeeded(summary))
+    _end(rt, job_id, QueryEnding.succeeded(summary))
     record_answer(rt.redis, summary)  # time to first token, total time and tokens, for `/metrics`
     return summary.model_dump()
