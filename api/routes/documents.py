@@ -61,7 +61,6 @@ def _store_all(
 ) -> tuple[list[StoredUpload], list[UploadRejected]]:
     stored: list[StoredUpload] = []
     rejected: list[UploadRejected] = []
-    total = 0
     for upload in uploads:
         name = clean_filename(upload.filename)
         try:
@@ -69,9 +68,6 @@ def _store_all(
         except UploadRejected as exc:
             rejected.append(exc)
             continue
-        total += item.bytes
-        if total > settings.MAX_UPLOAD_REQUEST_BYTES:
-            raise ApiError(413, "request_too_large", f"the upload is over {settings.MAX_UPLOAD_REQUEST_BYTES} bytes")
         blobs.put(item.path.name, item.path)  # where index workers on any machine can read it
         stored.append(item)
     return stored, rejected
@@ -118,9 +114,7 @@ async def upload_documents(
     collection: CollectionName = CollectionPath,
     skip_invalid: Annotated[bool, Query(description="Index the good files and report the bad ones")] = False,
 ) -> UploadAccepted:
-    declared = int(request.headers.get("content-length") or 0)
-    if declared > settings.MAX_UPLOAD_REQUEST_BYTES:
-        raise ApiError(413, "request_too_large", f"the upload is over {settings.MAX_UPLOAD_REQUEST_BYTES} bytes")
+    # MAX_UPLOAD_REQUEST_BYTES is enforced while the body is read (api/body_limit.py).
     await check_can_add(settings, store, collection)
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise ApiError(415, "multipart_required", "send the files as multipart/form-data (curl -F files=@a.md)")

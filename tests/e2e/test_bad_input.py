@@ -352,6 +352,16 @@ def test_a_chunked_body_is_refused_as_soon_as_it_passes_the_limit(offline_stack:
     assert answer.startswith(b"HTTP/1.1 413") and b'"request_too_large"' in answer, answer[:300]
 
 
+def test_an_upload_over_the_request_limit_is_refused_before_it_is_read(offline_stack: Stack) -> None:
+    """Uploads have their own limit (MAX_UPLOAD_REQUEST_BYTES, 512 MiB), enforced by the same body limit."""
+    head = (
+        f"POST /v1/collections/{COLLECTION}/documents HTTP/1.1\r\nHost: x\r\n"
+        "Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 600000000\r\n\r\n"
+    ).encode()
+    answer = _raw_request(offline_stack, head, [b"--b\r\n"])
+    assert answer.startswith(b"HTTP/1.1 413") and b'"request_too_large"' in answer, answer[:300]
+
+
 def test_stream_on_a_job_whose_replay_buffer_expired_is_410(
     client: httpx.Client, offline_stack: Stack, query_job: str
 ) -> None:
