@@ -2,7 +2,8 @@
 
 For each N, N clients call `GET /stream_chat` with `Accept: text/event-stream` (submit and relay in one
 request, the seed's endpoint and the heavier path for the API: it subscribes before it dispatches) at the
-same instant, from one asyncio event loop with an httpx.AsyncClient sized for N connections. Every stream
+same instant, from one asyncio event loop with one pooled client sized for N connections (aiohttp, or httpx
+with `--client httpx`: bench/load_clients.py). Every stream
 is checked event by event: ids 1, 2, 3, ... with no gap, exactly the fake server's 50 tokens in order, and
 exactly one terminal event, a `done`.
 
@@ -11,7 +12,7 @@ own, so its event loop does not share a GIL with the clients. The open-file limi
 limit first; the stack's processes inherit it. CPU seconds per process during each round show which one
 saturates the 2 cores.
 
-With `--repeat R` every round runs R times in a row, all on ONE pooled httpx.AsyncClient (max(N) + 10
+With `--repeat R` every round runs R times in a row, all on ONE pooled client (max(N) + 10
 connections), the way a gateway or a load test holds connections: connections idle between rounds are
 reused, so a server that closes idle keep-alive connections as a client reuses them loses streams (issue
 13). Lost streams are reported with their exception class. `--path queries` makes each client
@@ -34,11 +35,10 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import httpx
 import redis
@@ -46,8 +46,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from bench.load_clients import ClientKind, Stream, StreamClient, stream_client
 from bench.stream_latency import (
-    ANSWER_TOKENS,
     COLLECTION,
     FAKE_CONFIG,
     QUESTION,
@@ -59,49 +59,14 @@ from bench.stream_latency import (
 )
 from tests.fakes.zhipu_server import ZhipuFakeServer
 from tests.support.processes import ROOT, RedisServer
-from tests.support.sse import SSELineParser
 
 SECTION = "## Stream concurrency (bench/stream_concurrency.py)"
 SECTION_POOLED = "## Stream concurrency, repeated rounds on one pooled client (bench/stream_concurrency.py --repeat)"
 EXCEPTION_LINE = re.compile(r"^((?:[a-z_][\w]*\.)*[A-Z]\w*(?:Error|Exception)): ", re.MULTILINE)
 TARGET_TTFT_P50_MS = 250.0
-ANSWER_TEXT = "".join(ANSWER_TOKENS)
 
 console = Console(width=None if sys.stdout.isatty() else 130)
 app = typer.Typer(add_completion=False, rich_markup_mode="rich", help=__doc__)
-
-
-@dataclass
-class Stream:
-    """What one client received."""
-
-    ttft_ms: float = float("nan")
-    total_ms: float = float("nan")
-    ids: list[int] = field(default_factory=list)
-    texts: list[str] = field(default_factory=list)
-    terminals: list[str] = field(default_factory=list)
-    worker_first_token_ms: float | None = None
-    status: int = 0  # HTTP status; 0 when no response came
-    failure: str = ""
-    exception: str = ""  # qualified class of the exception that lost the stream, if one did
-
-    @property
-    def refused(self) -> bool:
-        return self.status != 200
-
-    # Characters, not events: the worker coalesces the tokens of a short window into one event (TOKEN_COALESCE_MS).
-    @property
-    def lost(self) -> int:
-        return sum((Counter(ANSWER_TEXT) - Counter("".join(self.texts))).values())
-
-    @property
-    def duplicated(self) -> int:
-        return sum((Counter("".join(self.texts)) - Counter(ANSWER_TEXT)).values())
-
-    @property
-    def intact(self) -> bool:
-        ordered = "".join(self.texts) == ANSWER_TEXT and self.ids == list(range(1, len(self.ids) + 1))
-        return ordered and self.terminals == ["done"] and not self.failure
 
 
 @dataclass
@@ -160,67 +125,9 @@ class Round:
         )
 
 
-async def aiter_events(response: httpx.Response) -> AsyncIterator[tuple[int, str, Any]]:
-    """(id, event, data) of each SSE event; comments (`: ping`) are skipped."""
-    parser = SSELineParser()
-    async for line in response.aiter_lines():
-        if (event := parser.feed(line)) is not None:
-            yield event.id or 0, event.event, event.data
-
-
-def stream_request(client: httpx.AsyncClient, url: str, params: dict[str, str] | None = None) -> httpx.Request:
-    return client.build_request("GET", url, params=params, headers={"Accept": "text/event-stream"})
-
-
-async def open_request(client: httpx.AsyncClient, path: str) -> httpx.Request:
-    """The SSE request of one answer: `/stream_chat`, or `POST /v1/queries` first and then its stream_url."""
-    if path == "stream_chat":
-        return stream_request(client, "/stream_chat", {"param": QUESTION, "collection": COLLECTION})
-    accepted = await client.post("/v1/queries", json={"collection": COLLECTION, "question": QUESTION})
-    accepted.raise_for_status()
-    return stream_request(client, accepted.json()["stream_url"])
-
-
-async def one_stream(client: httpx.AsyncClient, go: asyncio.Event, path: str) -> Stream:
-    stream = Stream()
-    await go.wait()
-    started = time.perf_counter()
-    try:
-        request = await open_request(client, path)
-        async with client.stream(request.method, request.url, headers=request.headers) as r:
-            stream.status = r.status_code
-            if r.status_code != 200:
-                stream.failure = f"HTTP {r.status_code}: {(await r.aread())[:200]!r}"
-                return stream
-            async for seq, event, data in aiter_events(r):
-                stream.ids.append(seq)
-                if event == "token":
-                    if not stream.texts:
-                        stream.ttft_ms = (time.perf_counter() - started) * 1000
-                    stream.texts.append(data["text"])
-                elif event in ("done", "error"):
-                    stream.terminals.append(event if event == "done" else f"error {data.get('code')}")
-                    if event == "done":
-                        stream.worker_first_token_ms = data["timings_ms"]["first_token"]
-    except (httpx.HTTPError, OSError) as exc:
-        stream.exception = f"{type(exc).__module__.split('._')[0]}.{type(exc).__qualname__}"
-        stream.failure = f"{stream.exception}: {exc}"
-    stream.total_ms = (time.perf_counter() - started) * 1000
-    return stream
-
-
-def pooled_client(base_url: str, max_streams: int, timeout: float) -> httpx.AsyncClient:
-    """One client for every round: max(N) + 10 connections, httpx's default 5 s keep-alive expiry."""
-    size = max_streams + 10
-    limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
-    return httpx.AsyncClient(
-        base_url=base_url, limits=limits, timeout=httpx.Timeout(timeout, connect=timeout), trust_env=False
-    )
-
-
-async def run_streams(client: httpx.AsyncClient, n: int, timeout: float, path: str) -> tuple[list[Stream], float]:
+async def run_streams(client: StreamClient, n: int, timeout: float, path: str) -> tuple[list[Stream], float]:
     go = asyncio.Event()
-    tasks = [asyncio.create_task(one_stream(client, go, path)) for _ in range(n)]
+    tasks = [asyncio.create_task(client.stream(path, QUESTION, COLLECTION, go)) for _ in range(n)]
     await asyncio.sleep(0.1)  # every task is waiting on `go`
     started = time.perf_counter()
     go.set()
@@ -261,7 +168,7 @@ async def sample_peaks(pids: dict[str, int], redis_client: redis.Redis, stop: as
 
 
 async def measure_round(
-    client: httpx.AsyncClient, n: int, timeout: float, path: str, pids: dict[str, int], redis_client: redis.Redis
+    client: StreamClient, n: int, timeout: float, path: str, pids: dict[str, int], redis_client: redis.Redis
 ) -> Round:
     cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     stop = asyncio.Event()
@@ -384,6 +291,7 @@ class Plan:
     repeat: int
     timeout: float
     path: str
+    client: ClientKind = "aiohttp"
 
 
 def prepare(base_url: str, label: str) -> None:
@@ -406,7 +314,8 @@ async def run_rounds(
     """Every round of the plan on ONE pooled client, so idle connections are reused from round to round."""
     rounds: list[Round] = []
     pids = {k: v for k, v in pids.items() if v}
-    async with pooled_client(base_url, max(plan.counts), plan.timeout) as client:
+    client = stream_client(plan.client, base_url, max(plan.counts), plan.timeout)
+    try:
         for n in plan.counts:
             for i in range(1, plan.repeat + 1):
                 httpx.post(f"{fake_url}/_control/reset", trust_env=False).raise_for_status()
@@ -419,6 +328,8 @@ async def run_rounds(
                 r.fake = httpx.get(f"{fake_url}/_requests", trust_env=False).json()["counters"]
                 rounds.append(r)
                 console.print("  " + ", ".join(f"{k} {v}" for k, v in r.figures().items()))
+    finally:
+        await client.aclose()
     return rounds
 
 
@@ -534,9 +445,9 @@ def pooled_markdown(command: str, rounds: list[Round], plan: Plan) -> str:
         "",
         f"Command: `{command}` — run on {time.strftime('%Y-%m-%d')}, {machine()}. Each of the "
         f"{len(rounds)} rounds opens N streams at the same instant ({request}, with `Accept: text/event-stream`), "
-        f"all rounds on one pooled `httpx.AsyncClient` (max(N) + 10 connections, httpx's default 5 s keep-alive "
-        "expiry), so connections left idle by one round are reused by the next. Fake Zhipu server as above "
-        "(50 ms to the first token, 5 ms per token, 50 tokens); columns as above.",
+        f"all rounds on one pooled {plan.client} client (max(N) + 10 connections, a 5 s keep-alive "
+        "expiry; bench/load_clients.py), so connections left idle by one round are reused by the next. "
+        "Fake Zhipu server as above (50 ms to the first token, 5 ms per token, 50 tokens); columns as above.",
         "",
         "| " + " | ".join(COLUMNS) + " |",
         "|---|" + "---:|" * (len(COLUMNS) - 1),
@@ -568,6 +479,13 @@ def main(
             "starts on --fake-port: ZHIPU_API_KEY=bench.key ZHIPUAI_BASE_URL=http://127.0.0.1:PORT/api/paas/v4.",
         ),
     ] = None,
+    client: Annotated[
+        str,
+        typer.Option(
+            help="The load generator: aiohttp, or httpx (which costs the shared cores about 30 times more CPU per "
+            "stream at N = 500; bench/load_clients.py)."
+        ),
+    ] = "aiohttp",
     run_dir: Annotated[Path, typer.Option(help="With --url: the stack's RUN_DIR (pid files, logs).")] = ROOT / ".run",
     fake_port: Annotated[int, typer.Option(help="Port of the fake Zhipu server (0: any free port).")] = 0,
     query_concurrency: Annotated[
@@ -605,11 +523,14 @@ def main(
     """
     if path not in ("stream_chat", "queries"):
         raise typer.BadParameter("--path must be stream_chat or queries")
+    if client not in ("aiohttp", "httpx"):
+        raise typer.BadParameter("--client must be aiohttp or httpx")
     counts = [int(n) for n in streams.split(",") if n.strip()]
-    plan = Plan(counts, repeat, timeout, path)
+    plan = Plan(counts, repeat, timeout, path, "httpx" if client == "httpx" else "aiohttp")
     concurrency = query_concurrency or max(counts)
     nofile = raise_open_file_limit()
     console.print(f"open-file limit {nofile[0]} → {nofile[1]}; streams {counts} × {repeat}; path {path}")
+    console.print(f"load generator: {client} (bench/load_clients.py)")
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-concurrency-"))
     redis_server = None if url else RedisServer.obtain(tmp)
