@@ -43,6 +43,8 @@ def is_async(answerer: Answerer | AsyncAnswerer) -> TypeIs[AsyncAnswerer]:
 
 def condense(rt: Runtime, question: str, history: list[dict[str, str]]) -> str:
     """A follow-up in a conversation ("and its memory cost?") rewritten into a standalone question."""
+    if not history:  # nothing to rewrite: no trip to the event loop, which may be busy with other answers
+        return question
     answerer = rt.answerer
     if is_async(answerer):
         return rt.loop.run(answerer.acondense(question, history))

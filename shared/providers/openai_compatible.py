@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 
-from openai import AsyncOpenAI, AsyncStream
+from openai import AsyncOpenAI, AsyncStream, DefaultAioHttpClient
 
 from shared.providers.answerers import CONDENSE_PROMPT, QA_PROMPT, format_context
 from shared.settings import Settings
@@ -69,5 +69,6 @@ def build_openai_compatible_answerer(settings: Settings) -> OpenAICompatibleAnsw
         base_url=settings.llm_base_url,
         timeout=settings.UPSTREAM_TIMEOUT_S,
         max_retries=settings.UPSTREAM_MAX_RETRIES,
+        http_client=DefaultAioHttpClient(timeout=settings.UPSTREAM_TIMEOUT_S),
     )
     return OpenAICompatibleAnswerer(client, settings.CHAT_MODEL)
