@@ -1,4 +1,4 @@
-"""Typed dependencies: settings, Redis clients and the Celery app, created in the lifespan; the caller."""
+"""Typed dependencies made in the lifespan: settings, Redis clients, the Celery app, the query sender; the caller."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 
 from api.auth import Principal, authenticate
 from api.pubsub_hub import PubSubHub
+from api.query_dispatch import QueryDispatcher
 from shared.settings import Settings
 from shared.store import Store
 
@@ -36,10 +37,16 @@ def get_celery(request: Request) -> Celery:
     return request.app.state.celery
 
 
+def get_query_dispatcher(request: Request) -> QueryDispatcher:
+    """The process's sender of query tasks (api/query_dispatch.py)."""
+    return request.app.state.query_dispatcher
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 RedisDep = Annotated[aioredis.Redis, Depends(get_redis)]
 HubDep = Annotated[PubSubHub, Depends(get_hub)]
 CeleryDep = Annotated[Celery, Depends(get_celery)]
+QueryDispatcherDep = Annotated[QueryDispatcher, Depends(get_query_dispatcher)]
 StoreDep = Annotated[Store, Depends(get_store)]
 # The caller (api/auth.py); every protected router also depends on it, so asking again costs nothing (cached).
 PrincipalDep = Annotated[Principal, Depends(authenticate)]

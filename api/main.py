@@ -19,6 +19,7 @@ from api.consumers import ConsumerProbe
 from api.errors import install_error_handlers
 from api.idempotency import REPLAYED_HEADER
 from api.pubsub_hub import PubSubHub
+from api.query_dispatch import QueryDispatcher
 from api.responses import errors
 from api.routes import collections, documents, health, jobs, metrics, openai_compat, queries, seed, web
 from shared.jobs.dispatch import create_celery
@@ -60,6 +61,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.hub = PubSubHub(app.state.pubsub_redis)
     await app.state.hub.start()
     app.state.celery = create_celery(settings)  # a producer only: api/ never imports workers/
+    app.state.query_dispatcher = QueryDispatcher(app.state.celery, settings.QUERY_BATCH_MAX)
     app.state.consumers = ConsumerProbe(app.state.celery, settings.WORKER_PING_TIMEOUT_S, settings.WORKER_PING_CACHE_S)
     try:
         yield

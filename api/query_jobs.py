@@ -6,11 +6,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
-from celery import Celery
 
 from api.errors import ApiError
-from api.job_records import create_job, dispatch
+from api.job_records import create_job
 from api.pubsub_hub import PubSubHub
+from api.query_dispatch import QueryDispatcher
 from api.relay import relay_events, subscribe
 from api.stores import check_embedding_model, existing_store
 from shared.jobs.records import JobKind
@@ -73,7 +73,7 @@ class QuerySpec:
     mode: RetrievalMode = DEFAULT_MODE
 
 
-async def _dispatch(celery: Celery, settings: Settings, job_id: str, spec: QuerySpec) -> None:
+async def _dispatch(dispatcher: QueryDispatcher, settings: Settings, job_id: str, spec: QuerySpec) -> None:
     task = QueryTask(
         job_id=job_id,
         collection=spec.collection,
@@ -82,25 +82,31 @@ async def _dispatch(celery: Celery, settings: Settings, job_id: str, spec: Query
         history=spec.history,
         mode=spec.mode,
     )
-    await dispatch(celery, task)
+    await dispatcher.send(task)
 
 
 async def submit_query(
-    redis: aioredis.Redis, celery: Celery, settings: Settings, spec: QuerySpec, *, owner: str
+    redis: aioredis.Redis, dispatcher: QueryDispatcher, settings: Settings, spec: QuerySpec, *, owner: str
 ) -> str:
     job_id = await create_job(redis, settings, JobKind.QUERY, spec.collection, owner=owner)
-    await _dispatch(celery, settings, job_id, spec)
+    await _dispatch(dispatcher, settings, job_id, spec)
     return job_id
 
 
 async def submit_and_subscribe(
-    redis: aioredis.Redis, hub: PubSubHub, celery: Celery, settings: Settings, spec: QuerySpec, *, owner: str
+    redis: aioredis.Redis,
+    hub: PubSubHub,
+    dispatcher: QueryDispatcher,
+    settings: Settings,
+    spec: QuerySpec,
+    *,
+    owner: str,
 ) -> tuple[str, AsyncIterator[StreamEvent]]:
     """Submit a query and return its events, subscribed before dispatch so none can be missed."""
     job_id = await create_job(redis, settings, JobKind.QUERY, spec.collection, owner=owner)
     subscription = await subscribe(hub, job_id)
     try:
-        await _dispatch(celery, settings, job_id, spec)
+        await _dispatch(dispatcher, settings, job_id, spec)
     except Exception:
         await subscription.close()
         raise

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     # openai_compatible: answers one query worker process generates at once on its event loop (no thread each);
     # a task waits for a free slot beyond this.
     LOOP_MAX_ANSWERS: int = Field(default=1000, ge=1)
+    # Questions an API process received while it was sending the previous query task go out together, as one
+    # task message of at most this many (api/query_dispatch.py); 1 sends one message per question.
+    QUERY_BATCH_MAX: int = Field(default=64, ge=1, le=1000)
 
     DEFAULT_COLLECTION: str = "default"
     CHUNK_SIZE: int = 512

@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from api.cancellation import cancel_when_abandoned
-from api.deps import CeleryDep, HubDep, PrincipalDep, RedisDep, SettingsDep, StoreDep
+from api.deps import CeleryDep, HubDep, PrincipalDep, QueryDispatcherDep, RedisDep, SettingsDep, StoreDep
 from api.errors import ApiError, error_json
 from api.openai_schemas import (
     ChatCompletion,
@@ -122,6 +122,7 @@ async def chat_completions(
     redis: RedisDep,
     hub: HubDep,
     celery: CeleryDep,
+    dispatcher: QueryDispatcherDep,
 ) -> Response:
     check_history(body, settings.MAX_HISTORY_TURNS, settings.MAX_HISTORY_CHARS)
     question, history = _split(body)
@@ -130,7 +131,7 @@ async def chat_completions(
     job_id, events = await submit_and_subscribe(
         redis,
         hub,
-        celery,
+        dispatcher,
         settings,
         QuerySpec(body.model, question, body.top_k, history, body.mode),
         owner=principal.owner,

@@ -10,7 +10,7 @@ from sse_starlette import EventSourceResponse
 
 from api.auth import stream_token_accepted
 from api.cancellation import cancel_query_job
-from api.deps import CeleryDep, HubDep, PrincipalDep, RedisDep, SettingsDep, StoreDep
+from api.deps import CeleryDep, HubDep, PrincipalDep, QueryDispatcherDep, RedisDep, SettingsDep, StoreDep
 from api.errors import ApiError
 from api.idempotency import IdempotencyKeyDep, idempotent, request_fingerprint
 from api.job_records import load_job_for
@@ -43,7 +43,7 @@ async def create_query(
     settings: SettingsDep,
     store: StoreDep,
     redis: RedisDep,
-    celery: CeleryDep,
+    dispatcher: QueryDispatcherDep,
     idempotency_key: IdempotencyKeyDep,
 ) -> QueryAccepted:
     async def submit() -> QueryAccepted:
@@ -52,7 +52,7 @@ async def create_query(
         history = [turn.content for turn in body.history]
         check_history_texts(history, settings.MAX_HISTORY_TURNS, settings.MAX_HISTORY_CHARS)
         spec = QuerySpec(body.collection, question, body.top_k, body.history, body.mode)
-        job_id = await submit_query(redis, celery, settings, spec, owner=principal.owner)
+        job_id = await submit_query(redis, dispatcher, settings, spec, owner=principal.owner)
         stream_url = f"/v1/queries/{job_id}/stream"
         return QueryAccepted(job_id=job_id, stream_url=stream_url, status_url=f"/v1/jobs/{job_id}")
 

@@ -15,7 +15,7 @@ from fastapi.responses import StreamingResponse
 from starlette.responses import Response
 
 from api.cancellation import cancel_when_abandoned
-from api.deps import CeleryDep, HubDep, PrincipalDep, RedisDep, SettingsDep, StoreDep
+from api.deps import CeleryDep, HubDep, PrincipalDep, QueryDispatcherDep, RedisDep, SettingsDep, StoreDep
 from api.errors import ApiError
 from api.job_records import load_job_for
 from api.query_jobs import QuerySpec, check_query, submit_and_subscribe
@@ -62,6 +62,7 @@ async def stream_chat(
     redis: RedisDep,
     hub: HubDep,
     celery: CeleryDep,
+    dispatcher: QueryDispatcherDep,
     param: Annotated[str, Query(description="The question", examples=["什么是 KV 缓存？"])],
     collection: Annotated[str | None, Query(description="Defaults to DEFAULT_COLLECTION")] = None,
     top_k: Annotated[int | None, Query(ge=1, le=50)] = None,
@@ -91,7 +92,7 @@ async def stream_chat(
         principal.require_collection(name)
         question = await check_query(settings, store, name, param)
         spec = QuerySpec(name, question, top_k, mode=mode)
-        job_id, events = await submit_and_subscribe(redis, hub, celery, settings, spec, owner=principal.owner)
+        job_id, events = await submit_and_subscribe(redis, hub, dispatcher, settings, spec, owner=principal.owner)
     # The client asked on this request: if it leaves and is not back within the grace period, stop the answer.
     events = cancel_when_abandoned(events, redis, celery, settings, job_id)
     headers = {**STREAM_HEADERS, "X-Job-Id": job_id}

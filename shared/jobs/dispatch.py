@@ -18,11 +18,12 @@ from shared.jobs.tasks import (
     INDEX_QUEUE,
     INDEX_TASK,
     MAINTENANCE_QUEUE,
+    QUERY_BATCH_TASK,
     QUERY_QUEUE,
     QUERY_TASK,
     REAP_TASK,
     REQUEST_KWARG,
-    TaskRequest,
+    TaskMessage,
 )
 from shared.settings import Settings
 
@@ -39,6 +40,7 @@ def create_celery(settings: Settings, include: Sequence[str] = ()) -> Celery:
             INDEX_TASK: {"queue": INDEX_QUEUE},
             INDEX_BATCH_TASK: {"queue": INDEX_QUEUE},
             QUERY_TASK: {"queue": QUERY_QUEUE},
+            QUERY_BATCH_TASK: {"queue": QUERY_QUEUE},
             REAP_TASK: {"queue": MAINTENANCE_QUEUE},
         },
         # `celery beat` sends the reaper this often; a message no worker took within one interval is dropped.
@@ -69,7 +71,7 @@ def create_celery(settings: Settings, include: Sequence[str] = ()) -> Celery:
     return celery
 
 
-def send(celery: Celery, request: TaskRequest, task_id: str | None = None) -> None:
+def send(celery: Celery, request: TaskMessage, task_id: str | None = None) -> None:
     """Send `request` to its task on its queue (blocking: call it from a thread in async code)."""
     celery.send_task(
         request.TASK,

