@@ -2,7 +2,7 @@
 # Start or stop the ragqueue stack in the background: index worker, query workers, beat (the reaper), Flower, API.
 #   scripts/stack.sh up | down | status
 # Ports and Redis come from the environment: API_PORT (8000), FLOWER_PORT (5555), REDIS_URL; sizes from
-# INDEX_CONCURRENCY (1), QUERY_WORKERS (1), QUERY_CONCURRENCY (32 threads each) and API_WORKERS (1); the API's keep-alive from
+# INDEX_CONCURRENCY (1), QUERY_WORKERS (one per core, at most 4), QUERY_CONCURRENCY (32 threads each) and API_WORKERS (1); the API's keep-alive from
 # the API_KEEPALIVE_S setting (environment or .env, see shared/settings.py). VECTOR_STORE=postgres starts a
 # PostgreSQL with pgvector under $RUN_DIR/postgres for the store, unless VECTOR_STORE_URL names one.
 set -euo pipefail
@@ -12,7 +12,8 @@ API_PORT=${API_PORT:-8000}
 FLOWER_PORT=${FLOWER_PORT:-5555}
 INDEX_CONCURRENCY=${INDEX_CONCURRENCY:-1}
 QUERY_CONCURRENCY=${QUERY_CONCURRENCY:-32}
-QUERY_WORKERS=${QUERY_WORKERS:-1}
+cores=$(nproc 2>/dev/null || echo 1)
+QUERY_WORKERS=${QUERY_WORKERS:-$((cores < 4 ? cores : 4))}  # a process is bound by its GIL: one per core
 API_WORKERS=${API_WORKERS:-1}
 RUN_DIR=${RUN_DIR:-.run}
 BIN=.venv/bin
