@@ -90,11 +90,18 @@ class CollectionStore(ABC):
         )
         return [replace(by_id[i], score=s) for i, s in fused[:top_k]]
 
-    def check_embedding(self, embed_model: str, dimension: int) -> None:
+    def embedding(self) -> tuple[str, int]:
+        """(embedding model, dimension) the collection was built with; LookupError when it does not exist.
+
+        A store overrides it with one read of its own: a question asks this before every search."""
         info = self.info()
-        if (info.embed_model, info.dimension) != (embed_model, dimension):
+        return info.embed_model, info.dimension
+
+    def check_embedding(self, embed_model: str, dimension: int) -> None:
+        built_with, built_dimension = self.embedding()
+        if (built_with, built_dimension) != (embed_model, dimension):
             raise EmbeddingMismatchError(
-                f"collection {self.name!r} was built with {info.embed_model} ({info.dimension}-d) but this "
+                f"collection {self.name!r} was built with {built_with} ({built_dimension}-d) but this "
                 f"server embeds with {embed_model} ({dimension}-d); use another collection or re-index it"
             )
 

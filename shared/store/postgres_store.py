@@ -163,6 +163,15 @@ class PostgresCollection(CollectionStore):
                 create_chunk_table(conn, int(row[0]), dimension)
         self.check_embedding(embed_model, dimension)
 
+    def embedding(self) -> tuple[str, int]:
+        with self._conn() as conn:
+            row = conn.execute(
+                "SELECT embed_model, dimension FROM collections WHERE name = %s", (self.name,)
+            ).fetchone()
+        if row is None:
+            raise LookupError(f"collection {self.name!r} does not exist")
+        return str(row[0]), int(row[1])
+
     def info(self) -> CollectionInfo:
         with self._conn() as conn:
             row = conn.execute(

@@ -121,6 +121,13 @@ class SQLiteCollection(CollectionStore):
             conn.execute("COMMIT")
         self.check_embedding(embed_model, dimension)
 
+    def embedding(self) -> tuple[str, int]:
+        with self._connect() as conn:
+            meta = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('embed_model', 'dimension')"))
+        if "embed_model" not in meta:  # being created, or dropped while we looked
+            raise LookupError(f"collection {self.name!r} does not exist")
+        return meta["embed_model"], int(meta["dimension"])
+
     def info(self) -> CollectionInfo:
         with self._connect() as conn:
             meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())

@@ -42,12 +42,15 @@ def _texts(chunks: list) -> list[str]:
 def test_a_new_collection_does_not_exist_until_ensured(store: Store) -> None:
     c = store.collection("fresh")
     assert not c.exists()
+    with pytest.raises(LookupError, match="'fresh' does not exist"):
+        c.embedding()
     assert store.collection_names() == []
     c.ensure("m", 4)
     assert c.exists()
     assert store.collection_names() == ["fresh"]
     info = c.info()
     assert (info.embed_model, info.dimension, info.documents, info.chunks) == ("m", 4, 0, 0)
+    assert c.embedding() == ("m", 4)  # what a question reads before every search, without counting
 
 
 def test_writing_a_document_twice_keeps_one_copy_of_each_chunk(store: Store) -> None:

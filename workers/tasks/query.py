@@ -171,9 +171,7 @@ def _prepare(
     # A follow-up in a conversation ("and its memory cost?") is rewritten into a standalone question first.
     question = condense(rt, ask.question, [turn.model_dump() for turn in ask.history])
     store = rt.store(ask.collection)
-    if not store.exists():
-        raise LookupError(f"collection {ask.collection!r} does not exist")
-    dimension = store.info().dimension
+    dimension = store.embedding()[1]  # LookupError when the collection does not exist
     store.check_embedding(rt.embed_model_name, dimension)
     vector = None
     if ask.mode != "bm25":
