@@ -23,6 +23,7 @@ from api.query_dispatch import QueryDispatcher
 from api.responses import errors
 from api.routes import collections, documents, health, jobs, metrics, openai_compat, queries, seed, web
 from shared.jobs.dispatch import create_celery
+from shared.ops.gc_tuning import tune_gc
 from shared.ops.log_setup import configure_api_logging
 from shared.settings import get_settings
 from shared.store import StoreUnavailableError, open_store
@@ -62,6 +63,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await app.state.hub.start()
     app.state.celery = create_celery(settings)  # a producer only: api/ never imports workers/
     app.state.query_dispatcher = QueryDispatcher(app.state.celery, settings.QUERY_BATCH_MAX)
+    tune_gc(settings.GC_THRESHOLD)  # last: everything built above is frozen
     app.state.consumers = ConsumerProbe(app.state.celery, settings.WORKER_PING_TIMEOUT_S, settings.WORKER_PING_CACHE_S)
     try:
         yield

@@ -108,7 +108,9 @@ class PubSubHub:
         reconnected = False
         while True:
             try:
-                message = await self._pubsub.get_message(timeout=1.0)
+                # No timeout: nothing needs the reader awake without a message, and a read with one arms an asyncio
+                # timeout (and, on Python 3.11, a getpid() system call) per message.
+                message = await self._pubsub.get_message(timeout=None)
                 if reconnected:
                     await self._forget_stale()
                     reconnected = False

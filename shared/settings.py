@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     # Questions an API process received while it was sending the previous query task go out together, as one
     # task message of at most this many (api/query_dispatch.py); 1 sends one message per question.
     QUERY_BATCH_MAX: int = Field(default=64, ge=1, le=1000)
+    # API and worker processes freeze what start-up built and collect young objects every this many
+    # allocations (shared/ops/gc_tuning.py); 0 keeps CPython's defaults (700).
+    GC_THRESHOLD: int = Field(default=20_000, ge=0)
 
     DEFAULT_COLLECTION: str = "default"
     CHUNK_SIZE: int = 512

@@ -17,6 +17,7 @@ import redis
 import redis.asyncio as aioredis
 from llama_index.core.base.embeddings.base import BaseEmbedding
 
+from shared.ops.gc_tuning import tune_gc
 from shared.providers.answerers import Answerer, AsyncAnswerer
 from shared.providers.factory import build_answerer, build_embedding
 from shared.providers.identity import embedding_model_name
@@ -147,3 +148,4 @@ def warm_up() -> None:
         sample = Path(tmp) / "warm-up.md"
         sample.write_text("# 预热\n\n加载读取器与分词器。", encoding="utf-8")
         load_and_split(path_item(sample), SentenceSplitter(chunk_size=rt.settings.CHUNK_SIZE, chunk_overlap=0))
+    tune_gc(rt.settings.GC_THRESHOLD)  # last: the models and readers built above are frozen
