@@ -17,6 +17,7 @@ import pytest
 import redis
 from celery import Celery
 
+from api.errors import ApiError
 from api.query_dispatch import QueryDispatcher
 from shared.jobs.dispatch import create_celery, send
 from shared.jobs.records import new_job_id
@@ -109,3 +110,14 @@ def test_a_batch_answers_each_question_alone_and_ends_a_redelivered_one(
     assert [(e.event, e.data.get("code")) for e in streams[1][-1:]] == [("error", "worker_lost")]
     assert [(e.event, e.data.get("code")) for e in streams[3]] == [("error", "not_found")]
     r.close()
+
+
+def test_every_question_of_a_batch_the_broker_refused_gets_a_503_and_the_next_send_is_tried_again() -> None:
+    dispatcher = QueryDispatcher(create_celery(Settings(REDIS_URL="redis://127.0.0.1:1/0")), max_batch=8)
+
+    async def send_all() -> list[BaseException | None]:
+        return list(await asyncio.gather(*(dispatcher.send(_task()) for _ in range(5)), return_exceptions=True))
+
+    for _ in range(2):  # a failed batch leaves no sender behind: the next burst is sent, and refused, again
+        refused = asyncio.run(send_all())
+        assert all(isinstance(e, ApiError) and (e.status_code, e.code) == (503, "broker_unavailable") for e in refused)
