@@ -35,6 +35,8 @@ class Subscription:
 
     async def get(self, timeout: float) -> str | None:
         """The next message, or None if none came within `timeout` seconds."""
+        if not self.queue.empty():  # already here: no timer and no task (wait_for makes both)
+            return self.queue.get_nowait()
         try:
             return await asyncio.wait_for(self.queue.get(), timeout)
         except TimeoutError:

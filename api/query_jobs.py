@@ -12,7 +12,7 @@ from api.job_records import create_job
 from api.pubsub_hub import PubSubHub
 from api.query_dispatch import QueryDispatcher
 from api.relay import relay_events, subscribe
-from api.stores import check_embedding_model, existing_store
+from api.stores import check_queryable
 from shared.jobs.records import JobKind
 from shared.jobs.tasks import ChatTurn, QueryTask
 from shared.settings import Settings
@@ -37,7 +37,7 @@ async def check_query(settings: Settings, store: Store, collection: str, questio
             f"the question has {len(question)} characters; the limit is "
             f"{settings.MAX_QUESTION_CHARS} (MAX_QUESTION_CHARS)",
         )
-    await check_embedding_model(settings, await existing_store(store, collection))
+    await check_queryable(settings, store, collection)
     return question
 
 

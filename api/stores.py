@@ -30,13 +30,27 @@ async def existing_store(store: Store, collection: str) -> CollectionStore:
 
 async def check_embedding_model(settings: Settings, collection: CollectionStore) -> None:
     """409 when the collection was built with another embedding model than this deployment's."""
-    info = await run_in_threadpool(collection.info)
+    built_with, _ = await run_in_threadpool(collection.embedding)
+    _require_model(settings, collection.name, built_with)
+
+
+async def check_queryable(settings: Settings, store: Store, collection: str) -> None:
+    """The 404 or 409 of `existing_store` and `check_embedding_model`, from one read of the collection's model
+    (a question asks it before it is queued; counting documents and chunks is not needed for that)."""
+    try:
+        built_with, _ = await run_in_threadpool(store.collection(collection).embedding)
+    except LookupError:
+        raise collection_not_found(collection) from None
+    _require_model(settings, collection, built_with)
+
+
+def _require_model(settings: Settings, collection: str, built_with: str) -> None:
     model = embedding_model_name(settings)
-    if info.embed_model != model:
+    if built_with != model:
         raise ApiError(
             409,
             "embedding_mismatch",
-            f"collection {collection.name!r} was built with {info.embed_model} but this server embeds with {model} "
+            f"collection {collection!r} was built with {built_with} but this server embeds with {model} "
             "(EMBED_PROVIDER); query it with that model, or index into another collection",
         )
 
