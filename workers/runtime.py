@@ -9,6 +9,7 @@ from __future__ import annotations
 import tempfile
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,9 @@ from workers.loop_answers import LoopAnswers
 @dataclass
 class Runtime:
     settings: Settings
+    # The Celery pool's size (-c), recorded at start-up (workers/signals.py): the bound on the answers a
+    # thread-per-answer provider runs at once for the batches of questions it takes.
+    pool_size: int = 32
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     _built: dict[str, Any] = field(default_factory=dict)
@@ -41,6 +45,12 @@ class Runtime:
             if name not in self._built:
                 self._built[name] = factory()
             return self._built[name]
+
+    @property
+    def batch_answers(self) -> ThreadPoolExecutor:
+        """Threads for the questions of a batch when the answerer needs a thread per answer (zhipu, extractive)."""
+        size = self.pool_size
+        return self._once("batch_answers", lambda: ThreadPoolExecutor(size, thread_name_prefix="batch-answer"))
 
     @property
     def redis(self) -> redis.Redis:

@@ -38,6 +38,7 @@ def _warm_up_child(**_: Any) -> None:
 def _warm_up_unforked_worker(sender: Any = None, **_: Any) -> None:
     pool = getattr(sender, "pool_cls", None)
     if isinstance(pool, type) and not issubclass(pool, PreforkPool):
+        get_runtime().pool_size = int(getattr(sender, "concurrency", None) or get_runtime().pool_size)
         warm_up()
 
 

@@ -6,7 +6,6 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,9 +68,9 @@ def answer_queries(self: Task, request: dict[str, Any]) -> dict[str, Any]:
         vectors = _query_vectors(rt, asks)
         states = [_answer(rt, ask, vectors.get(ask.job_id))["state"] for ask in asks]
     else:
-        # zhipu and extractive generate in the thread that reads them: a thread per answer, as for lone tasks.
-        with ThreadPoolExecutor(len(asks), thread_name_prefix="batch-answer") as pool:
-            states = [result["state"] for result in pool.map(lambda ask: _answer(rt, ask), asks)]
+        # zhipu and extractive generate in the thread that reads them: a thread per answer, from one pool per
+        # process as large as the Celery pool: at most -c answers from batches at once, beside -c lone tasks.
+        states = [result["state"] for result in rt.batch_answers.map(lambda ask: _answer(rt, ask), asks)]
     return {"answers": len(asks), "states": dict(Counter(states))}
 
 
