@@ -97,13 +97,17 @@ class CollectionStore(ABC):
         info = self.info()
         return info.embed_model, info.dimension
 
-    def check_embedding(self, embed_model: str, dimension: int) -> None:
+    def check_embedding(self, embed_model: str, dimension: int | None = None) -> int:
+        """The collection's dimension, once it is known to be built with `embed_model` (and `dimension`, when given):
+        EmbeddingMismatchError otherwise, LookupError when it does not exist."""
         built_with, built_dimension = self.embedding()
-        if (built_with, built_dimension) != (embed_model, dimension):
+        if built_with != embed_model or dimension not in (None, built_dimension):
             raise EmbeddingMismatchError(
                 f"collection {self.name!r} was built with {built_with} ({built_dimension}-d) but this "
-                f"server embeds with {embed_model} ({dimension}-d); use another collection or re-index it"
+                f"server embeds with {embed_model} ({dimension or built_dimension}-d); use another collection or "
+                "re-index it"
             )
+        return built_dimension
 
     def retrieve(
         self, question: str, query_vector: np.ndarray | None, top_k: int, mode: RetrievalMode = DEFAULT_MODE

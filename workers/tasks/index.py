@@ -82,7 +82,7 @@ def index_documents(self: Task, request: dict[str, Any]) -> dict[str, Any]:
 def _plan(rt: Runtime, task: IndexTask) -> tuple[list[IndexItem], list[SkippedFile]]:
     store = rt.store(task.collection)
     if store.exists():
-        store.check_embedding(rt.embed_model_name, store.info().dimension)
+        store.check_embedding(rt.embed_model_name)
     if task.items is not None:
         return task.items, []
     # Every file found while walking is resolved and re-checked against the roots (issue 11: symlink escape).

@@ -170,8 +170,7 @@ def _prepare(
     # A follow-up in a conversation ("and its memory cost?") is rewritten into a standalone question first.
     question = condense(rt, ask.question, [turn.model_dump() for turn in ask.history])
     store = rt.store(ask.collection)
-    dimension = store.embedding()[1]  # LookupError when the collection does not exist
-    store.check_embedding(rt.embed_model_name, dimension)
+    dimension = store.check_embedding(rt.embed_model_name)  # LookupError when the collection does not exist
     vector = None
     if ask.mode != "bm25":
         embedding = query_vector if query_vector is not None else rt.embed_model.get_query_embedding(question)
