@@ -45,7 +45,12 @@ async def dispatch(celery: Celery, request: TaskRequest) -> None:
     try:
         await run_in_threadpool(send, celery, request, request.job_id)
     except Exception as exc:  # broker unreachable: the job cannot run
-        raise ApiError(503, "broker_unavailable", f"could not queue the job: {exc}") from exc
+        raise broker_unavailable(exc) from exc
+
+
+def broker_unavailable(exc: Exception) -> ApiError:
+    """The 503 for a job whose task the broker did not take."""
+    return ApiError(503, "broker_unavailable", f"could not queue the job: {exc}")
 
 
 async def recent_jobs(

@@ -18,7 +18,7 @@ import uuid
 from celery import Celery
 from starlette.concurrency import run_in_threadpool
 
-from api.errors import ApiError
+from api.job_records import broker_unavailable
 from shared.jobs.dispatch import send
 from shared.jobs.tasks import QueryBatchTask, QueryTask, TaskMessage
 
@@ -51,7 +51,7 @@ class QueryDispatcher:
             except Exception as exc:  # broker unreachable: these jobs cannot run
                 for _, sent in batch:
                     if not sent.done():  # its request may have gone (client disconnect)
-                        sent.set_exception(ApiError(503, "broker_unavailable", f"could not queue the job: {exc}"))
+                        sent.set_exception(broker_unavailable(exc))
                 continue
             for _, sent in batch:
                 if not sent.done():
