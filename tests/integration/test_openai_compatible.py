@@ -16,7 +16,7 @@ from shared.jobs.records import new_job_id
 from shared.jobs.tasks import QueryBatchTask, QueryTask
 from tests.conftest import client_for, copy_sample_docs, stack_env
 from tests.fakes.zhipu_server import ZhipuFakeServer
-from tests.support.jobs import index_and_wait, wait_for_job
+from tests.support.jobs import index_and_wait, wait_for_job, write_queued_query
 from tests.support.processes import RedisServer, Stack
 from tests.support.sse import iter_events, read_stream
 
@@ -135,9 +135,8 @@ def test_a_batch_embeds_its_questions_in_one_request_and_answers_each(
     r = redis.Redis.from_url(stack.env["REDIS_URL"], decode_responses=True)
     questions = [f"{QUESTION} {i}" for i in range(3)]
     asks = [QueryTask(job_id=new_job_id(), collection=COLLECTION, question=q, top_k=4) for q in questions]
-    for ask in asks:  # the records the API writes before it sends
-        record = {"id": ask.job_id, "kind": "query", "state": "queued", "created_at": time.time()}
-        r.hset(f"rag:job:{ask.job_id}", mapping=record)
+    for ask in asks:
+        write_queued_query(r, ask.job_id, COLLECTION)
     send(Celery(broker=stack.env["REDIS_URL"]), QueryBatchTask(requests=asks))
     for ask in asks:
         events = read_stream(client, f"/v1/queries/{ask.job_id}/stream")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import time
 from typing import Any
 
 import pytest
@@ -26,7 +25,7 @@ from shared.settings import Settings
 from shared.streams.events import REPLAY_FIELD, EventName, StreamEvent
 from tests.conftest import client_for, copy_sample_docs
 from tests.fakes.zhipu_server import ZhipuFakeServer
-from tests.support.jobs import index_and_wait
+from tests.support.jobs import index_and_wait, write_queued_query
 from tests.support.processes import RedisServer, Stack
 from tests.support.sse import read_stream
 
@@ -76,14 +75,6 @@ def test_a_burst_leaves_as_shared_messages_and_a_lone_question_as_its_own(redis_
     client.close()
 
 
-def _job(r: redis.Redis, job_id: str, collection: str) -> None:
-    """The record the API writes before it sends a question's task."""
-    r.hset(
-        f"rag:job:{job_id}",
-        mapping={"id": job_id, "kind": "query", "state": "queued", "collection": collection, "created_at": time.time()},
-    )
-
-
 def test_a_batch_answers_each_question_alone_and_ends_a_redelivered_one(
     zhipu_stack: Stack, zhipu: ZhipuFakeServer
 ) -> None:
@@ -94,7 +85,7 @@ def test_a_batch_answers_each_question_alone_and_ends_a_redelivered_one(
         assert index_and_wait(client, "batches", ["kb"])["state"] == "succeeded"
         asks = [_task("batches"), _task("batches", "什么是投机解码？"), _task("batches"), _task("missing")]
         for ask in asks:
-            _job(r, ask.job_id, ask.collection)
+            write_queued_query(r, ask.job_id, ask.collection)
         # The second one's worker died after a token: delivered again, it must end, never start over.
         r.xadd(
             f"rag:replay:{asks[1].job_id}",

@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 import httpx
+import redis
 
 FINAL = {"succeeded", "failed", "cancelled"}
 
@@ -29,3 +30,9 @@ def index_and_wait(client: httpx.Client, collection: str, paths: list[str]) -> d
     assert response.status_code == 202, response.text
     job, _ = wait_for_job(client, response.json()["job_id"])
     return job
+
+
+def write_queued_query(r: redis.Redis, job_id: str, collection: str) -> None:
+    """The record the API writes for a question before it sends its task (for tests that send tasks directly)."""
+    record = {"id": job_id, "kind": "query", "state": "queued", "collection": collection, "created_at": time.time()}
+    r.hset(f"rag:job:{job_id}", mapping=record)
