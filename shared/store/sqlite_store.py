@@ -12,6 +12,8 @@ Deliberate choices:
   in place and inserts only new texts, so an index batch delivered twice leaves one copy of each chunk.
 - Files written by the first version (no FTS table, PRAGMA user_version 0) are upgraded in place on first
   open: the chunks are copied with their vectors and tokenised once.
+- Reads use one open connection per thread, checked against the file with a `stat` on each use
+  (shared/store/sqlite_readers.py); each write opens its own.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from shared.store.records import (
     ScoredChunk,
     valid_collection_name,
 )
+from shared.store.sqlite_readers import ThreadReaders
 from shared.store.vector_cache import VectorCache
 
 SCHEMA_VERSION = 3
@@ -76,30 +79,45 @@ class SQLiteCollection(CollectionStore):
         self.path = root / name / "store.sqlite3"
         self._vectors: VectorCache | None = None
         self._lock = threading.Lock()
+        self._readers = ThreadReaders(self.path, self._open)
 
-    @contextmanager
-    def _connect(self, create: bool = False) -> Iterator[sqlite3.Connection]:
-        """A connection to the collection's file; only `ensure` may create the file."""
-        if create:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        elif not self.path.exists():
-            raise LookupError(f"collection {self.name!r} does not exist")
+    def _open(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
         try:
             conn.execute("PRAGMA busy_timeout=30000")
             conn.execute("PRAGMA synchronous=NORMAL")
-            # Every time, not once per object: another process may have dropped and re-created the file.
+            # Every connection, not once per object: another process may have dropped and re-created the file.
             _upgrade(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    @contextmanager
+    def _connect(self, create: bool = False) -> Iterator[sqlite3.Connection]:
+        """A new connection to the collection's file, for a write; only `ensure` may create the file."""
+        if create:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        elif not self.path.exists():
+            raise LookupError(f"collection {self.name!r} does not exist")
+        conn = self._open()
+        try:
             yield conn
         finally:
             conn.close()
+
+    def _read(self) -> sqlite3.Connection:
+        """This thread's open connection to the collection's file, for reads (shared/store/sqlite_readers.py)."""
+        try:
+            return self._readers.get()
+        except FileNotFoundError:
+            raise LookupError(f"collection {self.name!r} does not exist") from None
 
     def exists(self) -> bool:
         if not self.path.exists():
             return False
         try:
-            with self._connect() as conn:
-                return conn.execute("SELECT 1 FROM meta WHERE key = 'embed_model'").fetchone() is not None
+            return self._read().execute("SELECT 1 FROM meta WHERE key = 'embed_model'").fetchone() is not None
         except (LookupError, sqlite3.OperationalError):  # removed, or dropped while we looked
             return False
 
@@ -122,17 +140,17 @@ class SQLiteCollection(CollectionStore):
         self.check_embedding(embed_model, dimension)
 
     def embedding(self) -> tuple[str, int]:
-        with self._connect() as conn:
-            meta = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('embed_model', 'dimension')"))
+        rows = self._read().execute("SELECT key, value FROM meta WHERE key IN ('embed_model', 'dimension')")
+        meta = dict(rows.fetchall())
         if "embed_model" not in meta:  # being created, or dropped while we looked
             raise LookupError(f"collection {self.name!r} does not exist")
         return meta["embed_model"], int(meta["dimension"])
 
     def info(self) -> CollectionInfo:
-        with self._connect() as conn:
-            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-            docs = conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
-            chunks = conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        conn = self._read()
+        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        docs = conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+        chunks = conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
         return CollectionInfo(
             name=self.name,
             embed_model=meta["embed_model"],
@@ -232,7 +250,11 @@ class SQLiteCollection(CollectionStore):
         vectors = np.frombuffer(b"".join(r[4] for r in rows), dtype=np.float32).reshape(-1, dimension)
         return chunks, vectors
 
+    def release_readers(self) -> None:
+        self._readers.release()
+
     def drop(self) -> None:
+        self._readers.release()  # other threads' connections notice the file is gone when they next read
         shutil.rmtree(self.path.parent, ignore_errors=True)
         with self._lock:
             self._vectors = None
@@ -250,12 +272,13 @@ class SQLiteCollection(CollectionStore):
     def _reader(self) -> Iterator[sqlite3.Connection | None]:
         """One connection for a search, or None when the collection does not exist: a search on a missing
         collection finds nothing, and the existence check shares the search's connection."""
-        if not self.path.exists():
+        try:
+            conn = self._read()
+        except LookupError:
             yield None
             return
-        with self._connect() as conn:
-            created = conn.execute("SELECT 1 FROM meta WHERE key = 'embed_model'").fetchone() is not None
-            yield conn if created else None
+        created = conn.execute("SELECT 1 FROM meta WHERE key = 'embed_model'").fetchone() is not None
+        yield conn if created else None
 
     def vector_search(self, query_vector: np.ndarray, top_k: int) -> list[ScoredChunk]:
         with self._reader() as conn:
@@ -413,7 +436,11 @@ class SQLiteStore(Store):
             return self._collections[name]
 
     def close(self) -> None:
-        """Nothing to release: each call opens and closes its own connection."""
+        """Close the calling thread's read connections; other threads' close with their thread or collection."""
+        with self._lock:
+            collections = list(self._collections.values())
+        for collection in collections:
+            collection.release_readers()
 
     def collection_names(self) -> list[str]:
         if not self.root.exists():

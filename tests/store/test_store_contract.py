@@ -248,7 +248,13 @@ def test_a_collection_dropped_and_rebuilt_elsewhere_is_read_afresh(store: Store,
     assert len(reader.retrieve(QUESTION, QUERY_VECTOR, 10, "vector")) == 4
     other = second_process_store.collection("kb")
     other.drop()
+    # The reader's thread still holds what it opened before: it must not read the dropped collection through it.
+    assert not reader.exists()
+    with pytest.raises(LookupError):
+        reader.embedding()
+    assert reader.retrieve(QUESTION, QUERY_VECTOR, 10, "vector") == []
     other.ensure("hand-made", 4)
+    assert reader.embedding() == ("hand-made", 4)
     other.replace_document("d9", "new.md", "s9", [ChunkRecord("d9", 0, "重建后的唯一内容")], QUERY_VECTOR[None, :])
     assert _texts(reader.retrieve(QUESTION, QUERY_VECTOR, 10, "vector")) == ["重建后的唯一内容"]
     assert _texts(reader.retrieve("重建", None, 10, "bm25")) == ["重建后的唯一内容"]
