@@ -21,11 +21,11 @@ from celery import Celery
 from starlette.concurrency import run_in_threadpool
 
 from api.job_records import load_job
+from api.relay import EventBatch
 from shared import keys
 from shared.jobs.records import FINAL_STATES, JobRecord, JobState
 from shared.settings import Settings
 from shared.streams.endings import QueryEnding, end_query_async
-from shared.streams.events import StreamEvent
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +45,14 @@ async def cancel_query_job(redis: aioredis.Redis, celery: Celery, settings: Sett
 
 
 async def cancel_when_abandoned(
-    events: AsyncIterator[StreamEvent], redis: aioredis.Redis, celery: Celery, settings: Settings, job_id: str
-) -> AsyncIterator[StreamEvent]:
+    events: AsyncIterator[EventBatch], redis: aioredis.Redis, celery: Celery, settings: Settings, job_id: str
+) -> AsyncIterator[EventBatch]:
     """`events` unchanged; if the client goes before the terminal event, start the job's grace timer."""
     ended = False
     try:
-        async for event in events:
-            ended = event.is_terminal
-            yield event
+        async for batch in events:
+            ended = batch[-1].is_terminal
+            yield batch
     finally:
         if not ended:  # a disconnect arrives as cancellation (or as the generator's close), both land here
             timer = asyncio.get_running_loop().create_task(_cancel_unless_back(redis, celery, settings, job_id))

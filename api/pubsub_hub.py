@@ -42,6 +42,11 @@ class Subscription:
         except TimeoutError:
             return None
 
+    def ready(self) -> list[str]:
+        """The messages already here, without waiting."""
+        queue = self.queue
+        return [queue.get_nowait() for _ in range(queue.qsize())]
+
     def drain(self) -> None:
         while not self.queue.empty():
             self.queue.get_nowait()

@@ -11,14 +11,13 @@ from api.errors import ApiError
 from api.job_records import create_job
 from api.pubsub_hub import PubSubHub
 from api.query_dispatch import QueryDispatcher
-from api.relay import relay_events, subscribe
+from api.relay import EventBatch, relay_events, subscribe
 from api.stores import check_queryable
 from shared.jobs.records import JobKind
 from shared.jobs.tasks import ChatTurn, QueryTask
 from shared.settings import Settings
 from shared.store import Store, valid_collection_name
 from shared.store.retrieval import DEFAULT_MODE, RetrievalMode
-from shared.streams.events import StreamEvent
 
 
 async def check_query(settings: Settings, store: Store, collection: str, question: str) -> str:
@@ -101,7 +100,7 @@ async def submit_and_subscribe(
     spec: QuerySpec,
     *,
     owner: str,
-) -> tuple[str, AsyncIterator[StreamEvent]]:
+) -> tuple[str, AsyncIterator[EventBatch]]:
     """Submit a query and return its events, subscribed before dispatch so none can be missed."""
     job_id = await create_job(redis, settings, JobKind.QUERY, spec.collection, owner=owner)
     subscription = await subscribe(hub, job_id)

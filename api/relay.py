@@ -6,6 +6,10 @@ the seq check is what makes delivery exactly-once. While the stream is quiet the
 watchdog: a running job without a heartbeat gets its terminal `error` written to the log, which then
 reaches every subscriber the normal way. A disconnecting client cancels the generator, and the `finally`
 frees the pub/sub connection at once.
+
+The relay yields the events in batches: everything that had arrived when it woke. A client that fell
+behind (a busy API process) then gets them in one write instead of one write, one ASGI send and one
+generator step each; an idle process still sends every event the moment it arrives.
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ async def buffered_events(redis: aioredis.Redis, job_id: str, after_seq: int) ->
     return [StreamEvent.from_wire(fields[REPLAY_FIELD]) for _, fields in entries]
 
 
+EventBatch = list[StreamEvent]
+
+
 async def relay_events(
     redis: aioredis.Redis,
     hub: PubSubHub,
@@ -46,18 +53,20 @@ async def relay_events(
     after_seq: int = 0,
     subscription: Subscription | None = None,
     poll_s: float = 1.0,
-) -> AsyncIterator[StreamEvent]:
-    """Every event after `after_seq` exactly once, in order, ending with the terminal one."""
+) -> AsyncIterator[EventBatch]:
+    """Every event after `after_seq` exactly once, in order, ending with the terminal one; in non-empty batches."""
     subscription = subscription or await subscribe(hub, job_id)
     last = after_seq
     quiet_since = time.monotonic()
     try:
-        for event in await buffered_events(redis, job_id, last):
-            yield event
-            last = event.seq
-            if event.is_terminal:
-                return
+        batch = await buffered_events(redis, job_id, last)
         while True:
+            fresh = _after(batch, last)
+            if fresh:
+                yield fresh
+                last = fresh[-1].seq
+                if fresh[-1].is_terminal:
+                    return
             message = await subscription.get(timeout=poll_s)
             if message is None:
                 # Quiet: re-read the buffer, so a missed live message (a pub/sub reconnect, or a publish that
@@ -73,24 +82,38 @@ async def relay_events(
                     continue  # a terminal event written by the watchdog arrives as a message
             else:
                 quiet_since = time.monotonic()
-                event = StreamEvent.from_wire(message)
-                if event.seq <= last:
-                    continue
-                # A gap means live messages were missed: fill it from the buffer (which holds this event too).
-                batch = await buffered_events(redis, job_id, last) if event.seq > last + 1 else [event]
-            for item in batch:
-                if item.seq > last:
-                    yield item
-                    last = item.seq
-                    if item.is_terminal:
-                        return
+                batch = [StreamEvent.from_wire(m) for m in (message, *subscription.ready())]
+                if not _dense(batch, last):
+                    # Live messages were missed: fill the gap from the buffer (which holds these events too).
+                    batch = await buffered_events(redis, job_id, last)
     except (RedisConnectionError, RedisTimeoutError):
         # Redis went away mid-stream (a restart): end this connection with an error instead of cutting it
         # (issue 11). The event is not in the job's log: its id repeats the last seq sent, so a reconnect with
         # it resumes the job where this stream stopped once Redis is back.
-        yield lost_redis_event(last)
+        yield [lost_redis_event(last)]
     finally:
         await subscription.close()
+
+
+def _after(batch: EventBatch, last: int) -> EventBatch:
+    """The batch's events past `last`, up to and including a terminal one."""
+    fresh: EventBatch = []
+    for event in batch:
+        if event.seq > last:
+            fresh.append(event)
+            last = event.seq
+            if event.is_terminal:
+                break
+    return fresh
+
+
+def _dense(batch: EventBatch, last: int) -> bool:
+    """Whether the live messages' new events follow `last` with no seq missing (old repeats are fine)."""
+    for event in batch:
+        if event.seq > last + 1:
+            return False
+        last = max(last, event.seq)
+    return True
 
 
 def lost_redis_event(last_seq: int) -> StreamEvent:

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator, Callable
 from fastapi import Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from api.relay import EventBatch
 from shared.settings import Settings
-from shared.streams.events import StreamEvent
 
 # Proxies must neither cache nor buffer a token stream (issue 4, "Heartbeats and proxies").
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -22,13 +22,17 @@ def _ping() -> ServerSentEvent:
     return ServerSentEvent(comment="ping")
 
 
-async def _frames(events: AsyncIterator[StreamEvent], event_id: Callable[[int], str]) -> AsyncIterator[ServerSentEvent]:
-    async for event in events:
-        yield ServerSentEvent(id=event_id(event.seq), event=event.event.value, data=event.data_json())
+async def _frames(batches: AsyncIterator[EventBatch], event_id: Callable[[int], str]) -> AsyncIterator[bytes]:
+    """One chunk per batch: the events that were ready together go out in one write."""
+    async for batch in batches:
+        yield b"".join(
+            ServerSentEvent(id=event_id(event.seq), event=event.event.value, data=event.data_json()).encode()
+            for event in batch
+        )
 
 
 def event_source_response(
-    events: AsyncIterator[StreamEvent], settings: Settings, event_id: Callable[[int], str] = str
+    events: AsyncIterator[EventBatch], settings: Settings, event_id: Callable[[int], str] = str
 ) -> EventSourceResponse:
     """SSE of a query stream; `event_id` turns a seq into the `id:` a reconnect sends back."""
     return EventSourceResponse(

@@ -34,6 +34,7 @@ from api.openai_schemas import (
     check_history,
 )
 from api.query_jobs import QuerySpec, check_query, submit_and_subscribe
+from api.relay import EventBatch
 from api.responses import ASKING, EVENT_STREAM, errors, text_response
 from api.routes.collections import list_collection_infos
 from api.sse import STREAM_HEADERS
@@ -66,34 +67,40 @@ def _chunk(job_id: str, created: int, model: str, delta: dict[str, Any], finish:
     return json.dumps(body, ensure_ascii=False)
 
 
-async def _stream_frames(job_id: str, model: str, events: AsyncIterator[StreamEvent]) -> AsyncIterator[ServerSentEvent]:
+async def _stream_frames(job_id: str, model: str, events: AsyncIterator[EventBatch]) -> AsyncIterator[bytes]:
+    """OpenAI's chunks, one write per batch of events that were ready together."""
     created = int(time.time())
-    async for event in events:
-        if event.event == EventName.SOURCES:
-            first = _chunk(job_id, created, model, {"role": "assistant", "content": ""}, None, sources=event.data)
-            yield ServerSentEvent(data=first)
-        elif event.event == EventName.TOKEN:
-            yield ServerSentEvent(data=_chunk(job_id, created, model, {"content": event.token().text}, None))
-        elif event.event == EventName.DONE:
-            yield ServerSentEvent(data=_chunk(job_id, created, model, {}, "stop"))
-            yield ServerSentEvent(data="[DONE]")
-        elif event.event == EventName.ERROR:
-            failure = event.error()
-            error = {"error": {"code": failure.code, "message": failure.message, "type": "server_error"}}
-            yield ServerSentEvent(data=json.dumps(error, ensure_ascii=False))
+    async for batch in events:
+        yield b"".join(frame.encode() for event in batch for frame in _openai_frames(job_id, created, model, event))
 
 
-async def _complete(job_id: str, model: str, events: AsyncIterator[StreamEvent]) -> Response:
+def _openai_frames(job_id: str, created: int, model: str, event: StreamEvent) -> list[ServerSentEvent]:
+    if event.event == EventName.SOURCES:
+        first = _chunk(job_id, created, model, {"role": "assistant", "content": ""}, None, sources=event.data)
+        return [ServerSentEvent(data=first)]
+    if event.event == EventName.TOKEN:
+        return [ServerSentEvent(data=_chunk(job_id, created, model, {"content": event.token().text}, None))]
+    if event.event == EventName.DONE:
+        return [ServerSentEvent(data=_chunk(job_id, created, model, {}, "stop")), ServerSentEvent(data="[DONE]")]
+    if event.event == EventName.ERROR:
+        failure = event.error()
+        error = {"error": {"code": failure.code, "message": failure.message, "type": "server_error"}}
+        return [ServerSentEvent(data=json.dumps(error, ensure_ascii=False))]
+    return []
+
+
+async def _complete(job_id: str, model: str, events: AsyncIterator[EventBatch]) -> Response:
     sources: list[dict[str, Any]] = []
     pieces: list[str] = []
-    async for event in events:
-        if event.event == EventName.SOURCES:
-            sources = event.data
-        elif event.event == EventName.TOKEN:
-            pieces.append(event.token().text)
-        elif event.event == EventName.ERROR:
-            failure = event.error()
-            return error_json(502, failure.code, failure.message)
+    async for batch in events:
+        for event in batch:
+            if event.event == EventName.SOURCES:
+                sources = event.data
+            elif event.event == EventName.TOKEN:
+                pieces.append(event.token().text)
+            elif event.event == EventName.ERROR:
+                failure = event.error()
+                return error_json(502, failure.code, failure.message)
     completion = ChatCompletion(
         id=f"chatcmpl-{job_id}",
         created=int(time.time()),

@@ -19,7 +19,7 @@ from api.deps import CeleryDep, HubDep, PrincipalDep, QueryDispatcherDep, RedisD
 from api.errors import ApiError
 from api.job_records import load_job_for
 from api.query_jobs import QuerySpec, check_query, submit_and_subscribe
-from api.relay import relay_events
+from api.relay import EventBatch, relay_events
 from api.responses import ASKING, EVENT_STREAM, PLAIN_TEXT, errors, no_content, text_response
 from api.resume import already_ended, job_event_id, parse_job_event_id
 from api.sse import STREAM_HEADERS, event_source_response, wants_event_stream
@@ -30,13 +30,19 @@ from shared.streams.events import EventName, StreamEvent
 router = APIRouter(tags=["seed"])
 
 
-async def _answer_text(events: AsyncIterator[StreamEvent]) -> AsyncIterator[str]:
-    async for event in events:
-        if event.event == EventName.TOKEN:
-            yield event.token().text
-        elif event.event == EventName.ERROR:
-            failure = event.error()
-            yield f"\n[error {failure.code}] {failure.message}\n"
+async def _answer_text(events: AsyncIterator[EventBatch]) -> AsyncIterator[str]:
+    async for batch in events:
+        if text := "".join(map(_plain_text, batch)):
+            yield text
+
+
+def _plain_text(event: StreamEvent) -> str:
+    if event.event == EventName.TOKEN:
+        return event.token().text
+    if event.event == EventName.ERROR:
+        failure = event.error()
+        return f"\n[error {failure.code}] {failure.message}\n"
+    return ""
 
 
 @router.get(
