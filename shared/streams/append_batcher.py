@@ -6,13 +6,18 @@ round trip and a timeout per event: the largest part of the worker's CPU per ans
 Here every append asked for during one turn of the loop goes out in one pipeline, and each caller gets its
 own result (or its own error) back. Each answer still awaits its append before the next, so its events stay
 in order; Redis runs each script atomically, so answers interleaving in one pipeline cannot mix their seqs.
+The pipeline calls the script by its SHA: a redis-py pipeline given a `Script` first asks Redis whether the
+script exists, one more round trip per batch. When Redis has lost it (a restart, SCRIPT FLUSH), the calls it
+refused with NOSCRIPT (which therefore did not run) are sent again once it is loaded.
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
 
 from shared.streams.replay_log import APPEND_SCRIPT
 
@@ -45,10 +50,12 @@ class AppendBatcher:
 
     async def _flush(self, batch: list[Call]) -> None:
         try:
-            async with self.client.pipeline(transaction=False) as pipe:
-                for script_keys, args, _ in batch:
-                    await self.script(keys=script_keys, args=args, client=pipe)
-                results = await pipe.execute(raise_on_error=False)
+            results = await self._send(batch)
+            refused = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
+            if refused:
+                await self.client.script_load(APPEND_SCRIPT)
+                for i, result in zip(refused, await self._send([batch[i] for i in refused]), strict=True):
+                    results[i] = result
         except BaseException as exc:  # the connection failed: every caller of the batch gets the error
             for *_, future in batch:
                 if not future.done():
@@ -63,3 +70,9 @@ class AppendBatcher:
                 future.set_exception(result)
             else:
                 future.set_result(int(result))
+
+    async def _send(self, calls: list[Call]) -> list[Any]:
+        async with self.client.pipeline(transaction=False) as pipe:
+            for script_keys, args, _ in calls:
+                pipe.evalsha(self.script.sha, len(script_keys), *script_keys, *args)
+            return list(await pipe.execute(raise_on_error=False))

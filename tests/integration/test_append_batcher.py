@@ -93,3 +93,25 @@ def test_an_unreachable_redis_fails_every_caller_instead_of_leaving_one_waiting(
 
     outcomes = asyncio.run(run())
     assert len(outcomes) == 5 and all(isinstance(o, redis.ConnectionError) for o in outcomes), outcomes
+
+
+def test_appends_go_on_after_redis_lost_its_scripts_each_stored_once(redis_url: str) -> None:
+    job_id = new_job_id()
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+
+    async def run() -> list[int]:
+        client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+        try:
+            publisher = AsyncEventPublisher(AppendBatcher(client), job_id, 60)
+            seqs = [await publisher.publish(EventName.TOKEN, TokenPayload(text="before"))]
+            r.script_flush()  # as after a Redis restart: the batcher's next pipeline is refused with NOSCRIPT
+            seqs += await asyncio.gather(
+                *(publisher.publish(EventName.TOKEN, TokenPayload(text=f"after-{n}")) for n in range(3))
+            )
+            return seqs
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(run()) == [1, 2, 3, 4]
+    stored = [StreamEvent.from_wire(f[REPLAY_FIELD]) for _, f in r.xrange(f"rag:replay:{job_id}")]
+    assert [e.data["text"] for e in stored] == ["before", "after-0", "after-1", "after-2"]
