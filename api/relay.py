@@ -54,12 +54,18 @@ async def relay_events(
     subscription: Subscription | None = None,
     poll_s: float = 1.0,
 ) -> AsyncIterator[EventBatch]:
-    """Every event after `after_seq` exactly once, in order, ending with the terminal one; in non-empty batches."""
+    """Every event after `after_seq` exactly once, in order, ending with the terminal one; in non-empty batches.
+
+    A `subscription` passed in was taken before the job was dispatched (api/query_jobs.py), so the buffer can
+    hold nothing it will not also deliver: the first read of the buffer is skipped. (Were a message missed
+    anyway, the gap or the first quiet second sends the relay to the buffer, as for any missed message.)
+    """
+    subscribed_first = subscription is not None
     subscription = subscription or await subscribe(hub, job_id)
     last = after_seq
     quiet_since = time.monotonic()
     try:
-        batch = await buffered_events(redis, job_id, last)
+        batch = [] if subscribed_first else await buffered_events(redis, job_id, last)
         while True:
             fresh = _after(batch, last)
             if fresh:
