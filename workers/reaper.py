@@ -24,7 +24,7 @@ from redis import Redis
 from redis.exceptions import LockError
 
 from shared import keys
-from shared.jobs.records import FINAL_STATES, JobState
+from shared.jobs.records import FINAL_STATES, JobField, JobState
 from shared.settings import Settings
 from shared.store import Store
 from shared.streams.watchdog import end_if_still_queued, reap_if_dead
@@ -59,12 +59,18 @@ async def _reap(redis: aioredis.Redis, settings: Settings) -> ReapReport:
     report = ReapReport()
     now = time.time()
     entries = cast(list[tuple[str, float]], await redis.zrange(keys.open_queries_key(), 0, -1, withscores=True))
-    for job_id, created_at in entries:
-        state = await redis.hget(keys.job_key(job_id), "state")  # type: ignore[misc]
+    # Every open job's state and heartbeat in one round trip (hundreds are open under load); only the suspects
+    # are then looked at one by one, by the watchdog's own checks.
+    async with redis.pipeline(transaction=False) as pipe:
+        for job_id, _ in entries:
+            pipe.hget(keys.job_key(job_id), JobField.STATE)
+            pipe.exists(keys.heartbeat_key(job_id))
+        replies = await pipe.execute()
+    for (job_id, created_at), state, beating in zip(entries, replies[0::2], replies[1::2], strict=True):
         waited = now - created_at
         if (state is None and waited > settings.QUEUE_TIMEOUT_S) or (state is not None and state in FINAL_STATES):
             report.dropped += await redis.zrem(keys.open_queries_key(), job_id)
-        elif state == JobState.RUNNING:
+        elif state == JobState.RUNNING and not beating:
             report.worker_lost += await reap_if_dead(redis, job_id, settings.REPLAY_TTL_S)
         elif state == JobState.QUEUED and waited > settings.QUEUE_TIMEOUT_S:
             report.queue_timeout += await end_if_still_queued(redis, job_id, waited, settings.REPLAY_TTL_S)
