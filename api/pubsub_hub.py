@@ -35,10 +35,13 @@ class Subscription:
 
     async def get(self, timeout: float) -> str | None:
         """The next message, or None if none came within `timeout` seconds."""
-        if not self.queue.empty():  # already here: no timer and no task (wait_for makes both)
+        if not self.queue.empty():  # already here: no timer
             return self.queue.get_nowait()
         try:
-            return await asyncio.wait_for(self.queue.get(), timeout)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for runs the wait in a task of its own, per message.
+            # A cancelled `get` leaves its message in the queue.
+            async with asyncio.timeout(timeout):
+                return await self.queue.get()
         except TimeoutError:
             return None
 
