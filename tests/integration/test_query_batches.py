@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
+import uuid
 from typing import Any
 
 import pytest
@@ -78,12 +80,15 @@ def test_a_burst_leaves_as_shared_messages_and_a_lone_question_as_its_own(redis_
 def test_a_batch_answers_each_question_alone_and_ends_a_redelivered_one(
     zhipu_stack: Stack, zhipu: ZhipuFakeServer
 ) -> None:
-    zhipu.configure(tokens=TOKENS)
+    zhipu.configure(tokens=TOKENS, token_delay_ms=20)  # answers long enough for the later ones to wait for a thread
     r = redis.Redis.from_url(zhipu_stack.env["REDIS_URL"], decode_responses=True)
     with client_for(zhipu_stack) as client:
         copy_sample_docs(zhipu_stack, "kb")
         assert index_and_wait(client, "batches", ["kb"])["state"] == "succeeded"
         asks = [_task("batches"), _task("batches", "什么是投机解码？"), _task("batches"), _task("missing")]
+        # More questions than the worker has threads for a batch's answers (-c 4): those wait for a thread, and
+        # must still be answered after the ones before them finished.
+        asks += [_task("batches") for _ in range(10)]
         for ask in asks:
             write_queued_query(r, ask.job_id, ask.collection)
         # The second one's worker died after a token: delivered again, it must end, never start over.
@@ -92,9 +97,14 @@ def test_a_batch_answers_each_question_alone_and_ends_a_redelivered_one(
             {REPLAY_FIELD: StreamEvent(seq=1, event=EventName.TOKEN, data={"text": "半"}).to_wire()},
             id="0-1",
         )
-        send(Celery(broker=zhipu_stack.env["REDIS_URL"]), QueryBatchTask(requests=asks))
+        batch_id = f"batch-{uuid.uuid4().hex}"
+        send(Celery(broker=zhipu_stack.env["REDIS_URL"]), QueryBatchTask(requests=asks), task_id=batch_id)
         streams = [read_stream(client, f"/v1/queries/{ask.job_id}/stream") for ask in asks]
-    for events in (streams[0], streams[2]):
+    # The batch's task itself ends well and counts every question's outcome (it once failed on the first
+    # success, and questions still waiting for a thread were then cancelled).
+    states = "{'succeeded': 12, 'redelivered': 1, 'failed': 1}"
+    assert _worker_log_line(zhipu_stack, batch_id).endswith(f"{{'answers': 14, 'states': {states}}}")
+    for events in (streams[0], streams[2], *streams[4:]):
         assert events[0].event == "sources" and events[-1].event == "done"
         assert "".join(e.data["text"] for e in events if e.event == "token") == "".join(TOKENS)
         assert [e.id for e in events] == list(range(1, len(events) + 1))
@@ -112,3 +122,14 @@ def test_every_question_of_a_batch_the_broker_refused_gets_a_503_and_the_next_se
     for _ in range(2):  # a failed batch leaves no sender behind: the next burst is sent, and refused, again
         refused = asyncio.run(send_all())
         assert all(isinstance(e, ApiError) and (e.status_code, e.code) == (503, "broker_unavailable") for e in refused)
+
+
+def _worker_log_line(stack: Stack, task_id: str) -> str:
+    """The worker log line saying how the task `task_id` ended."""
+    for _ in range(100):
+        for log in stack.log_dir.glob(f"{stack.name}-*.log"):
+            for line in log.read_text(errors="replace").splitlines():
+                if f"[{task_id}]" in line and (" succeeded in " in line or " raised " in line):
+                    return line
+        time.sleep(0.1)
+    raise AssertionError(f"no outcome of task {task_id} in {stack.log_dir}")

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,8 +71,18 @@ def answer_queries(self: Task, request: dict[str, Any]) -> dict[str, Any]:
     else:
         # zhipu and extractive generate in the thread that reads them: a thread per answer, from one pool per
         # process as large as the Celery pool: at most -c answers from batches at once, beside -c lone tasks.
-        states = [result["state"] for result in rt.batch_answers.map(lambda ask: _answer(rt, ask), asks)]
+        # Each waited for on its own: one that raises must not cancel those still waiting for a thread.
+        answering = [rt.batch_answers.submit(_answer, rt, ask) for ask in asks]
+        states = [_state_of(ask, future) for ask, future in zip(asks, answering, strict=True)]
     return {"answers": len(asks), "states": dict(Counter(states))}
+
+
+def _state_of(ask: QueryTask, answering: Future[dict[str, Any]]) -> str:
+    try:
+        return str(answering.result()["state"])
+    except Exception:  # `_answer` ends the job itself on any failure it expects; this one escaped it
+        log.exception("query job %s: answering it in a batch failed", ask.job_id)
+        return "failed"
 
 
 def _query_vectors(rt: Runtime, asks: list[QueryTask]) -> dict[str, list[float]]:
@@ -201,4 +212,4 @@ def _succeed(rt: Runtime, job_id: str, prepared: Prepared, generated: Generated)
     )
     _end(rt, job_id, QueryEnding.succeeded(summary))
     record_answer(rt.redis, summary)  # time to first token, total time and tokens, for `/metrics`
-    return summary.model_dump()
+    return {"state": "succeeded", **summary.model_dump()}
