@@ -51,8 +51,8 @@ class Subscription:
         return [queue.get_nowait() for _ in range(queue.qsize())]
 
     def drain(self) -> None:
-        while not self.queue.empty():
-            self.queue.get_nowait()
+        """Discard the messages already here."""
+        self.ready()
 
     async def close(self) -> None:
         await self.hub.unsubscribe(self)

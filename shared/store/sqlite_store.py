@@ -114,8 +114,6 @@ class SQLiteCollection(CollectionStore):
             raise LookupError(f"collection {self.name!r} does not exist") from None
 
     def exists(self) -> bool:
-        if not self.path.exists():
-            return False
         try:
             return self._read().execute("SELECT 1 FROM meta WHERE key = 'embed_model'").fetchone() is not None
         except (LookupError, sqlite3.OperationalError):  # removed, or dropped while we looked
@@ -254,7 +252,7 @@ class SQLiteCollection(CollectionStore):
         self._readers.release()
 
     def drop(self) -> None:
-        self._readers.release()  # other threads' connections notice the file is gone when they next read
+        self.release_readers()  # other threads' connections notice the file is gone when they next read
         shutil.rmtree(self.path.parent, ignore_errors=True)
         with self._lock:
             self._vectors = None
