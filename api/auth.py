@@ -189,7 +189,7 @@ def _unauthorized(message: str) -> ApiError:
     return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
 
 
-def authenticate(
+async def authenticate(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> Principal:
     """The caller's principal; 401 `unauthorized` when keys are on and none (or a wrong one) is given."""
@@ -213,7 +213,9 @@ def authenticate(
     raise _unauthorized("this route needs an API key: send Authorization: Bearer <key>")
 
 
-def require_path_collection(request: Request, principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+async def require_path_collection(
+    request: Request, principal: Annotated[Principal, Depends(authenticate)]
+) -> Principal:
     """`authenticate`, plus a 404 for a `{collection}` in the path this key may not use: every route, no forgetting."""
     collection = request.path_params.get("collection")
     if isinstance(collection, str):

@@ -66,7 +66,7 @@ class IdempotencyKey:
         return self.value
 
 
-def idempotency_key_header(
+async def idempotency_key_header(
     principal: Annotated[Principal, Depends(authenticate)],
     idempotency_key: Annotated[
         str | None,

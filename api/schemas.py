@@ -20,7 +20,7 @@ CollectionName = Annotated[str, StringConstraints(pattern=COLLECTION_NAME_RULE)]
 MAX_OFFSET = 2**31 - 1
 
 
-def _job_id(
+async def _job_id(
     job_id: Annotated[
         str,
         PathParam(description="32 lower-case hex characters", json_schema_extra={"pattern": JOB_ID_PATTERN}),
