@@ -8,18 +8,25 @@ process of its own), times each stream's first token and drains the rest without
 ragqueue does can make a stream's first token come sooner than it does here: whatever time to first token
 this prints at N is a lower bound for ragqueue's at the same N on this machine.
 
+`--through relay` puts one hop in between: bench/minimal_relay.py, the smallest answer server ragqueue's own
+libraries make (FastAPI, sse-starlette and uvicorn in front, the `openai` SDK behind, token coalescing; one
+process, no queue, no Redis, no retrieval). Its CPU per answer is a floor for ragqueue's API + workers, and
+its time to first token a floor for ragqueue's, on this machine.
+
 Run from the repository root:  .venv/bin/python -m bench.stream_floor --help
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import os
 import re
+import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -28,12 +35,14 @@ import httpx
 import typer
 from rich.console import Console
 
+from bench.minimal_relay import serve as serve_relay
 from bench.stream_concurrency import TARGET_TTFT_P50_MS, cpu_seconds, raise_open_file_limit, serve_fake
 from bench.stream_latency import QUESTION, machine, pct
 
 CHAT_PATH = "/chat/completions"
 HEADERS = {"Authorization": "Bearer bench.key", "Accept": "text/event-stream"}
-FIRST_TOKEN = re.compile(rb'"content": ?"[^"]')  # a chunk whose delta carries text
+# A chunk whose delta carries text (the upstream's), or a `token` event's data (the relay's).
+FIRST_TOKEN = re.compile(rb'"(?:content|text)": ?"[^"]')
 
 console = Console(width=None if sys.stdout.isatty() else 130)
 app = typer.Typer(add_completion=False, rich_markup_mode="rich", help=__doc__)
@@ -91,11 +100,29 @@ async def floor_aiohttp(session: aiohttp.ClientSession, url: str, go: asyncio.Ev
     return stream
 
 
-async def run_round(n: int, fake_pid: int, one: Callable[[asyncio.Event], Awaitable[FloorStream]]) -> str:
+async def floor_relay(session: aiohttp.ClientSession, url: str, go: asyncio.Event) -> FloorStream:
+    """One answer through bench/minimal_relay.py, read the same way."""
+    stream = FloorStream()
+    await go.wait()
+    started = time.perf_counter()
+    try:
+        params, headers = {"param": QUESTION}, {"Accept": "text/event-stream"}
+        async with session.get(url + "/stream_chat", params=params, headers=headers) as response:
+            if response.status != 200:
+                stream.failure = f"HTTP {response.status}"
+                return stream
+            await stream.read(response.content.iter_any(), started)
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        stream.failure = f"{type(exc).__qualname__}: {exc}"
+    stream.total_ms = (time.perf_counter() - started) * 1000
+    return stream
+
+
+async def run_round(n: int, pids: dict[str, int], one: Callable[[asyncio.Event], Awaitable[FloorStream]]) -> str:
     go = asyncio.Event()
     tasks = [asyncio.create_task(one(go)) for _ in range(n)]
     await asyncio.sleep(0.1)  # every task is waiting on `go`
-    pids = {"client": os.getpid(), "fake": fake_pid}
+    pids = {"client": os.getpid(), **pids}
     cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     started = time.perf_counter()
     go.set()
@@ -112,9 +139,15 @@ async def run_round(n: int, fake_pid: int, one: Callable[[asyncio.Event], Awaita
     )
 
 
-async def run_rounds(kind: str, base_url: str, counts: list[int], fake_pid: int, repeat: int) -> None:
+async def run_rounds(kind: str, base_url: str, counts: list[int], pids: dict[str, int], repeat: int) -> None:
+    """`kind`: a load generator straight on the upstream at `base_url`, or `relay` (aiohttp through the relay there)."""
     size = max(counts) + 10
-    if kind == "httpx":
+    if kind == "relay":
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=size), timeout=aiohttp.ClientTimeout(total=120), trust_env=False
+        )
+        one, close = (lambda go: floor_relay(session, base_url, go)), session.close  # noqa: E731
+    elif kind == "httpx":
         limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
         client = httpx.AsyncClient(base_url=base_url, limits=limits, timeout=120, trust_env=False)
         one: Callable[[asyncio.Event], Awaitable[FloorStream]] = lambda go: floor_httpx(client, go)  # noqa: E731
@@ -127,9 +160,32 @@ async def run_rounds(kind: str, base_url: str, counts: list[int], fake_pid: int,
     try:
         for n in counts:
             for i in range(1, repeat + 1):
-                console.print(f"| {kind} | {n} | {i} | " + await run_round(n, fake_pid, one))
+                console.print(f"| {kind} | {n} | {i} | " + await run_round(n, pids, one))
     finally:
         await close()
+
+
+@contextlib.contextmanager
+def minimal_relay(upstream_base_url: str) -> Iterator[tuple[str, int]]:
+    """bench/minimal_relay.py in a child process on a free port: (its URL, its pid), once it answers."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    relay = multiprocessing.Process(target=serve_relay, args=(upstream_base_url, port), daemon=True)
+    relay.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url + "/openapi.json", timeout=1).status_code == 200:
+                    break
+            time.sleep(0.05)
+        else:
+            raise RuntimeError(f"the minimal relay did not answer on {url}")
+        yield url, relay.pid or 0
+    finally:
+        relay.terminate()
+        relay.join(timeout=10)
 
 
 @app.command()
@@ -139,8 +195,18 @@ def main(
     ),
     repeat: Annotated[int, typer.Option(min=1, help="Rounds per N (the first N also warms the connections).")] = 2,
     clients: Annotated[str, typer.Option(help="Comma-separated load generators: aiohttp, httpx.")] = "aiohttp,httpx",
+    through: Annotated[
+        str,
+        typer.Option(
+            help="none: the clients straight on the fake upstream. relay: the aiohttp client through "
+            "bench/minimal_relay.py, the smallest one-process server of ragqueue's libraries (its CPU per "
+            "answer is a floor for ragqueue's)."
+        ),
+    ] = "none",
 ) -> None:
-    """Open N streams at once straight on the fake upstream; print time to first token and CPU per stream."""
+    """Open N streams at once on the fake upstream (or through a minimal relay); print TTFT and CPU per stream."""
+    if through not in ("none", "relay"):
+        raise typer.BadParameter(f"unknown --through {through!r}: none or relay")
     counts = [int(n) for n in streams.split(",")]
     raise_open_file_limit()
     parent, child = multiprocessing.Pipe()
@@ -153,10 +219,13 @@ def main(
             "| client | N | round | TTFT p50 | TTFT p90 | TTFT p99 | total p50 | ok | wall s | CPU ms per stream |\n"
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
         )
-        for kind in clients.split(","):
+        if through == "relay":
+            with minimal_relay(base_url) as (relay_url, relay_pid):
+                asyncio.run(run_rounds("relay", relay_url, counts, {"fake": fake.pid or 0, "relay": relay_pid}, repeat))
+        for kind in clients.split(",") if through == "none" else []:
             if kind not in ("aiohttp", "httpx"):
                 raise typer.BadParameter(f"unknown client {kind!r}: aiohttp or httpx")
-            asyncio.run(run_rounds(kind, base_url, counts, fake.pid or 0, repeat))
+            asyncio.run(run_rounds(kind, base_url, counts, {"fake": fake.pid or 0}, repeat))
         console.print(
             f"A ragqueue stream's first token cannot come sooner than these (target p50 ≤ {TARGET_TTFT_P50_MS:.0f} ms)."
         )
