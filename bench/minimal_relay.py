@@ -6,16 +6,17 @@ SDK on its aiohttp transport, one fixed context chunk), groups the pieces with r
 uvicorn, then `done`. Everything ragqueue adds to scale out (the job record, the Celery hop, retrieval, the
 replay log and pub/sub, the second process) is left out, so the CPU this server spends per answer is a floor
 for ragqueue's API + workers on the same machine, and its time to first token a floor for ragqueue's.
-bench/stream_floor.py `--through relay` runs it in a child process and measures it.
+bench/stream_floor.py `--through relay` serves it with uvicorn (`bench.minimal_relay:app_from_env`, a factory)
+in a child process and measures it.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-import uvicorn
 from fastapi import FastAPI, Query
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
@@ -62,12 +63,12 @@ def build_app(settings: Settings) -> FastAPI:
     return app
 
 
-def serve(upstream_base_url: str, port: int) -> None:
-    """Child process: serve on `port` with uvicorn's defaults (uvloop, httptools) until terminated."""
+def app_from_env() -> FastAPI:
+    """uvicorn's factory: the upstream from RELAY_UPSTREAM_URL (each worker process builds its own app)."""
     settings = Settings(
         LLM_PROVIDER="openai_compatible",
-        LLM_BASE_URL=upstream_base_url,
+        LLM_BASE_URL=os.environ["RELAY_UPSTREAM_URL"],
         LLM_API_KEY="bench.key",
         UPSTREAM_MAX_RETRIES=0,
     )
-    uvicorn.run(build_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    return build_app(settings)

@@ -24,10 +24,12 @@ import multiprocessing
 import os
 import re
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated
 
 import aiohttp
@@ -35,7 +37,6 @@ import httpx
 import typer
 from rich.console import Console
 
-from bench.minimal_relay import serve as serve_relay
 from bench.stream_concurrency import TARGET_TTFT_P50_MS, cpu_seconds, raise_open_file_limit, serve_fake
 from bench.stream_latency import QUESTION, machine, pct
 
@@ -165,14 +166,21 @@ async def run_rounds(kind: str, base_url: str, counts: list[int], pids: dict[str
         await close()
 
 
+def _servers(supervisor: int) -> list[int]:
+    """The uvicorn worker processes under `supervisor` (not multiprocessing's resource tracker)."""
+    listed = subprocess.run(["pgrep", "-P", str(supervisor)], capture_output=True, text=True).stdout.split()
+    return [int(pid) for pid in listed if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()]
+
+
 @contextlib.contextmanager
-def minimal_relay(upstream_base_url: str) -> Iterator[tuple[str, int]]:
-    """bench/minimal_relay.py in a child process on a free port: (its URL, its pid), once it answers."""
+def minimal_relay(upstream_base_url: str, processes: int) -> Iterator[tuple[str, list[int]]]:
+    """bench/minimal_relay.py in a child process on a free port: (its URL, its serving pids), once it answers."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    relay = multiprocessing.Process(target=serve_relay, args=(upstream_base_url, port), daemon=True)
-    relay.start()
+    command = [sys.executable, "-m", "uvicorn", "bench.minimal_relay:app_from_env", "--factory", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--workers", str(processes), "--log-level", "warning"]
+    relay = subprocess.Popen(command, env={**os.environ, "RELAY_UPSTREAM_URL": upstream_base_url})
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(200):
@@ -182,10 +190,11 @@ def minimal_relay(upstream_base_url: str) -> Iterator[tuple[str, int]]:
             time.sleep(0.05)
         else:
             raise RuntimeError(f"the minimal relay did not answer on {url}")
-        yield url, relay.pid or 0
+        # With several processes uvicorn's supervisor spawns the servers; their CPU is what counts.
+        yield url, _servers(relay.pid) if processes > 1 else [relay.pid]
     finally:
         relay.terminate()
-        relay.join(timeout=10)
+        relay.wait(timeout=10)
 
 
 @app.command()
@@ -203,6 +212,7 @@ def main(
             "answer is a floor for ragqueue's)."
         ),
     ] = "none",
+    relay_processes: Annotated[int, typer.Option(min=1, help="--through relay: uvicorn worker processes.")] = 1,
 ) -> None:
     """Open N streams at once on the fake upstream (or through a minimal relay); print TTFT and CPU per stream."""
     if through not in ("none", "relay"):
@@ -220,8 +230,10 @@ def main(
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
         )
         if through == "relay":
-            with minimal_relay(base_url) as (relay_url, relay_pid):
-                asyncio.run(run_rounds("relay", relay_url, counts, {"fake": fake.pid or 0, "relay": relay_pid}, repeat))
+            with minimal_relay(base_url, relay_processes) as (relay_url, relay_pids):
+                console.print(f"minimal relay at {relay_url} (pids {relay_pids})")
+                pids = {"fake": fake.pid or 0, **{f"relay {i}": pid for i, pid in enumerate(relay_pids, start=1)}}
+                asyncio.run(run_rounds("relay", relay_url, counts, pids, repeat))
         for kind in clients.split(",") if through == "none" else []:
             if kind not in ("aiohttp", "httpx"):
                 raise typer.BadParameter(f"unknown client {kind!r}: aiohttp or httpx")
