@@ -30,7 +30,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import aiohttp
 import httpx
@@ -85,30 +85,13 @@ async def floor_httpx(client: httpx.AsyncClient, go: asyncio.Event) -> FloorStre
     return stream
 
 
-async def floor_aiohttp(session: aiohttp.ClientSession, url: str, go: asyncio.Event) -> FloorStream:
+async def floor_aiohttp(request: Callable[[], Any], go: asyncio.Event) -> FloorStream:
+    """One stream on aiohttp: `request()` opens it (a session's `post` or `get`, not yet awaited)."""
     stream = FloorStream()
     await go.wait()
     started = time.perf_counter()
     try:
-        async with session.post(url + CHAT_PATH, json=chat_body(), headers=HEADERS) as response:
-            if response.status != 200:
-                stream.failure = f"HTTP {response.status}"
-                return stream
-            await stream.read(response.content.iter_any(), started)
-    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-        stream.failure = f"{type(exc).__qualname__}: {exc}"
-    stream.total_ms = (time.perf_counter() - started) * 1000
-    return stream
-
-
-async def floor_relay(session: aiohttp.ClientSession, url: str, go: asyncio.Event) -> FloorStream:
-    """One answer through bench/minimal_relay.py, read the same way."""
-    stream = FloorStream()
-    await go.wait()
-    started = time.perf_counter()
-    try:
-        params, headers = {"param": QUESTION}, {"Accept": "text/event-stream"}
-        async with session.get(url + "/stream_chat", params=params, headers=headers) as response:
+        async with request() as response:
             if response.status != 200:
                 stream.failure = f"HTTP {response.status}"
                 return stream
@@ -143,21 +126,24 @@ async def run_round(n: int, pids: dict[str, int], one: Callable[[asyncio.Event],
 async def run_rounds(kind: str, base_url: str, counts: list[int], pids: dict[str, int], repeat: int) -> None:
     """`kind`: a load generator straight on the upstream at `base_url`, or `relay` (aiohttp through the relay there)."""
     size = max(counts) + 10
-    if kind == "relay":
-        session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=size), timeout=aiohttp.ClientTimeout(total=120), trust_env=False
-        )
-        one, close = (lambda go: floor_relay(session, base_url, go)), session.close  # noqa: E731
-    elif kind == "httpx":
+    one: Callable[[asyncio.Event], Awaitable[FloorStream]]
+    close: Callable[[], Awaitable[None]]
+    if kind == "httpx":
         limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
         client = httpx.AsyncClient(base_url=base_url, limits=limits, timeout=120, trust_env=False)
-        one: Callable[[asyncio.Event], Awaitable[FloorStream]] = lambda go: floor_httpx(client, go)  # noqa: E731
-        close: Callable[[], Awaitable[None]] = client.aclose
+        one, close = (lambda go: floor_httpx(client, go)), client.aclose  # noqa: E731
     else:
         session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=size), timeout=aiohttp.ClientTimeout(total=120), trust_env=False
         )
-        one, close = (lambda go: floor_aiohttp(session, base_url, go)), session.close  # noqa: E731
+
+        def request() -> Any:
+            if kind == "relay":
+                ask = {"param": QUESTION}
+                return session.get(f"{base_url}/stream_chat", params=ask, headers={"Accept": "text/event-stream"})
+            return session.post(base_url + CHAT_PATH, json=chat_body(), headers=HEADERS)
+
+        one, close = (lambda go: floor_aiohttp(request, go)), session.close  # noqa: E731
     try:
         for n in counts:
             for i in range(1, repeat + 1):
