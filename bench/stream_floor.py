@@ -220,10 +220,11 @@ def main(
                 console.print(f"minimal relay at {relay_url} (pids {relay_pids})")
                 pids = {"fake": fake.pid or 0, **{f"relay {i}": pid for i, pid in enumerate(relay_pids, start=1)}}
                 asyncio.run(run_rounds("relay", relay_url, counts, pids, repeat))
-        for kind in clients.split(",") if through == "none" else []:
-            if kind not in ("aiohttp", "httpx"):
-                raise typer.BadParameter(f"unknown client {kind!r}: aiohttp or httpx")
-            asyncio.run(run_rounds(kind, base_url, counts, {"fake": fake.pid or 0}, repeat))
+        else:
+            for kind in clients.split(","):
+                if kind not in ("aiohttp", "httpx"):
+                    raise typer.BadParameter(f"unknown client {kind!r}: aiohttp or httpx")
+                asyncio.run(run_rounds(kind, base_url, counts, {"fake": fake.pid or 0}, repeat))
         console.print(
             f"A ragqueue stream's first token cannot come sooner than these (target p50 ≤ {TARGET_TTFT_P50_MS:.0f} ms)."
         )

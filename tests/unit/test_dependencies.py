@@ -4,22 +4,13 @@ a hop per dependency per request that cost the API about a tenth of its CPU per 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-from fastapi.dependencies.models import Dependant
-from fastapi.dependencies.utils import get_dependant
 from fastapi.routing import APIRoute
 
 from api.main import app
-from tests.unit.test_route_auth import _routes
-
-
-def _calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
-    for sub in dependant.dependencies:
-        if sub.call is not None:
-            yield sub.call
-        yield from _calls(sub)
+from tests.support.routes import dependency_calls, routes
 
 
 def _runs_on_the_loop(call: Callable[..., Any]) -> bool:
@@ -29,14 +20,11 @@ def _runs_on_the_loop(call: Callable[..., Any]) -> bool:
 
 def test_every_dependency_is_async() -> None:
     threaded: set[str] = set()
-    for route, inherited in _routes(app.routes):
-        if not isinstance(route, APIRoute):
-            continue
-        calls = set(_calls(route.dependant))
-        for dependency in inherited:
-            calls.add(dependency)
-            calls |= set(_calls(get_dependant(path=route.path, call=dependency)))
-        threaded |= {
-            f"{call.__module__}.{getattr(call, '__qualname__', call)}" for call in calls if not _runs_on_the_loop(call)
-        }
+    for route, inherited in routes(app.routes):
+        if isinstance(route, APIRoute):
+            threaded |= {
+                f"{call.__module__}.{getattr(call, '__qualname__', call)}"
+                for call in dependency_calls(route, inherited)
+                if not _runs_on_the_loop(call)
+            }
     assert not threaded, f"dependencies FastAPI would run in the thread pool: {sorted(threaded)}"
