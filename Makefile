@@ -35,8 +35,7 @@ lint: install  ## ruff and mypy
 	@.venv/bin/ruff check .
 	@.venv/bin/mypy
 
-test: install  ## Lint, then run the test suite against a real Redis and real Celery workers
-	@scripts/ensure_redis.sh
+test: install  ## Lint, then run the test suite (it starts its own Redis, PostgreSQL and Celery workers)
 	@scripts/install_browser.sh
 	@.venv/bin/ruff check .
 	@.venv/bin/mypy

@@ -25,7 +25,7 @@ SAMPLE_DOCS = Path(__file__).resolve().parents[1] / "docs" / "kb"
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer.obtain(tmp_path_factory.mktemp("redis"))
+    server = RedisServer.start(tmp_path_factory.mktemp("redis"))
     yield server
     server.stop()
 

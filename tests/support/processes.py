@@ -1,4 +1,4 @@
-"""Start the real parts for tests: a Redis (reused or started), Celery worker processes and the API."""
+"""Start the real parts for tests: the session's own Redis, Celery worker processes and the API."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from shared.settings import Settings
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 CLAIM_KEY = "ragqueue:test-session"
+DATABASES = 32
 
 
 def free_port() -> int:
@@ -35,7 +36,8 @@ def redis_answers(url: str) -> bool:
 
 @dataclass
 class RedisServer:
-    """A Redis server for the test session: the one at REDIS_URL if it answers, else our own."""
+    """The test session's own redis-server, on a free port with a private folder: never the machine's Redis,
+    so two test runs on one machine (two checkouts, a review run beside CI) cannot see each other's data."""
 
     host: str
     port: int
@@ -46,47 +48,30 @@ class RedisServer:
         return f"redis://{self.host}:{self.port}/{db}"
 
     @classmethod
-    def obtain(cls, tmp: Path) -> RedisServer:
-        configured = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-        if redis_answers(configured):
-            parsed = redis.connection.parse_url(configured)
-            return cls(host=parsed.get("host", "127.0.0.1"), port=int(parsed.get("port", 6379)))
+    def start(cls, folder: Path) -> RedisServer:
         port = free_port()
+        args = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(folder)]
         proc = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(tmp),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            ["redis-server", *args, "--databases", str(DATABASES)],
+            stdout=(folder / "redis.log").open("ab"),
+            stderr=subprocess.STDOUT,
         )
         server = cls(host="127.0.0.1", port=port, process=proc)
-        _wait(lambda: redis_answers(server.url(0)), 10, "redis-server to answer")
+        _wait(lambda: redis_answers(server.url(0)), 10, f"redis-server on port {port} (log in {folder})")
         return server
 
     def claim_db(self, purpose: str) -> int:
-        """A Redis DB no other test session is using (several may share one server), flushed for us."""
-        for db in range(15, 0, -1):
-            client = redis.Redis.from_url(self.url(db))
-            if client.set(CLAIM_KEY, f"{os.getpid()} {purpose}", nx=True, ex=3600):
-                client.flushdb()
-                client.set(CLAIM_KEY, f"{os.getpid()} {purpose}", ex=3600)
-                self.claimed.append(db)
-                return db
-        raise RuntimeError(f"every Redis DB 1-15 at {self.host}:{self.port} is claimed by another test session")
+        """A Redis DB of its own for one stack or test (they share the session's server), flushed for it."""
+        db = len(self.claimed) + 1
+        if db >= DATABASES:
+            raise RuntimeError(f"the test Redis has {DATABASES} DBs and all are claimed; raise DATABASES")
+        client = redis.Redis.from_url(self.url(db))
+        client.flushdb()
+        client.set(CLAIM_KEY, f"{os.getpid()} {purpose}")
+        self.claimed.append(db)
+        return db
 
     def stop(self) -> None:
-        for db in self.claimed:
-            redis.Redis.from_url(self.url(db)).flushdb()
         if self.process:
             self.process.terminate()
             self.process.wait(10)
