@@ -82,6 +82,24 @@ class Settings(BaseSettings):
     # An index job is split into batch tasks of this many files, shared by all index workers.
     INDEX_BATCH_FILES: int = 16
 
+    # Limits on reading one document (workers/loaders/limits.py); past one, that document fails with a message
+    # naming the limit and the rest of its job goes on.
+    # Pages (PDF pages without a text layer, image frames) one document may send through OCR.
+    OCR_MAX_PAGES: int = Field(default=200, ge=1)
+    # Seconds OCR may spend on one page (or image) before its document fails.
+    OCR_PAGE_TIMEOUT_S: float = Field(default=60.0, gt=0)
+    # Recognised lines below this confidence (0-1) are dropped as noise.
+    OCR_MIN_CONFIDENCE: float = Field(default=0.5, ge=0, le=1)
+    # CPU threads one index worker process gives the OCR models (ONNX Runtime's intra-op threads).
+    OCR_THREADS: int = Field(default=2, ge=1)
+    # Pixels of one image or rendered page: a larger one (a decompression bomb) is refused before it is decoded.
+    MAX_IMAGE_PIXELS: int = Field(default=50_000_000, ge=10_000)
+    # Cells one spreadsheet or CSV may hold (all sheets together).
+    MAX_SHEET_CELLS: int = Field(default=2_000_000, ge=100)
+    # What a zip-based document (DOCX, PPTX, XLSX, EPUB) may unpack to, in all, and how many parts it may hold.
+    MAX_ARCHIVE_BYTES: int = Field(default=500 * 1024 * 1024, ge=1024 * 1024)
+    MAX_ARCHIVE_MEMBERS: int = Field(default=10_000, ge=10)
+
     MAX_UPLOAD_FILE_BYTES: int = 50 * 1024 * 1024
     MAX_UPLOAD_REQUEST_BYTES: int = 512 * 1024 * 1024
     MAX_UPLOAD_FILES: int = 2000

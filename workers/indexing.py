@@ -14,7 +14,8 @@ from llama_index.core.node_parser import SentenceSplitter
 from shared.ingest.items import IndexItem
 from shared.ingest.text_normalize import normalize_text
 from shared.store import ChunkRecord
-from workers.loaders import UnreadableDocument, load_sections
+from workers.loaders import LoadLimits, UnreadableDocument, load_sections
+from workers.row_chunks import row_chunks
 
 
 @dataclass(frozen=True)
@@ -33,17 +34,21 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load_and_split(item: IndexItem, splitter: SentenceSplitter) -> SplitDocument:
+def load_and_split(item: IndexItem, splitter: SentenceSplitter, limits: LoadLimits | None = None) -> SplitDocument:
     """Read one file with the loader for its type, normalise each section and split it into located chunks.
 
-    Sections are split one by one, so a chunk never straddles two pages or two headings and keeps one location.
+    Sections are split one by one, so a chunk never straddles two pages or two headings and keeps one location;
+    a sheet's rows are packed whole (workers/row_chunks.py).
     """
     path = Path(item.path)
     pieces: list[tuple[str, str]] = []
-    for section in load_sections(path):
+    for section in load_sections(path, limits):
+        location = normalize_text(section.location)
+        if section.rows:
+            pieces.extend(row_chunks(section.rows, location, splitter))
+            continue
         text = normalize_text(section.text)
         if text:
-            location = normalize_text(section.location)
             pieces.extend((p, location) for p in splitter.split_text(text) if p.strip())
     if not pieces:
         raise UnreadableDocument("no extractable text: the file holds no text once read")

@@ -10,7 +10,10 @@ from pathlib import Path
 
 from shared.settings import Settings
 
-SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".pdf", ".docx", ".html", ".htm")
+TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".csv", ".tsv")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+# What the index workers read (workers/loaders/__init__.py LOADERS); docs/api.md's format table says how.
+SUPPORTED_SUFFIXES = (*TEXT_SUFFIXES, ".pdf", ".docx", ".pptx", ".xlsx", ".epub", *IMAGE_SUFFIXES)
 
 
 class ImportPathError(ValueError):

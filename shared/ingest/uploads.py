@@ -11,11 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from shared.ingest.import_paths import SUPPORTED_SUFFIXES
+from shared.ingest.import_paths import SUPPORTED_SUFFIXES, TEXT_SUFFIXES
 from shared.ingest.text_decoding import TextDecoder, UndecodableText
 
 HTML_SUFFIXES = (".html", ".htm")
-TEXT_SUFFIXES = (".txt", ".md", ".markdown", *HTML_SUFFIXES)
 _BLOCK = 1 << 20
 
 

@@ -9,13 +9,14 @@ import docx
 from docx.table import Table
 from docx.text.paragraph import Paragraph
 
+from workers.loaders.limits import LoadLimits
 from workers.loaders.sections import HeadingSections, Section
 
 # Word stores built-in style names in English ("heading 1") whatever the language of its interface.
 _HEADING = re.compile(r"^heading\s*([1-9])$", re.IGNORECASE)
 
 
-def load_docx(path: Path) -> list[Section]:
+def load_docx(path: Path, limits: LoadLimits) -> list[Section]:
     builder = HeadingSections()
     for block in docx.Document(str(path)).iter_inner_content():
         if isinstance(block, Paragraph):

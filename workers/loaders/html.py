@@ -16,6 +16,7 @@ from pathlib import Path
 from bs4 import BeautifulSoup, NavigableString, Tag
 
 from shared.ingest.text_decoding import decode_bytes
+from workers.loaders.limits import LoadLimits
 from workers.loaders.sections import HeadingSections, Section
 
 _HIDDEN = {"head", "title", "script", "style", "noscript", "template", "svg", "canvas", "iframe", "object", "nav"}
@@ -29,7 +30,7 @@ _CELLS = {"td", "th"}
 _SPACES = re.compile(r"[ \t\r\n\f\v]+")
 
 
-def load_html(path: Path) -> list[Section]:
+def load_html(path: Path, limits: LoadLimits) -> list[Section]:
     return html_sections(decode_bytes(path.read_bytes(), html=True))
 
 

@@ -6,10 +6,11 @@ from pathlib import Path
 
 from pypdf import PasswordType, PdfReader
 
+from workers.loaders.limits import LoadLimits
 from workers.loaders.sections import Section, UnreadableDocument
 
 
-def load_pdf(path: Path) -> list[Section]:
+def load_pdf(path: Path, limits: LoadLimits) -> list[Section]:
     reader = PdfReader(path)
     # Many PDFs are "encrypted" with an empty user password, which opens them; others need a password we lack.
     if reader.is_encrypted and reader.decrypt("") == PasswordType.NOT_DECRYPTED:

@@ -9,10 +9,21 @@ _MAX_HEADING_CHARS = 80
 
 
 @dataclass(frozen=True)
+class Row:
+    """One row of a sheet, already rendered with its header (`编号: db-07 | 内存: 512GB`)."""
+
+    number: int  # as the user sees it: the spreadsheet's row number, or the CSV line's record number
+    text: str
+
+
+@dataclass(frozen=True)
 class Section:
     text: str
-    # "p. 3" for a PDF page, "标题 › 小节" for a heading path, "" before the first heading of a document.
+    # "p. 3" for a PDF page, "p. 3 (OCR)" for a page read by OCR, "标题 › 小节" for a heading path, "" before the
+    # first heading of a document; for rows, what holds them ("sheet 服务器清单"), completed by the row range.
     location: str = ""
+    # A sheet's rows: split into chunks at row boundaries (a row is never cut), each chunk located by its rows.
+    rows: tuple[Row, ...] = ()
 
 
 class UnreadableDocument(ValueError):

@@ -7,14 +7,15 @@ from pathlib import Path
 from markdown_it import MarkdownIt
 
 from shared.ingest.text_decoding import decode_bytes
+from workers.loaders.limits import LoadLimits
 from workers.loaders.sections import HeadingSections, Section
 
 
-def load_text(path: Path) -> list[Section]:
+def load_text(path: Path, limits: LoadLimits) -> list[Section]:
     return [Section(decode_bytes(path.read_bytes()))]
 
 
-def load_markdown(path: Path) -> list[Section]:
+def load_markdown(path: Path, limits: LoadLimits) -> list[Section]:
     return markdown_sections(decode_bytes(path.read_bytes()))
 
 

@@ -18,6 +18,7 @@ from llama_index.core.node_parser import SentenceSplitter
 
 from shared import keys
 from shared.ingest.import_paths import (
+    SUPPORTED_SUFFIXES,
     ImportPathError,
     SkippedFile,
     check_import_file,
@@ -37,6 +38,7 @@ from shared.store import EmbeddingMismatchError
 from shared.streams.events import ErrorCode
 from workers.celery_app import app
 from workers.indexing import SplitDocument, embed_chunks, load_and_split
+from workers.loaders.limits import LoadLimits
 from workers.runtime import Runtime, get_runtime
 
 log = logging.getLogger(__name__)
@@ -60,7 +62,8 @@ def index_documents(self: Task, request: dict[str, Any]) -> dict[str, Any]:
         job.finish(JobState.FAILED, error=JobError(code=code, message=str(exc)))
         return {"state": "failed"}
     if not items:
-        message = f"no supported files (txt, md, pdf, docx, html) found in {task.paths}"
+        supported = ", ".join(s.lstrip(".") for s in SUPPORTED_SUFFIXES)
+        message = f"no supported files ({supported}) found in {task.paths}"
         if skipped:
             message += "; skipped: " + "; ".join(f"{s.name} ({s.reason})" for s in skipped[:5])
         job.finish(JobState.FAILED, error=JobError(code="nothing_indexed", message=message))
@@ -136,6 +139,7 @@ def _fail_batch(
 def _index_batch(rt: Runtime, progress: IndexProgress, collection: str, items: list[IndexItem]) -> dict[str, int]:
     settings = rt.settings
     splitter = SentenceSplitter(chunk_size=settings.CHUNK_SIZE, chunk_overlap=settings.CHUNK_OVERLAP)
+    limits = LoadLimits.from_settings(settings)
     documents: list[tuple[IndexItem, SplitDocument]] = []
     failed = 0
     for item in items:
@@ -145,7 +149,7 @@ def _index_batch(rt: Runtime, progress: IndexProgress, collection: str, items: l
             local = item.model_copy(update={"path": str(rt.stores.blobs.local_path(item.blob))}) if item.blob else item
             if not item.blob:
                 check_import_file(Path(item.path), settings)
-            documents.append((item, load_and_split(local, splitter)))
+            documents.append((item, load_and_split(local, splitter, limits)))
         except Exception as exc:  # one broken file fails alone; the rest are indexed
             # Named as the user knows it, not by where the server keeps it (issue 11: no absolute server paths).
             error = f"{type(exc).__name__}: {exc}".replace(local.path, item.name).replace(item.path, item.name)
