@@ -14,8 +14,11 @@ from cli import answers, render
 from cli.client import ApiClient, CliError
 from cli.progress import follow
 from cli.uploads import batches, collect_files, upload
+from shared.ingest.import_paths import SUPPORTED_SUFFIXES
 
 DEFAULT_API = "http://127.0.0.1:8000"
+PER_FILE_DEFAULT_MAX = 50
+_SUPPORTED = ", ".join(s.lstrip(".") for s in SUPPORTED_SUFFIXES)
 
 app = typer.Typer(
     name="ragq",
@@ -64,12 +67,19 @@ def options(
 )
 def index(
     ctx: typer.Context,
-    paths: Annotated[list[Path], typer.Argument(help="Files, or folders (walked for txt, md, pdf, docx, html)")],
+    paths: Annotated[list[Path], typer.Argument(help=f"Files, or folders (walked for {_SUPPORTED})")],
     collection: Collection,
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Print the job id(s) and return at once")] = False,
     skip_invalid: Annotated[
         bool, typer.Option("--skip-invalid", help="Index the good files even if some are refused")
     ] = False,
+    per_file: Annotated[
+        bool | None,
+        typer.Option(
+            "--files/--no-files",
+            help=f"A line per file (status, chunks, why it failed); default: when at most {PER_FILE_DEFAULT_MAX} files",
+        ),
+    ] = None,
 ) -> None:
     """Upload files into a collection, show the indexing progress live, then a summary."""
     files = collect_files(paths)
@@ -87,7 +97,12 @@ def index(
         err.print(f"uploaded {sum(jobs.values())} file(s) to '{collection}' ({len(jobs)} index job(s))")
         run = follow(client, jobs, err)
     records = list(run.records.values())
-    render.index_summary(out, collection, records, rejected)
+    listed = per_file if per_file is not None else len(files) <= PER_FILE_DEFAULT_MAX
+    if listed:
+        with _client(ctx) as client:
+            documents = [d for job_id in jobs for d in client.get(f"/v1/jobs/{job_id}/documents")["documents"]]
+        render.document_outcomes(out, documents, rejected)
+    render.index_summary(out, collection, records, rejected, list_failures=not listed)
     if any(r["state"] != "succeeded" for r in records):
         raise CliError("indexing did not succeed (see above)")
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -86,7 +87,27 @@ def status_view(out: Console, base_url: str, status: dict[str, Any]) -> None:
     out.print(table)
 
 
-def index_summary(out: Console, collection: str, records: list[dict[str, Any]], rejected: list[dict[str, Any]]) -> None:
+def document_outcomes(out: Console, documents: list[dict[str, Any]], rejected: list[dict[str, Any]]) -> None:
+    """One line per file: how its indexing ended, its chunks, and why it failed or was refused."""
+    table = Table("file", "outcome", "chunks", "why", box=box.SIMPLE_HEAD)
+    style = {"indexed": "green", "unchanged": "cyan", "failed": "red"}
+    for doc in sorted(documents, key=lambda d: d["name"]):
+        colour = style.get(doc["status"], "yellow")
+        table.add_row(
+            escape(doc["name"]), f"[{colour}]{doc['status']}[/{colour}]", str(doc["chunks"]), escape(doc["error"] or "")
+        )
+    for r in rejected:
+        table.add_row(escape(r["filename"]), "[red]rejected[/red]", "0", escape(r["message"]))
+    out.print(table)
+
+
+def index_summary(
+    out: Console,
+    collection: str,
+    records: list[dict[str, Any]],
+    rejected: list[dict[str, Any]],
+    list_failures: bool = True,
+) -> None:
     total = {"documents_indexed": 0, "documents_unchanged": 0, "documents_failed": 0, "chunks": 0}
     failures: list[dict[str, Any]] = []
     info: dict[str, Any] = {}
@@ -108,6 +129,8 @@ def index_summary(out: Console, collection: str, records: list[dict[str, Any]], 
             f"the collection now holds {info['collection_documents']} documents, {info['collection_chunks']} chunks "
             f"({info['embed_model']}, {info['dimension']}-d)"
         )
+    if not list_failures:
+        return
     for r in rejected:
         out.print(f"  [red]rejected[/red] {r['filename']}: {r['message']}", highlight=False)
     for f in failures:
