@@ -1,5 +1,7 @@
 FROM python:3.11-slim
 WORKDIR /app
+# OpenCV (pulled in by the OCR package, rapidocr-onnxruntime) links libGL and GLib, which the slim image lacks.
+RUN apt-get update && apt-get install -y --no-install-recommends libgl1 libglib2.0-0 && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml README.md ./
 COPY api api
 COPY workers workers
