@@ -5,8 +5,10 @@ guarded here, before its body is read or validated, so a refusal costs two Redis
 answer. Past `MAX_QUEUED_QUERIES` query jobs queued or running it answers 429 with `Retry-After`; with no
 worker consuming the `query` queue, 503 naming it. Either way nothing is recorded or queued.
 
-Do not fix: the limit is checked here and the job counted where it is created (api/job_records.py), so
-requests arriving in the same instant may pass the limit by their number; that is a bound, not an exact quota.
+Deliberately, the limit is checked here and the job counted where it is created (api/job_records.py), so
+requests arriving in the same instant may pass the limit by their number: a bound, not an exact quota. That keeps
+a refusal cheap (decided before the body is read); an exact quota would have to reserve a slot at the door and
+give it back on every later refusal or failure.
 A `/stream_chat` reconnect (an EventSource's `Last-Event-ID`) resumes a job and is never refused.
 """
 

@@ -6,7 +6,7 @@ open principal (development only, warned at start-up). See docs/security.md.
 
 Deliberate choices:
 - A caller that may not see a job or a collection gets the same 404 as for one that does not exist: a 403
-  would confirm the id (the IDOR class issue 11 asks us to close).
+  would confirm the id to a caller guessing ids (insecure direct object reference).
 - A job's owner is its key id (the first 16 hex digits of the key's sha256), stored in the job record: not the
   key, and stable when the key's name changes in the keys file.
 - A signed stream token (api/stream_tokens.py) stands in for a key only on routes marked

@@ -1,8 +1,8 @@
 """Request bodies are bounded while they are read: a 413 as soon as the bytes pass the limit, not after parsing.
 
 A body over MAX_JSON_BODY_BYTES (uploads: MAX_UPLOAD_REQUEST_BYTES) is refused from its Content-Length before a
-byte is read, and a body sent without one (chunked) when its running count passes the limit (issue 11: a 64 MB
-`/v1/queries` body was parsed in full before its 413). Pure ASGI, so nothing is buffered here.
+byte is read, and a body sent without one (chunked) when its running count passes the limit (otherwise a 64 MB
+`/v1/queries` body is parsed in full before its 413). Pure ASGI, so nothing is buffered here.
 """
 
 from __future__ import annotations

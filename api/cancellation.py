@@ -3,10 +3,10 @@
 A `/stream_chat` or streaming `/v1/chat/completions` client asked the question on the same request, so when it
 disconnects before the end and no client is back on the job's stream within STREAM_ABANDON_GRACE_S (an
 EventSource reconnect with Last-Event-ID, on any API process), the answer is cancelled the way DELETE does it,
-so the worker stops paying the upstream LLM (issue 11: 550 abandoned streams all ran to the end). Who is back
+so the worker stops paying the upstream LLM (otherwise every abandoned stream runs to its end). Who is back
 is read from Redis (PUBSUB NUMSUB of the job's channel: every API process's hub subscribes to it while it has
-a client on it). Do not fix: `/v1/queries/{id}/stream` is not watched; that job was created by a POST and is
-its owner's to cancel with DELETE.
+a client on it). Deliberately, `/v1/queries/{id}/stream` is not watched, because that job was created by a
+POST and is its owner's to cancel with DELETE.
 """
 
 from __future__ import annotations

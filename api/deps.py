@@ -1,7 +1,8 @@
 """Typed dependencies made in the lifespan: settings, Redis clients, the Celery app, the query sender; the caller.
 
 Every dependency of the API is `async def`: FastAPI runs a plain `def` one in the thread pool, a thread hop per
-dependency per request (seven on `/stream_chat`, about a tenth of the API's CPU per answer under load, issue 9).
+dependency per request (seven on `/stream_chat`, about a tenth of the API's CPU per answer under load;
+docs/benchmarks.md).
 tests/unit/test_dependencies.py keeps it that way.
 """
 

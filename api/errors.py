@@ -65,7 +65,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = HTTP_CODES.get(exc.status_code, "http_error")
         headers = dict(exc.headers or {})
-        if exc.status_code == 405:  # RFC 9110: a 405 lists what the resource allows (issue 11)
+        if exc.status_code == 405:  # RFC 9110 §15.5.6: a 405 must list what the resource allows
             headers["Allow"] = allowed_methods(request)
         return error_json(exc.status_code, code, str(exc.detail), headers)
 

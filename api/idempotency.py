@@ -1,14 +1,14 @@
 """Idempotency-Key on job submissions: a retried submit with the same key and body returns the same job.
 
-A client that loses its connection before it saw the answer (issue 13: "Server disconnected without sending
-a response") cannot know whether its job was created. With an `Idempotency-Key` header it can simply send
+A client that loses its connection before it saw the answer (httpx: "Server disconnected without sending a
+response") cannot know whether its job was created. With an `Idempotency-Key` header it can simply send
 the request again: the same key with the same request returns the first job's response (same `job_id`,
 status and body, plus `Idempotent-Replayed: true`); the same key with another request is refused with 409
 `idempotency_key_reused`.
 
 Deliberate choices:
 - Keys are scoped per route (`queries`, `documents`, `index-jobs`) and per API key (api/auth.py): another
-  caller sending the same Idempotency-Key gets a job of its own, never the first caller's (issue 11). The
+  caller sending the same Idempotency-Key gets a job of its own, never the first caller's. The
   collection in the path is part of the fingerprint, so one key reused for another collection is a 409.
 - Race-safe: the first request reserves the key with SET NX (fingerprint plus a pending marker), creates the
   job, then stores the response. A concurrent request with the same key waits for that response instead of

@@ -42,7 +42,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         app.state.store = await run_in_threadpool(open_store, settings)
     except StoreUnavailableError as exc:
-        # One line a person can act on, then stop (issue 8). Any exception out of a lifespan makes uvicorn print
+        # One line a person can act on, then stop. Any exception out of a lifespan makes uvicorn print
         # a traceback, which buries the line; nothing has been started yet, so leaving at once is safe.
         print(f"ragqueue api: cannot start: {exc}", file=sys.stderr, flush=True)
         os._exit(3)

@@ -2,10 +2,10 @@
 
 A connection per SSE client would cost Redis a client per stream (hundreds under load) and the API a
 subscribe round trip per stream; here a stream's subscription is a queue registered under its channel.
-A reader task routes each message to the queues of its channel. Do not fix: if the connection drops,
-redis-py reconnects and re-subscribes on the next read, and messages published meanwhile are lost; the
+A reader task routes each message to the queues of its channel. If the connection drops, redis-py reconnects
+and re-subscribes on the next read, and messages published meanwhile are deliberately left lost, because the
 relay re-reads the replay buffer whenever its stream is quiet, which is what makes that safe.
-An unsubscribe while Redis is away (a restart, issue 11) is not lost: redis-py would subscribe that channel
+An unsubscribe while Redis is away (a restart) is not lost: redis-py would subscribe that channel
 again on reconnecting, so after a reconnect the hub drops every channel no stream holds any more (a channel
 left subscribed would also look like a listener to api/cancellation.py).
 """

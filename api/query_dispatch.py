@@ -4,7 +4,7 @@ A question goes out at once when nothing is being sent. Questions that arrive wh
 for it, then go out together as one `answer_queries` task of at most QUERY_BATCH_MAX requests
 (shared/jobs/tasks.py, `QueryBatchTask`). No question waits for a timer: batches form only while the
 broker is busy, which is exactly when one message per question would queue up behind the worker's Celery
-consumer (docs/benchmarks.md, issue 9).
+consumer (docs/benchmarks.md).
 
 A lone question keeps its job id as its Celery task id, so Flower shows it under that id. A batch gets an id
 of its own: revoking one job's id (a cancel) must never revoke the other questions sent with it.

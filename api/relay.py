@@ -1,8 +1,8 @@
 """Relay a query job's events from Redis to one client: subscribe, replay what was missed, then go live.
 
 Pub/sub is at-most-once, so the relay subscribes before it reads the replay buffer, and drops anything
-whose seq it already sent. Do not fix: events can arrive twice (buffer and live) by design;
-the seq check is what makes delivery exactly-once. While the stream is quiet the relay is also the
+whose seq it already sent. Events deliberately arrive twice (buffer and live), because reading both is what
+leaves no gap; the seq check is what makes delivery exactly-once. While the stream is quiet the relay is also the
 watchdog: a running job without a heartbeat gets its terminal `error` written to the log, which then
 reaches every subscriber the normal way. A disconnecting client cancels the generator, and the `finally`
 frees the pub/sub connection at once.
@@ -93,9 +93,9 @@ async def relay_events(
                     # Live messages were missed: fill the gap from the buffer (which holds these events too).
                     batch = await buffered_events(redis, job_id, last)
     except (RedisConnectionError, RedisTimeoutError):
-        # Redis went away mid-stream (a restart): end this connection with an error instead of cutting it
-        # (issue 11). The event is not in the job's log: its id repeats the last seq sent, so a reconnect with
-        # it resumes the job where this stream stopped once Redis is back.
+        # Redis went away mid-stream (a restart): end this connection with an error instead of cutting it, so
+        # the client learns why its stream stopped. The event is not in the job's log: its id repeats the last
+        # seq sent, so a reconnect with it resumes the job where this stream stopped once Redis is back.
         yield [lost_redis_event(last)]
     finally:
         await subscription.close()

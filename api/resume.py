@@ -21,7 +21,7 @@ from shared.settings import Settings
 from shared.streams.replay_log import TERMINAL_FIELD
 
 JOB_ID_SEPARATOR = ":"
-# A seq is a bounded ASCII integer: `str.isdigit()` accepts '²' and int() a 5,000-digit number (issue 11), and a
+# A seq is a bounded ASCII integer: `str.isdigit()` accepts '²' and int() a 5,000-digit number, and a
 # seq past 2**63 breaks the Redis stream id it becomes. 18 digits stay below that with room for `after + 1`.
 SEQ_RULE = re.compile(r"[0-9]{1,18}")
 
@@ -73,7 +73,7 @@ async def already_ended(redis: aioredis.Redis, settings: Settings, job_id: str, 
     """True when the client saw the terminal event (204 then); 410 when the events it needs are gone.
 
     Gone means: a resume finds no buffer, or any stream finds none for a job that ended (its buffer outlived by its
-    record, REPLAY_TTL_S against JOB_TTL_S), which would otherwise wait forever for events (issue 11).
+    record, REPLAY_TTL_S against JOB_TTL_S), which would otherwise wait forever for events.
     """
     ended = await terminal_seq(redis, job_id)
     if ended is not None:

@@ -16,7 +16,7 @@ from shared.store.retrieval import DEFAULT_MODE, RetrievalMode
 
 CollectionName = Annotated[str, StringConstraints(pattern=COLLECTION_NAME_RULE)]
 
-# Paging offsets stay within every database's integer (SQLite overflowed at 2**63, issue 11).
+# Paging offsets stay within every database's integer (SQLite's OFFSET overflows at 2**63).
 MAX_OFFSET = 2**31 - 1
 
 

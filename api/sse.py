@@ -10,7 +10,8 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from api.relay import EventBatch
 from shared.settings import Settings
 
-# Proxies must neither cache nor buffer a token stream (issue 4, "Heartbeats and proxies").
+# Proxies must neither cache nor buffer a token stream: a buffering proxy (nginx unless told
+# `X-Accel-Buffering: no`) holds tokens back until its buffer fills (docs/operations.md, "Keep-alive and proxies").
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 

@@ -69,7 +69,8 @@ class Settings(BaseSettings):
     TOP_K: int = 4
     MAX_QUESTION_CHARS: int = 2000
     # Earlier turns a chat request (POST /v1/chat/completions) may carry, and their characters together: more gets
-    # 422 `history_too_long` instead of reaching the worker (issue 11: 12 MB of history was accepted).
+    # 422 `history_too_long` instead of reaching the worker (without a bound, megabytes of history
+    # would be accepted and sent on to the LLM).
     MAX_HISTORY_TURNS: int = Field(default=20, ge=0)
     MAX_HISTORY_CHARS: int = Field(default=20_000, ge=0)
     # Texts handed to the embedding model per call (the Zhipu embedding splits them into requests).
@@ -117,13 +118,14 @@ class Settings(BaseSettings):
     CORS_ORIGINS: list[str] | None = None
     # Seconds uvicorn keeps an idle keep-alive connection open. It must outlast every client's and proxy's
     # idle timeout (httpx 5 s, nginx upstream keepalive 60 s), or a request sent on a connection the server
-    # is closing dies with "Server disconnected without sending a response" (issue 13; uvicorn's default: 5).
+    # is closing dies with "Server disconnected without sending a response" (docs/operations.md, "Keep-alive and
+    # proxies"; uvicorn's default: 5).
     API_KEEPALIVE_S: int = Field(default=75, ge=1)
     # How long an Idempotency-Key remembers the job it created (POST /v1/queries, uploads, index jobs).
     IDEMPOTENCY_TTL_S: int = Field(default=24 * 3600, ge=60)
     REPLAY_TTL_S: int = 3600
     # Answer text is published as one `token` event per window at most (the first piece at once): fewer events,
-    # less CPU per answer in worker and API (issue 9). 0 publishes every piece as its own event.
+    # less CPU per answer in worker and API (docs/benchmarks.md). 0 publishes every piece as its own event.
     TOKEN_COALESCE_MS: float = Field(default=15.0, ge=0, le=1000)
     JOB_TTL_S: int = 7 * 24 * 3600
     PING_INTERVAL_S: float = 15.0
@@ -136,7 +138,7 @@ class Settings(BaseSettings):
     TASK_SOFT_TIME_LIMIT_S: int = 1800
     TASK_TIME_LIMIT_S: int = 1900
 
-    # Admission control (issue 10): past this many query jobs queued or running (all API processes together),
+    # Admission control (api/admission.py): past this many query jobs queued or running (all API processes together),
     # new questions get 429 with Retry-After ADMISSION_RETRY_AFTER_S instead of waiting in the queue.
     MAX_QUEUED_QUERIES: int = Field(default=1000, ge=1)
     ADMISSION_RETRY_AFTER_S: int = Field(default=5, ge=1)
@@ -151,12 +153,14 @@ class Settings(BaseSettings):
     # ends queries whose worker died and queries left queued past QUEUE_TIMEOUT_S, with or without a listener.
     REAPER_INTERVAL_S: float = Field(default=5.0, gt=0)
     # Uploads no document of any collection refers to are deleted once older than UPLOAD_GC_GRACE_S (so a file
-    # whose index job has not run yet is kept), by the reaper at most every UPLOAD_GC_INTERVAL_S (issue 11).
+    # whose index job has not run yet is kept), by the reaper at most every UPLOAD_GC_INTERVAL_S, so uploads
+    # never indexed do not fill the disk.
     UPLOAD_GC_GRACE_S: float = Field(default=24 * 3600.0, ge=0)
     UPLOAD_GC_INTERVAL_S: float = Field(default=3600.0, gt=0)
 
     # A `/stream_chat` or streaming `/v1/chat/completions` answer whose client left is cancelled upstream when no
-    # client is back on its stream within this many seconds (an EventSource reconnect resumes it); issue 11.
+    # client is back on its stream within this many seconds (an EventSource reconnect resumes it), so the LLM
+    # stops generating for nobody.
     STREAM_ABANDON_GRACE_S: float = Field(default=10.0, ge=0)
 
     # Log lines as JSON objects (with the job id) instead of text; secrets are redacted either way.
@@ -164,7 +168,7 @@ class Settings(BaseSettings):
 
     # Flower's basic auth, `user:password` (comma-separated for several users). Named as Flower's own option
     # because Flower reads every FLOWER_* environment variable as an option and exits on one it does not know.
-    # No default: `make up` generates one into .env on first run (issue 10).
+    # No default, which every deployment would share: `make up` generates one into .env on first run.
     FLOWER_BASIC_AUTH: SecretStr | None = None
 
     @field_validator("FLOWER_BASIC_AUTH", mode="before")

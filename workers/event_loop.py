@@ -20,7 +20,7 @@ T = TypeVar("T")
 
 class EventLoopThread:
     def __init__(self) -> None:
-        self.loop = uvloop.new_event_loop()  # libuv's loop: less CPU per wake-up than asyncio's (issue 9)
+        self.loop = uvloop.new_event_loop()  # libuv's loop: less CPU per wake-up than asyncio's (docs/benchmarks.md)
         self._thread = threading.Thread(target=self.loop.run_forever, name="answer-loop", daemon=True)
         self._thread.start()
 

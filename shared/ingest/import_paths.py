@@ -51,7 +51,8 @@ def _inside(path: Path, roots: Sequence[Path]) -> bool:
 def display_path(path: Path, settings: Settings) -> str:
     """How a server-side path is shown to users: relative to DATA_DIR/import, else `<root folder>/<relative>`.
 
-    Never the absolute server path (issue 11): errors, job results and a document's `source` use this.
+    Never the absolute server path, which would show callers the server's layout: errors, job results and a
+    document's `source` use this.
     """
     if path == settings.import_dir or path.is_relative_to(settings.import_dir):
         return path.relative_to(settings.import_dir).as_posix() or "."

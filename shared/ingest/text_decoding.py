@@ -5,8 +5,8 @@ page declares in its first bytes, then strict UTF-8, then strict GB18030 (a supe
 the usual legacy encoding of Chinese files). A file none of these decode, or whose decoding holds NUL
 characters (binary data, or UTF-16 without a byte-order mark), is refused rather than indexed as mojibake.
 
-Do not fix: no statistical detection (charset-normalizer, chardet). It is unreliable on short texts, and
-a wrong guess indexes mojibake silently; a refusal tells the user to re-save the file as UTF-8.
+Deliberately no statistical detection (charset-normalizer, chardet), because it is unreliable on short texts
+and a wrong guess indexes mojibake silently; a refusal tells the user to re-save the file as UTF-8.
 """
 
 from __future__ import annotations

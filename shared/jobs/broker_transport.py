@@ -1,4 +1,4 @@
-"""kombu's Redis transport, with one fix so a worker survives Redis restarting while it runs a task (issue 11).
+"""kombu's Redis transport, with one fix so a worker survives Redis restarting while it runs a task.
 
 Do not remove without re-running tests/integration/test_faults.py: with kombu 5.7 and Celery 5.7, when the
 broker connection drops while a late-acked task runs, the consumer first collects the connection (which

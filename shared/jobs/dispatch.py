@@ -62,7 +62,7 @@ def create_celery(settings: Settings, include: Sequence[str] = ()) -> Celery:
         # Above the hard time limit, or a long task is delivered a second time while still running.
         broker_transport_options={"visibility_timeout": settings.TASK_TIME_LIMIT_S + 600},
         broker_connection_retry_on_startup=True,
-        # kombu's Redis transport with a fix that lets a worker reconnect after Redis restarts mid-task (issue 11).
+        # kombu's Redis transport with a fix that lets a worker reconnect after Redis restarts mid-task.
         broker_transport=broker_transport.TRANSPORT if settings.REDIS_URL.startswith("redis://") else None,
         worker_send_task_events=True,  # Flower
         task_send_sent_event=True,

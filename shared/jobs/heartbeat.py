@@ -1,7 +1,8 @@
 """A worker's heartbeat for one running job: an expiring Redis key refreshed by a background thread.
 
 A watchdog that finds a job `running` with no heartbeat knows its worker died (killed, OOM, host lost)
-and ends the job's stream with `error` `worker_lost` (issue 4: "a terminal event, always").
+and ends the job's stream with `error` `worker_lost`: every stream ends with a terminal event, even when its
+worker is gone.
 """
 
 from __future__ import annotations

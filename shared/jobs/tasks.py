@@ -61,7 +61,7 @@ class QueryTask(TaskRequest):
 
 
 class QueryBatchTask(TaskMessage):
-    """Queries an API process received while it was sending the previous task message, sent as one (issue 9).
+    """Queries an API process received while it was sending the previous task message, sent as one.
 
     Taking a message off the queue costs a worker's Celery consumer several Redis round trips and task events;
     in a burst of questions that, not the answers, limited how fast answers could start. Each request is

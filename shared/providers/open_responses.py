@@ -2,8 +2,8 @@
 
 Breaking out of a LlamaIndex streaming generator does not close the SDK's HTTP response (it stays open
 until garbage collection), so the upstream LLM would keep generating for nobody. An httpx response hook
-records every response per thread; `close_all()` closes the current thread's (issue 4: cancel "stops the
-upstream LLM call within one chunk").
+records every response per thread; `close_all()` closes the current thread's, so a cancel stops the upstream
+LLM call within one chunk.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 Ollama, DeepSeek) through the asynchronous `openai` client.
 
 Truly asynchronous: one event loop per worker process holds many answers at once, with no thread per answer
-and no per-chunk thread hop (LlamaIndex's ZhipuAI `astream_chat` calls the sync SDK underneath, issue 9).
+and no per-chunk thread hop (LlamaIndex's ZhipuAI `astream_chat` calls the sync SDK underneath).
 The SDK sends the request and parses the upstream's SSE; we only read `choices[0].delta.content`. Leaving the
 `async with` closes the upstream response, which is how a cancel stops the LLM.
 """

@@ -1,4 +1,4 @@
-"""Several questions embedded at once: one request where the embedding model takes a list (issue 9)."""
+"""Several questions embedded at once: one request where the embedding model takes a list."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Retrieval modes a query may ask for, and how deep hybrid mode looks before fusing (issue 3).
+"""Retrieval modes a query may ask for, and how deep hybrid mode looks before fusing.
 
 The search itself runs inside each engine (`CollectionStore.retrieve`): vector, keyword (BM25-style), or
 both fused with reciprocal rank fusion.

@@ -3,7 +3,7 @@
 The embedded engine gives every chunk a sequence number (`chunks.seq`, AUTOINCREMENT, so never reused) and
 logs every removed chunk's number in `removed` (by a trigger). A reader remembers the last of each it has
 seen; before a search it appends the chunks written since and masks those removed since. A write therefore
-costs the next query only the rows it wrote, never a reload of the collection (issue 8).
+costs the next query only the rows it wrote, never a reload of the collection.
 
 Deliberate choices:
 - The matrix grows by doubling, so appending n rows costs O(n) amortised, not a copy of the whole matrix.

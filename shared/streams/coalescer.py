@@ -1,6 +1,6 @@
 """Coalescing answer text into `token` events: the first piece at once, then at most one event per window.
 
-Every event costs a Redis script call in the worker and a relay step and an SSE frame in the API (issue 9),
+Every event costs a Redis script call in the worker and a relay step and an SSE frame in the API (docs/benchmarks.md),
 so pieces that arrive within one window travel together. The text is unchanged, only regrouped; event ids
 stay dense because each flush is one event. The clock is passed in, so the rule is testable without sleeping.
 """

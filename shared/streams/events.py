@@ -130,7 +130,7 @@ class ErrorCode(StrEnum):
     QUEUE_TIMEOUT = "queue_timeout"
     NOT_FOUND = "not_found"
     EMBEDDING_MISMATCH = "embedding_mismatch"
-    # The API lost Redis while relaying a stream (issue 11); the job itself may still end otherwise.
+    # The API lost Redis while relaying a stream; the job itself may still end otherwise.
     REDIS_UNAVAILABLE = "redis_unavailable"
 
 

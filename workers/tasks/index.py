@@ -73,7 +73,7 @@ def index_documents(self: Task, request: dict[str, Any]) -> dict[str, Any]:
     batches = [items[i : i + size] for i in range(0, len(items), size)]
     queue_documents(rt.redis, job_id, [(item.name, item.doc_id) for item in items], settings.JOB_TTL_S)
     skipped_report = IndexProgress(rt.redis, job_id, 0, settings.JOB_TTL_S)
-    for entry in skipped:  # listed as failed documents, so the job's result and statuses name them (issue 11)
+    for entry in skipped:  # listed as failed documents, so the job's result and statuses name them
         skipped_report.document(entry.name, "", DocStatus.FAILED, error=f"skipped: {entry.reason}")
     rt.redis.hset(keys.job_key(job_id), mapping={JobField.FILES: len(items), JobField.BATCHES: len(batches)})
     job.running("loading")
@@ -88,7 +88,7 @@ def _plan(rt: Runtime, task: IndexTask) -> tuple[list[IndexItem], list[SkippedFi
         store.check_embedding(rt.embed_model_name)
     if task.items is not None:
         return task.items, []
-    # Every file found while walking is resolved and re-checked against the roots (issue 11: symlink escape).
+    # Every file found while walking is resolved and re-checked against the roots: a symlink must not escape them.
     listing = find_import_files([resolve_import_path(p, rt.settings) for p in task.paths or []], rt.settings)
     return [path_item(f, display_path(f, rt.settings)) for f in listing.files], listing.skipped
 
@@ -151,7 +151,7 @@ def _index_batch(rt: Runtime, progress: IndexProgress, collection: str, items: l
                 check_import_file(Path(item.path), settings)
             documents.append((item, load_and_split(local, splitter, limits)))
         except Exception as exc:  # one broken file fails alone; the rest are indexed
-            # Named as the user knows it, not by where the server keeps it (issue 11: no absolute server paths).
+            # Named as the user knows it, never by the absolute path where the server keeps it.
             error = f"{type(exc).__name__}: {exc}".replace(local.path, item.name).replace(item.path, item.name)
             progress.document(item.name, item.doc_id, DocStatus.FAILED, error=error)
             progress.documents_done += 1
