@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from urllib.parse import urlsplit
 
@@ -19,6 +21,16 @@ from shared.settings import Settings
 job_id_var: ContextVar[str | None] = ContextVar("ragqueue_job_id", default=None)
 REDACTED = "***"
 PLAIN_FORMAT = "[%(asctime)s: %(levelname)s/%(processName)s] %(message)s"
+
+
+@contextmanager
+def logging_job(job_id: str) -> Iterator[None]:
+    """Log lines inside carry `job_id`; the id they carried before comes back after."""
+    token = job_id_var.set(job_id)
+    try:
+        yield
+    finally:
+        job_id_var.reset(token)
 
 
 def secrets_of(settings: Settings) -> list[str]:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
+from shared.jobs.tasks import INDEX_BATCH_TASK
 from tests.conftest import client_for, copy_sample_docs, stack_env
 from tests.fakes.zhipu_server import ZhipuFakeServer
 from tests.support.jobs import index_and_wait, wait_for_job
@@ -23,7 +26,8 @@ def json_stack(
 ) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("jsonlogs")
     env = stack_env(redis_server, "jsonlogs", root, zhipu_server)
-    env.update(LOG_JSON="1", FLOWER_BASIC_AUTH=f"ops:{FLOWER_PASSWORD}")
+    # One file per index batch: the three sample documents make three batch tasks.
+    env.update(LOG_JSON="1", FLOWER_BASIC_AUTH=f"ops:{FLOWER_PASSWORD}", INDEX_BATCH_FILES="1")
     stack = Stack("jsonlogs", env, root).start([("worker", "index,query", "threads", 2)])
     yield stack
     stack.stop()
@@ -37,11 +41,37 @@ def test_worker_logs_are_json_lines_with_the_job_id_and_no_secret(json_stack: St
         asked = response.json()["job_id"]
         assert wait_for_job(client, asked)[0]["state"] == "succeeded"
 
-    text = (json_stack.log_dir / "jsonlogs-worker.log").read_text()
-    lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    lines = _worker_lines(json_stack)
     by_job = {line.get("job_id") for line in lines}
     assert {indexed["id"], asked} <= by_job
     assert any(line["message"] == "ragqueue.answer_query ended: SUCCESS" and line["job_id"] == asked for line in lines)
     for name in ("worker", "api"):
         log = (json_stack.log_dir / f"jsonlogs-{name}.log").read_text()
         assert json_stack.env["ZHIPU_API_KEY"] not in log and FLOWER_PASSWORD not in log
+
+
+def test_an_index_batch_task_logs_under_its_job_id(json_stack: Stack) -> None:
+    with client_for(json_stack) as client:
+        copy_sample_docs(json_stack, "batched")
+        job = index_and_wait(client, "batched", ["batched"])
+    assert job["state"] == "succeeded" and job["files"] == 3  # three batch tasks
+
+    def batch_lines(event: str) -> list[dict[str, Any]]:
+        message = f"{INDEX_BATCH_TASK} {event}"
+        return [
+            line
+            for line in _worker_lines(json_stack)
+            if line["logger"].startswith("ragqueue") and line["message"].startswith(message)
+        ]
+
+    # A batch logs its end after the job's record says succeeded (the last batch finalises it first).
+    deadline = time.monotonic() + 10
+    while len([line for line in batch_lines("ended") if line.get("job_id") == job["id"]]) < 3:
+        assert time.monotonic() < deadline, [line.get("job_id") for line in batch_lines("ended")]
+        time.sleep(0.1)
+    assert [line.get("job_id") for line in batch_lines("started")].count(job["id"]) == 3
+
+
+def _worker_lines(stack: Stack) -> list[dict[str, Any]]:
+    text = (stack.log_dir / "jsonlogs-worker.log").read_text()
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]

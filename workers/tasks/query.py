@@ -16,6 +16,7 @@ from celery import Task
 from shared.jobs.heartbeat import Heartbeat
 from shared.jobs.record_writer import JobStore
 from shared.jobs.tasks import QUERY_BATCH_TASK, QUERY_TASK, QueryBatchTask, QueryTask
+from shared.ops.log_setup import logging_job
 from shared.ops.metrics_store import record_answer
 from shared.providers.query_embeddings import embed_queries
 from shared.providers.upstream_errors import classify_upstream_error
@@ -100,6 +101,13 @@ def _query_vectors(rt: Runtime, asks: list[QueryTask]) -> dict[str, list[float]]
 
 
 def _answer(rt: Runtime, task: QueryTask, query_vector: list[float] | None = None) -> dict[str, Any]:
+    # A batch's task logs under the batch's id (workers/log_signals.py); each of its questions under its own job's,
+    # in the task's thread or a pool thread, and on the event loop (its coroutine copies this context).
+    with logging_job(task.job_id):
+        return _answer_job(rt, task, query_vector)
+
+
+def _answer_job(rt: Runtime, task: QueryTask, query_vector: list[float] | None) -> dict[str, Any]:
     job_id = task.job_id
     settings = rt.settings
     job = JobStore(rt.redis, job_id, settings.JOB_TTL_S)
