@@ -38,8 +38,6 @@ from workers.loaders.sections import Row, Section, UnreadableDocument
 if TYPE_CHECKING:
     from openpyxl.worksheet._read_only import ReadOnlyWorksheet
 
-# Old binary Office files (.xls, .ppt) and password-protected OOXML files are OLE compound files, not zips.
-OLE_SIGNATURE = bytes.fromhex("d0cf11e0a1b11ae1")
 # What openpyxl raises on a file that is not a well-formed workbook (defusedxml's refusals are ValueErrors).
 _BROKEN_WORKBOOK = (
     zipfile.BadZipFile,
@@ -71,17 +69,7 @@ class CellBudget:
             )
 
 
-def is_ole_file(path: Path) -> bool:
-    """True for a legacy binary Office file or an encrypted OOXML one, which no zip reader opens."""
-    with path.open("rb") as fh:
-        return fh.read(len(OLE_SIGNATURE)) == OLE_SIGNATURE
-
-
 def load_xlsx(path: Path, limits: LoadLimits) -> list[Section]:
-    if is_ole_file(path):
-        raise UnreadableDocument(
-            "a password-protected workbook or an old binary .xls file: save it as .xlsx without a password"
-        )
     # Imported here: openpyxl takes some 0.4 s to import, and CSV and slides (read with this module) need none of it.
     import openpyxl
 

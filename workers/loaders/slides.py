@@ -31,7 +31,7 @@ from pptx.text.text import TextFrame
 
 from workers.loaders.limits import LoadLimits
 from workers.loaders.sections import Section, UnreadableDocument
-from workers.loaders.sheets import failure_reason, is_ole_file, labelled_row
+from workers.loaders.sheets import failure_reason, labelled_row
 
 NOTES_LABEL = "Notes:"
 _MAX_TITLE_CHARS = 60
@@ -40,10 +40,6 @@ _BROKEN_PRESENTATION = (PythonPptxError, zipfile.BadZipFile, KeyError, ValueErro
 
 
 def load_pptx(path: Path, limits: LoadLimits) -> list[Section]:
-    if is_ole_file(path):
-        raise UnreadableDocument(
-            "a password-protected presentation or an old binary .ppt file: save it as .pptx without a password"
-        )
     try:
         slides = pptx.Presentation(str(path)).slides
         sections = [slide_section(slide, number) for number, slide in enumerate(slides, 1)]
