@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, cast
 
@@ -17,6 +17,7 @@ from api.responses import EVENT_STREAM, errors, no_content, text_response
 from api.schemas import MAX_OFFSET, JobId
 from api.sse import STREAM_HEADERS
 from shared import keys
+from shared.jobs.document_status import DocStatus, DocumentStatus
 from shared.jobs.records import FINAL_STATES, JobKind, JobRecord, JobState
 from shared.streams.events import JobEventName
 
@@ -102,18 +103,9 @@ async def job_events(
     )
 
 
-class DocumentStatus(BaseModel):
-    name: str
-    doc_id: str
-    status: str
-    chunks: int
-    error: str | None
-    worker: str | None = None
-
-
 class JobDocuments(BaseModel):
     job_id: str
-    counts: dict[str, int]
+    counts: dict[DocStatus, int]  # of every document of the job, whatever `status` filtered
     documents: list[DocumentStatus]
 
 
@@ -127,14 +119,12 @@ async def job_documents(
     job_id: JobId,
     redis: RedisDep,
     principal: PrincipalDep,
-    status: Annotated[str | None, Query(description="Only documents with this status")] = None,
+    status: Annotated[DocStatus | None, Query(description="Only documents with this status")] = None,
 ) -> JobDocuments:
     await load_job_for(redis, job_id, principal)
     raw = cast(dict[str, str], await redis.hgetall(keys.job_documents_key(job_id)))  # type: ignore[misc]
-    documents = [DocumentStatus(name=name, **json.loads(value)) for name, value in sorted(raw.items())]
-    counts: dict[str, int] = {}
-    for doc in documents:
-        counts[doc.status] = counts.get(doc.status, 0) + 1
+    documents = [DocumentStatus.from_stored(name, value) for name, value in sorted(raw.items())]
+    counts = dict(Counter(doc.status for doc in documents))
     if status:
         documents = [d for d in documents if d.status == status]
     return JobDocuments(job_id=job_id, counts=counts, documents=documents)

@@ -8,14 +8,13 @@ only that one, finalises the job.
 
 from __future__ import annotations
 
-import json
 import time
-from enum import StrEnum
 from typing import Any, cast
 
 import redis
 
 from shared import keys
+from shared.jobs.document_status import DocStatus, DocumentStatus
 from shared.ops import metrics_store
 
 PROGRESS_SCRIPT = """
@@ -42,14 +41,6 @@ redis.call('EXPIRE', KEYS[1], ARGV[3])
 if added == 1 and redis.call('SCARD', KEYS[1]) == tonumber(ARGV[2]) then return 1 end
 return 0
 """
-
-
-class DocStatus(StrEnum):
-    QUEUED = "queued"
-    INDEXING = "indexing"
-    INDEXED = "indexed"
-    UNCHANGED = "unchanged"
-    FAILED = "failed"
 
 
 class IndexProgress:
@@ -84,12 +75,11 @@ class IndexProgress:
         code: str | None = None,
     ) -> None:
         """Record a document's status; a failed one's `error` says why, `code` (if any) is a stable error code."""
-        fields = {"doc_id": doc_id, "status": status.value, "chunks": chunks, "error": error, "worker": self.worker}
-        if code:
-            fields["code"] = code
-        value = json.dumps(fields)
+        value = DocumentStatus(
+            name=name, doc_id=doc_id, status=status, chunks=chunks, error=error, code=code, worker=self.worker
+        )
         pipe = self.client.pipeline(transaction=False)
-        pipe.hset(keys.job_documents_key(self.job_id), name, value)
+        pipe.hset(keys.job_documents_key(self.job_id), name, value.stored())
         pipe.expire(keys.job_documents_key(self.job_id), self.ttl_s)
         if status == DocStatus.INDEXED and chunks:  # for `/metrics`: chunks indexed per second
             pipe.hincrby(keys.metric_counters_key(), metrics_store.field(metrics_store.INDEX_CHUNKS), chunks)
@@ -114,13 +104,13 @@ def queue_documents(client: redis.Redis, job_id: str, names_and_ids: list[tuple[
     for start in range(0, len(names_and_ids), 1000):
         part = names_and_ids[start : start + 1000]
         mapping = {
-            name: json.dumps({"doc_id": doc_id, "status": DocStatus.QUEUED.value, "chunks": 0, "error": None})
-            for name, doc_id in part
+            name: DocumentStatus(name=name, doc_id=doc_id, status=DocStatus.QUEUED).stored() for name, doc_id in part
         }
         client.hset(key, mapping=cast(Any, mapping))
     client.expire(key, ttl_s)
 
 
-def document_statuses(client: redis.Redis, job_id: str) -> dict[str, dict[str, Any]]:
+def document_statuses(client: redis.Redis, job_id: str) -> list[DocumentStatus]:
+    """Every document of the job, by name."""
     raw = cast(dict[str, str], client.hgetall(keys.job_documents_key(job_id)))
-    return {name: json.loads(value) for name, value in raw.items()}
+    return [DocumentStatus.from_stored(name, value) for name, value in sorted(raw.items())]

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import re
 import time
 import uuid
 from enum import StrEnum
-from typing import Any
 
 from pydantic import BaseModel
+
+from shared.jobs.index_result import IndexResult
+from shared.streams.events import DonePayload
 
 
 class JobState(StrEnum):
@@ -74,7 +75,7 @@ class JobRecord(BaseModel):
     collection: str | None = None
     progress: Progress = Progress()
     files: int | None = None
-    result: dict[str, Any] | None = None
+    result: IndexResult | DonePayload | None = None  # by `kind`: a query's result is its `done` event's data
     error: JobError | None = None
     created_at: float
     updated_at: float
@@ -110,15 +111,13 @@ def initial_fields(job_id: str, kind: JobKind, collection: str | None, owner: st
     }
 
 
-def final_fields(state: JobState, result: BaseModel | dict[str, Any] | None, error: JobError | None) -> dict[str, str]:
+def final_fields(state: JobState, result: IndexResult | DonePayload | None, error: JobError | None) -> dict[str, str]:
     """Hash fields written when a job ends (by shared/jobs/record_writer.py or shared/streams/endings.py)."""
     if state not in FINAL_STATES:
         raise ValueError(f"{state} is not a final state")
     fields = {JobField.STATE.value: state.value, JobField.STAGE.value: "", JobField.UPDATED_AT.value: str(time.time())}
-    if isinstance(result, BaseModel):
+    if result is not None:
         fields[JobField.RESULT] = result.model_dump_json()
-    elif result is not None:
-        fields[JobField.RESULT] = json.dumps(result, ensure_ascii=False)
     if error is not None:
         fields[JobField.ERROR] = error.model_dump_json()
     return fields
@@ -127,9 +126,10 @@ def final_fields(state: JobState, result: BaseModel | dict[str, Any] | None, err
 def parse_job(fields: dict[str, str]) -> JobRecord:
     """Rebuild a JobRecord from the Redis hash (decoded strings)."""
     f = JobField
+    kind = JobKind(fields[f.KIND])
     return JobRecord(
         id=fields[f.ID],
-        kind=JobKind(fields[f.KIND]),
+        kind=kind,
         state=JobState(fields[f.STATE]),
         collection=fields.get(f.COLLECTION) or None,
         progress=Progress(
@@ -140,8 +140,12 @@ def parse_job(fields: dict[str, str]) -> JobRecord:
             documents_total=int(fields[f.FILES]) if fields.get(f.FILES) else None,
         ),
         files=int(fields[f.FILES]) if fields.get(f.FILES) else None,
-        result=json.loads(fields[f.RESULT]) if fields.get(f.RESULT) else None,
+        result=_result(kind, fields[f.RESULT]) if fields.get(f.RESULT) else None,
         error=JobError.model_validate_json(fields[f.ERROR]) if fields.get(f.ERROR) else None,
         created_at=float(fields[f.CREATED_AT]),
         updated_at=float(fields.get(f.UPDATED_AT, fields[f.CREATED_AT])),
     )
+
+
+def _result(kind: JobKind, stored: str) -> IndexResult | DonePayload:
+    return (IndexResult if kind == JobKind.INDEX else DonePayload).model_validate_json(stored)

@@ -28,8 +28,10 @@ from shared.ingest.import_paths import (
 )
 from shared.ingest.items import IndexItem, path_item
 from shared.jobs.dispatch import send
+from shared.jobs.document_status import DocStatus
 from shared.jobs.heartbeat import Heartbeat
-from shared.jobs.index_progress import DocStatus, IndexProgress, document_statuses, queue_documents
+from shared.jobs.index_progress import IndexProgress, document_statuses, queue_documents
+from shared.jobs.index_result import IndexResult
 from shared.jobs.record_writer import JobStore
 from shared.jobs.records import JobError, JobField, JobState
 from shared.jobs.tasks import INDEX_BATCH_TASK, INDEX_TASK, IndexBatchTask, IndexTask
@@ -42,7 +44,6 @@ from workers.loaders.limits import LoadLimits
 from workers.runtime import Runtime, get_runtime
 
 log = logging.getLogger(__name__)
-MAX_FAILURES_IN_RESULT = 50
 MAX_BATCH_ATTEMPTS = 3
 
 
@@ -194,35 +195,17 @@ def _finalise(rt: Runtime, job_id: str, collection: str) -> None:
     """Summarise the job from its documents' statuses and end it."""
     job = JobStore(rt.redis, job_id, rt.settings.JOB_TTL_S)
     statuses = document_statuses(rt.redis, job_id)
-    by_status = {s.value: 0 for s in DocStatus}
-    for status in statuses.values():
-        by_status[status["status"]] += 1
-    failures = [
-        {"source": name, "error": status["error"]} for name, status in statuses.items() if status["status"] == "failed"
-    ]
-    result: dict[str, Any] = {
-        "collection": collection,
-        "files": len(statuses),
-        "documents_indexed": by_status[DocStatus.INDEXED],
-        "documents_unchanged": by_status[DocStatus.UNCHANGED],
-        "documents_failed": by_status[DocStatus.FAILED],
-        "chunks": sum(s["chunks"] for s in statuses.values()),
-        "failed": failures[:MAX_FAILURES_IN_RESULT],
-    }
+    result = IndexResult.of(collection, statuses)
     store = rt.store(collection)
     if store.exists():
         info = store.info()
-        result.update(
-            collection_documents=info.documents,
-            collection_chunks=info.chunks,
-            embed_model=info.embed_model,
-            dimension=info.dimension,
-        )
-    if by_status[DocStatus.INDEXED] + by_status[DocStatus.UNCHANGED] == 0:
-        reasons = "; ".join(f"{f['source']}: {f['error']}" for f in failures[:5])
+        result.collection_documents, result.collection_chunks = info.documents, info.chunks
+        result.embed_model, result.dimension = info.embed_model, info.dimension
+    if result.documents_indexed + result.documents_unchanged == 0:
+        reasons = "; ".join(f"{f.source}: {f.error}" for f in result.failed[:5])
         # One upstream cause for every failure (the embedding service down or rate-limiting): its code, so a client
         # can tell "index again later" from "these files cannot be read".
-        codes = {status.get("code") for status in statuses.values()}
+        codes = {status.code for status in statuses}
         code = codes.pop() if len(codes) == 1 and None not in codes else "nothing_indexed"
         job.finish(JobState.FAILED, result=result, error=JobError(code=str(code), message=reasons))
     else:
