@@ -1,0 +1,109 @@
+"""Images (PNG, JPEG, TIFF, BMP, WebP): each frame read by OCR, its size checked before it is decoded."""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageSequence, UnidentifiedImageError
+
+from workers.loaders.limits import LoadLimits
+from workers.loaders.ocr import ocr_image
+from workers.loaders.sections import Section, UnreadableDocument
+
+_WHITE = (255, 255, 255)
+
+
+def load_image(path: Path, limits: LoadLimits) -> list[Section]:
+    with _open(path, limits) as image:
+        # A TIFF's frames are a scan's pages; other formats' extra frames are animation or a camera's preview.
+        frames = getattr(image, "n_frames", 1) if image.format == "TIFF" else 1
+        if frames > limits.ocr_max_pages:
+            raise UnreadableDocument(
+                f"the image has {frames} pages, more than OCR_MAX_PAGES ({limits.ocr_max_pages}) allows through OCR"
+            )
+        sections = []
+        for number, frame in enumerate(itertools.islice(ImageSequence.Iterator(image), frames), 1):
+            _check_size(frame, limits)  # each page of a TIFF has its own size
+            try:
+                text = ocr_image(for_ocr(_decoded(frame)), limits)
+            except UnreadableDocument as exc:
+                raise UnreadableDocument(f"p. {number}: {exc}" if frames > 1 else str(exc)) from exc
+            sections.append(Section(text, f"p. {number} (OCR)" if frames > 1 else "(OCR)"))
+    if not any(s.text.strip() for s in sections):
+        raise UnreadableDocument(
+            "no extractable text: OCR found no text in the image "
+            "(or none it was sure of: lines below OCR_MIN_CONFIDENCE are dropped)"
+        )
+    return sections
+
+
+def _open(path: Path, limits: LoadLimits) -> Image.Image:
+    """The image with only its header read: its size is known, its pixels are not decoded yet."""
+    try:
+        # Pillow's own bomb check warns past its limit; ours, against MAX_IMAGE_PIXELS, follows at once.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+    except Image.DecompressionBombError as exc:
+        # Past twice Pillow's own limit, Pillow refuses before we see the size, whatever MAX_IMAGE_PIXELS says.
+        raise UnreadableDocument(
+            f"the image is larger than MAX_IMAGE_PIXELS ({limits.max_image_pixels} pixels) allows "
+            f"and was not decoded ({exc})"
+        ) from exc
+    except UnidentifiedImageError as exc:
+        raise UnreadableDocument(
+            "not a readable image: the file is damaged or not PNG, JPEG, TIFF, BMP or WebP"
+        ) from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise UnreadableDocument(f"the image is damaged: its header cannot be read ({exc})") from exc
+    try:
+        _check_size(image, limits)
+    except UnreadableDocument:
+        image.close()
+        raise
+    return image
+
+
+def _check_size(image: Image.Image, limits: LoadLimits) -> None:
+    width, height = image.size
+    if width * height > limits.max_image_pixels:
+        raise UnreadableDocument(
+            f"the image is {width}×{height} = {width * height} pixels, more than MAX_IMAGE_PIXELS "
+            f"({limits.max_image_pixels}) allows; it was not decoded"
+        )
+
+
+def _decoded(frame: Image.Image) -> Image.Image:
+    """The frame's pixels, decoded now, so a damaged file fails here with a message and not a traceback."""
+    try:
+        frame.load()
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise UnreadableDocument(f"the image is damaged or truncated and cannot be decoded ({exc})") from exc
+    return frame
+
+
+def for_ocr(image: Image.Image) -> Image.Image:
+    """An 8-bit RGB or grey copy of the image for OCR: transparency laid on white, deep or float pixels scaled."""
+    if image.mode in ("RGB", "L"):
+        return image
+    if image.mode == "1":
+        return image.convert("L")
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        return _stretched(image)
+    if image.mode in ("P", "PA", "LA", "La", "RGBA", "RGBa") or "transparency" in image.info:
+        # Text drawn on a transparent background (a screenshot, a logo) would otherwise turn black on black.
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (*_WHITE, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")  # CMYK, YCbCr, LAB, HSV
+
+
+def _stretched(image: Image.Image) -> Image.Image:
+    """A 16-bit, 32-bit or float grey image mapped onto 0-255 by its own range (Pillow would clip it at 255)."""
+    values = np.asarray(image, dtype=np.float64)
+    low, high = float(values.min()), float(values.max())
+    scaled = (values - low) * (255.0 / (high - low)) if high > low else np.full_like(values, 255.0)
+    return Image.fromarray(scaled.round().astype(np.uint8))  # 2-D uint8: mode L
