@@ -18,9 +18,9 @@ from api.body_limit import BodyLimitMiddleware
 from api.consumers import ConsumerProbe
 from api.errors import install_error_handlers
 from api.idempotency import REPLAYED_HEADER
+from api.openapi_responses import errors
 from api.pubsub_hub import PubSubHub
 from api.query_dispatch import QueryDispatcher
-from api.responses import errors
 from api.routes import collections, documents, health, jobs, metrics, openai_compat, queries, seed, web
 from shared.jobs.dispatch import create_celery
 from shared.ops.gc_tuning import tune_gc

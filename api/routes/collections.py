@@ -10,7 +10,7 @@ from api.deps import CeleryDep, PrincipalDep, RedisDep, SettingsDep, StoreDep
 from api.errors import ApiError
 from api.idempotency import IdempotencyKeyDep, idempotent, request_fingerprint
 from api.job_records import create_job, dispatch
-from api.responses import errors
+from api.openapi_responses import errors
 from api.schemas import CollectionName, IndexJobRequest, JobAccepted
 from api.stores import check_can_add, existing_store
 from shared.ingest.import_paths import ImportPathError, resolve_import_path

@@ -16,7 +16,7 @@ from api.deps import CeleryDep, PrincipalDep, RedisDep, SettingsDep, StoreDep
 from api.errors import ApiError
 from api.idempotency import IdempotencyKeyDep, idempotent, request_fingerprint
 from api.job_records import create_job, dispatch
-from api.responses import errors
+from api.openapi_responses import errors
 from api.routes.collections import CollectionPath
 from api.schemas import UPLOAD_REQUEST_BODY, CollectionName
 from api.stores import check_can_add, existing_store

@@ -19,7 +19,7 @@ from api.auth import authenticate
 from api.consumers import ConsumerProbe, queue_depths
 from api.deps import RedisDep, SettingsDep, StoreDep
 from api.errors import ErrorBody
-from api.responses import errors
+from api.openapi_responses import errors
 from shared.jobs.tasks import INDEX_QUEUE, QUERY_QUEUE
 from shared.settings import Settings
 from shared.store import Store

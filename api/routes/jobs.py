@@ -12,8 +12,8 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from api.deps import HubDep, PrincipalDep, RedisDep, SettingsDep
 from api.job_records import load_job, load_job_for, recent_jobs
+from api.openapi_responses import EVENT_STREAM, errors, no_content, text_response
 from api.pubsub_hub import PubSubHub
-from api.responses import EVENT_STREAM, errors, no_content, text_response
 from api.schemas import MAX_OFFSET, JobId
 from api.sse import STREAM_HEADERS
 from shared import keys

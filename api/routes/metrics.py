@@ -8,7 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from api.deps import RedisDep
 from api.metrics import render, take_snapshot
-from api.responses import text_response
+from api.openapi_responses import text_response
 
 router = APIRouter(tags=["health"])
 

@@ -33,9 +33,9 @@ from api.openai_schemas import (
     Usage,
     check_history,
 )
+from api.openapi_responses import ASKING, EVENT_STREAM, errors, text_response
 from api.query_jobs import QuerySpec, check_query, submit_and_subscribe
 from api.relay import EventBatch
-from api.responses import ASKING, EVENT_STREAM, errors, text_response
 from api.routes.collections import list_collection_infos
 from api.sse import STREAM_HEADERS
 from shared.jobs.tasks import ChatTurn

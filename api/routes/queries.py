@@ -14,9 +14,9 @@ from api.deps import CeleryDep, HubDep, PrincipalDep, QueryDispatcherDep, RedisD
 from api.errors import ApiError
 from api.idempotency import IdempotencyKeyDep, idempotent, request_fingerprint
 from api.job_records import load_job_for
+from api.openapi_responses import ASKING, EVENT_STREAM, errors, no_content, text_response
 from api.query_jobs import QuerySpec, check_history_texts, check_query, submit_query
 from api.relay import relay_events
-from api.responses import ASKING, EVENT_STREAM, errors, no_content, text_response
 from api.resume import already_ended, parse_seq
 from api.schemas import JobId, QueryAccepted, QueryRequest
 from api.sse import event_source_response

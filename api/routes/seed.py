@@ -18,9 +18,9 @@ from api.cancellation import cancel_when_abandoned
 from api.deps import CeleryDep, HubDep, PrincipalDep, QueryDispatcherDep, RedisDep, SettingsDep, StoreDep
 from api.errors import ApiError
 from api.job_records import load_job_for
+from api.openapi_responses import ASKING, EVENT_STREAM, PLAIN_TEXT, errors, no_content, text_response
 from api.query_jobs import QuerySpec, check_query, submit_and_subscribe
 from api.relay import EventBatch, relay_events
-from api.responses import ASKING, EVENT_STREAM, PLAIN_TEXT, errors, no_content, text_response
 from api.resume import already_ended, job_event_id, parse_job_event_id
 from api.sse import STREAM_HEADERS, event_source_response, wants_event_stream
 from shared.jobs.records import JobKind
