@@ -28,8 +28,8 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api import stream_tokens
+from api.collection_checks import collection_not_found
 from api.errors import ApiError
-from api.stores import collection_not_found
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)

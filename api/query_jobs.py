@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 
+from api.collection_checks import check_queryable
 from api.errors import ApiError
 from api.job_records import create_job
 from api.pubsub_hub import PubSubHub
 from api.query_dispatch import QueryDispatcher
 from api.relay import EventBatch, relay_events, subscribe
-from api.stores import check_queryable
 from shared.jobs.records import JobKind
 from shared.jobs.tasks import ChatTurn, QueryTask
 from shared.settings import Settings

@@ -6,13 +6,13 @@ from fastapi import APIRouter, Path, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Principal
+from api.collection_checks import check_can_add, existing_store
 from api.deps import CeleryDep, PrincipalDep, RedisDep, SettingsDep, StoreDep
 from api.errors import ApiError
 from api.idempotency import IdempotencyKeyDep, idempotent, request_fingerprint
 from api.job_records import create_job, dispatch
 from api.openapi_responses import errors
 from api.schemas import CollectionName, IndexJobRequest, JobAccepted
-from api.stores import check_can_add, existing_store
 from shared.ingest.import_paths import ImportPathError, resolve_import_path
 from shared.jobs.records import JobKind
 from shared.jobs.tasks import IndexTask

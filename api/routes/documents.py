@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 
+from api.collection_checks import check_can_add, existing_store
 from api.deps import CeleryDep, PrincipalDep, RedisDep, SettingsDep, StoreDep
 from api.errors import ApiError
 from api.idempotency import IdempotencyKeyDep, idempotent, request_fingerprint
@@ -19,7 +20,6 @@ from api.job_records import create_job, dispatch
 from api.openapi_responses import errors
 from api.routes.collections import CollectionPath
 from api.schemas import UPLOAD_REQUEST_BODY, CollectionName
-from api.stores import check_can_add, existing_store
 from shared.ingest.items import upload_item
 from shared.ingest.uploads import StoredUpload, UploadRejected, clean_filename, store_upload
 from shared.jobs.records import JobKind
