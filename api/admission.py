@@ -21,8 +21,8 @@ import redis.exceptions
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.consumers import ConsumerProbe
 from api.errors import error_json
+from api.queue_workers import ConsumerProbe
 from shared import keys
 from shared.jobs.tasks import QUERY_QUEUE
 from shared.ops.metrics_store import REJECTIONS, count

@@ -15,12 +15,12 @@ from starlette.concurrency import run_in_threadpool
 from api.admission import AdmissionMiddleware
 from api.auth import AuthConfigError, load_keyring, require_path_collection
 from api.body_limit import BodyLimitMiddleware
-from api.consumers import ConsumerProbe
 from api.errors import install_error_handlers
 from api.idempotency import REPLAYED_HEADER
 from api.openapi_responses import errors
 from api.pubsub_hub import PubSubHub
 from api.query_dispatch import QueryDispatcher
+from api.queue_workers import ConsumerProbe
 from api.routes import collections, documents, health, jobs, metrics, openai_compat, queries, stream_chat, web
 from shared.jobs.dispatch import create_celery
 from shared.ops.gc_tuning import tune_gc

@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from api.consumers import ConsumerProbe
+from api.queue_workers import ConsumerProbe
 from shared import keys
 from shared.jobs.tasks import INDEX_QUEUE, QUERY_QUEUE
 from shared.ops import metrics_store

@@ -2,7 +2,7 @@
 
 `/readyz` and `/v1/status` share one check (`stack_check`): `/readyz` answers 503 naming every problem found,
 `/v1/status` always answers 200 with the same findings. Which workers consume each queue comes from the
-process's cached ping (api/consumers.py), so probes cost a broadcast at most every WORKER_PING_CACHE_S.
+process's cached ping (api/queue_workers.py), so probes cost a broadcast at most every WORKER_PING_CACHE_S.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import authenticate
-from api.consumers import ConsumerProbe, queue_depths
 from api.deps import RedisDep, SettingsDep, StoreDep
 from api.errors import ErrorBody
 from api.openapi_responses import errors
+from api.queue_workers import ConsumerProbe, queue_depths
 from shared.jobs.tasks import INDEX_QUEUE, QUERY_QUEUE
 from shared.settings import Settings
 from shared.store import Store
