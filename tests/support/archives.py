@@ -9,6 +9,7 @@ import io
 import re
 import struct
 import zipfile
+import zlib
 from pathlib import Path
 from urllib.parse import quote
 
@@ -158,7 +159,7 @@ def docx_lying_about_size(unpacked_bytes: int, declared_bytes: int = 1000) -> by
     inflated all of it (below 2 GiB) into memory.
     """
     data = bytearray(zip_bomb_docx(unpacked_bytes))
-    crc = zipfile.crc32(b"\0" * declared_bytes)
+    crc = zlib.crc32(b"\0" * declared_bytes)
     for signature, crc_at in ((b"PK\x03\x04", 14), (b"PK\x01\x02", 16)):
         at = data.rfind(signature)  # the document part is the last member
         struct.pack_into("<I", data, at + crc_at, crc)

@@ -18,6 +18,7 @@ from tests.support.archives import (
     docx_with_member,
     encrypted_docx,
     epub_book,
+    parts_of,
     pptx_file,
     pptx_with_external_entity,
     truncated_xlsx,
@@ -33,7 +34,7 @@ from workers.loaders.sections import UnreadableDocument
 
 DEFAULTS = LoadLimits()
 PROLOG = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
-_OPENED: list[str] = []  # files opened while a test watches (audit hooks cannot be removed, so this gates one)
+_OPENED: list[str] = []  # files opened while a test watches (an audit hook cannot be removed, so this gates it)
 
 
 def _watch_opens(event: str, args: tuple[Any, ...]) -> None:
@@ -41,7 +42,9 @@ def _watch_opens(event: str, args: tuple[Any, ...]) -> None:
         _OPENED.append(str(args[0]))
 
 
-sys.addaudithook(_watch_opens)
+@pytest.fixture(scope="session")
+def opens_watched() -> None:
+    sys.addaudithook(_watch_opens)
 
 
 def refusal(tmp_path: Path, data: bytes, kind: str = "Word .docx", limits: LoadLimits = DEFAULTS) -> str:
@@ -54,13 +57,7 @@ def refusal(tmp_path: Path, data: bytes, kind: str = "Word .docx", limits: LoadL
 
 def office_with(part: str, content: bytes) -> bytes:
     """A real .docx with one part replaced or added."""
-    parts = {name: data for name, data in _parts(docx_file()).items()}
-    return zip_of({**parts, part: content})
-
-
-def _parts(data: bytes) -> dict[str, bytes]:
-    with zipfile.ZipFile(io.BytesIO(data)) as opened:
-        return {name: opened.read(name) for name in opened.namelist()}
+    return zip_of({**parts_of(docx_file()), part: content})
 
 
 @pytest.mark.parametrize(
@@ -113,6 +110,7 @@ def test_too_many_parts_are_refused_before_zipfile_lists_them(tmp_path: Path, mo
     assert message == "the PowerPoint .pptx file holds 60 parts, more than MAX_ARCHIVE_MEMBERS allows (50)"
 
 
+@pytest.mark.usefixtures("opens_watched")
 def test_an_external_entity_in_a_slide_is_refused_without_reading_its_target(tmp_path: Path) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text("MARKER-7f3a")

@@ -55,6 +55,18 @@ def test_a_chapter_without_headings_or_contents_entry_is_located_by_its_place_in
     assert sections == [*BOOK[:3], Section("术语：吞吐量、延迟。", "chapter 3")]
 
 
+@pytest.mark.parametrize("broken", [b"", b"<ncx><navMap><navPoint>"])
+def test_a_book_whose_table_of_contents_is_missing_or_broken_is_still_read(tmp_path: Path, broken: bytes) -> None:
+    parts = parts_of(epub_book(toc="ncx"))
+    if broken:
+        parts["OEBPS/toc.ncx"] = broken
+    else:
+        del parts["OEBPS/toc.ncx"]
+    assert load_epub(book_path(tmp_path, zip_of(parts)), LoadLimits())[-1] == Section(
+        "术语：吞吐量、延迟。", "chapter 3"
+    )
+
+
 def test_a_chapter_in_a_legacy_chinese_encoding_is_decoded_by_its_declaration(tmp_path: Path) -> None:
     parts = parts_of(epub_book())
     chapter = parts["OEBPS/text/01.xhtml"].decode()

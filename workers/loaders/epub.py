@@ -60,6 +60,7 @@ class _Book:
 
     def __init__(self, archive: zipfile.ZipFile, limits: LoadLimits) -> None:
         self._archive = archive
+        self._names = set(archive.namelist())
         self._left = limits.max_archive_bytes
         self._limit = limits.max_archive_bytes
 
@@ -108,7 +109,7 @@ class _Book:
         return html_sections(_TITLE.sub("", markup[:head_end], count=1) + markup[head_end:])
 
     def _refuse_drm(self, chapters: set[str]) -> None:
-        if ENCRYPTION not in self._archive.namelist():
+        if ENCRYPTION not in self._names:
             return
         encrypted = {
             posixpath.normpath(unquote(e.get("URI", "")))
@@ -121,31 +122,43 @@ class _Book:
             )
 
     def _toc_titles(self, manifest: dict[str, Element], ncx_id: str | None, folder: str) -> dict[str, str]:
-        """Chapter file -> its title in the table of contents (the first entry pointing into the file)."""
-        titles: dict[str, str] = {}
+        """Chapter file -> its title in the table of contents (the first entry pointing into the file).
+
+        Readers open a book whose table of contents is missing or broken, so such a book is read too, its
+        chapters then located by their place in the spine.
+        """
         nav = next((i for i in manifest.values() if "nav" in i.get("properties", "").split()), None)
-        ncx = manifest.get(ncx_id or "")
-        if nav is not None and (nav_path := _member(folder, nav.get("href", ""))) and _inside(nav_path):
-            try:
-                soup = BeautifulSoup(decode_bytes(self._read(nav_path), html=True), "html.parser")
-            except UndecodableText:
-                return {}  # chapters are then located by their place in the spine
-            navs = soup.find_all("nav")
-            toc = next((n for n in navs if "toc" in str(n.get("epub:type", "")).split()), navs[0] if navs else None)
-            for link in toc.find_all("a", href=True) if toc else []:
-                target = _member(posixpath.dirname(nav_path), str(link["href"]))
-                if target:
-                    titles.setdefault(target, " ".join(link.get_text(" ").split()))
-        elif ncx is not None and (ncx_path := _member(folder, ncx.get("href", ""))) and _inside(ncx_path):
-            for point in self._xml(ncx_path).iter():
-                if _local(point.tag) != "navPoint":
-                    continue
-                label = next((e for e in point.iter() if _local(e.tag) == "text"), None)
-                content = next((e for e in point if _local(e.tag) == "content"), None)
-                target = _member(posixpath.dirname(ncx_path), content.get("src", "")) if content is not None else None
-                if target and label is not None:
-                    titles.setdefault(target, " ".join((label.text or "").split()))
-        return {member: title for member, title in titles.items() if title and _inside(member)}
+        toc = nav if nav is not None else manifest.get(ncx_id or "")
+        path = _member(folder, toc.get("href", "")) if toc is not None else None
+        if not path or not _inside(path) or path not in self._names:
+            return {}
+        try:
+            entries = self._nav_entries(path) if toc is nav else self._ncx_entries(path)
+        except (UndecodableText, ParseError, DefusedXmlException):
+            return {}
+        titles: dict[str, str] = {}
+        for href, title in entries:
+            target = _member(posixpath.dirname(path), href)
+            if target and _inside(target) and " ".join(title.split()):
+                titles.setdefault(target, " ".join(title.split()))
+        return titles
+
+    def _nav_entries(self, path: str) -> list[tuple[str, str]]:
+        """(href, title) of the EPUB 3 navigation document's table of contents, in order."""
+        soup = BeautifulSoup(decode_bytes(self._read(path), html=True), "html.parser")
+        navs = soup.find_all("nav")
+        toc = next((n for n in navs if "toc" in str(n.get("epub:type", "")).split()), navs[0] if navs else None)
+        return [(str(a["href"]), a.get_text(" ")) for a in toc.find_all("a", href=True)] if toc else []
+
+    def _ncx_entries(self, path: str) -> list[tuple[str, str]]:
+        """(src, label) of the EPUB 2 NCX's navigation points, in document order."""
+        entries = []
+        for point in SafeET.fromstring(self._read(path)).iter():
+            label = next((e for e in point.iter() if _local(e.tag) == "text"), None)
+            content = next((e for e in point if _local(e.tag) == "content"), None)
+            if _local(point.tag) == "navPoint" and label is not None and content is not None:
+                entries.append((content.get("src", ""), label.text or ""))
+        return entries
 
     def _xml(self, member: str) -> Element:
         try:
@@ -162,7 +175,7 @@ class _Book:
         except KeyError:
             raise UnreadableDocument(f"not a valid EPUB: it has no {member}") from None
         with self._archive.open(info) as stream:
-            data = stream.read(self._left + 1)  # zipfile inflates no more than it is asked for
+            data = stream.read(self._left + 1)  # stored or deflate (check_archive refuses the rest): bounded
         if len(data) > self._left:
             raise UnreadableDocument(
                 f"the EPUB unpacks to more than MAX_ARCHIVE_BYTES allows ({size_text(self._limit)})"
