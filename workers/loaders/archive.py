@@ -273,7 +273,7 @@ def _doctype_problem(text: str, pos: int, complete: bool, doctype_allowed: bool)
 
 
 def _standard_doctype(identifiers: list[str]) -> bool:
-    """`<!DOCTYPE html>`, `SYSTEM "about:legacy-compat"`, or a standard public id with its standard URL."""
+    """`<!DOCTYPE html>`, `SYSTEM "about:legacy-compat"`, or a standard public id and, if any, a standard URL."""
     if not identifiers:
         return True
     keyword, literals = identifiers[0].upper(), [" ".join(x.split()) for x in identifiers[1:]]
