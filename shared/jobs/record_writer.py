@@ -16,7 +16,7 @@ from shared.jobs.index_result import IndexResult
 from shared.jobs.records import JobError, JobField, JobState, final_fields
 
 
-class JobStore:
+class JobRecordWriter:
     """Writes one job's record; every change also announces itself on the job's progress channel."""
 
     def __init__(self, client: redis.Redis, job_id: str, ttl_s: int) -> None:

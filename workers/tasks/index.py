@@ -32,7 +32,7 @@ from shared.jobs.document_status import DocStatus
 from shared.jobs.heartbeat import Heartbeat
 from shared.jobs.index_progress import IndexProgress, document_statuses, queue_documents
 from shared.jobs.index_result import IndexResult
-from shared.jobs.record_writer import JobStore
+from shared.jobs.record_writer import JobRecordWriter
 from shared.jobs.records import JobError, JobField, JobState
 from shared.jobs.tasks import INDEX_BATCH_TASK, INDEX_TASK, IndexBatchTask, IndexTask
 from shared.providers.upstream_errors import classify_embedding_error
@@ -54,7 +54,7 @@ def index_documents(self: Task, request: dict[str, Any]) -> dict[str, Any]:
     job_id, collection = task.job_id, task.collection
     rt = get_runtime()
     settings = rt.settings
-    job = JobStore(rt.redis, job_id, settings.JOB_TTL_S)
+    job = JobRecordWriter(rt.redis, job_id, settings.JOB_TTL_S)
     job.running("planning")
     try:
         items, skipped = _plan(rt, task)
@@ -193,7 +193,7 @@ def _index_batch(rt: Runtime, progress: IndexProgress, collection: str, items: l
 
 def _finalise(rt: Runtime, job_id: str, collection: str) -> None:
     """Summarise the job from its documents' statuses and end it."""
-    job = JobStore(rt.redis, job_id, rt.settings.JOB_TTL_S)
+    job = JobRecordWriter(rt.redis, job_id, rt.settings.JOB_TTL_S)
     statuses = document_statuses(rt.redis, job_id)
     result = IndexResult.of(collection, statuses)
     store = rt.store(collection)

@@ -14,7 +14,7 @@ import numpy as np
 from celery import Task
 
 from shared.jobs.heartbeat import Heartbeat
-from shared.jobs.record_writer import JobStore
+from shared.jobs.record_writer import JobRecordWriter
 from shared.jobs.tasks import QUERY_BATCH_TASK, QUERY_TASK, QueryBatchTask, QueryTask
 from shared.ops.log_setup import logging_job
 from shared.ops.metrics_store import record_answer
@@ -110,7 +110,7 @@ def _answer(rt: Runtime, task: QueryTask, query_vector: list[float] | None = Non
 def _answer_job(rt: Runtime, task: QueryTask, query_vector: list[float] | None) -> dict[str, Any]:
     job_id = task.job_id
     settings = rt.settings
-    job = JobStore(rt.redis, job_id, settings.JOB_TTL_S)
+    job = JobRecordWriter(rt.redis, job_id, settings.JOB_TTL_S)
     events = EventPublisher(rt.redis, job_id, settings.REPLAY_TTL_S)
     if events.has_events():
         # Delivered again after a worker died mid-answer: part of an answer is already out and cannot be
@@ -130,7 +130,7 @@ def _answer_job(rt: Runtime, task: QueryTask, query_vector: list[float] | None) 
 
 
 def _answer_on_loop(
-    rt: Runtime, job: JobStore, events: EventPublisher, task: QueryTask, query_vector: list[float] | None
+    rt: Runtime, job: JobRecordWriter, events: EventPublisher, task: QueryTask, query_vector: list[float] | None
 ) -> dict[str, Any]:
     """openai_compatible: retrieve here, in the task's thread; generate on the process's event loop."""
     rt.answers.begin(task.job_id)  # waits while the loop holds LOOP_MAX_ANSWERS; starts the heartbeat
@@ -182,7 +182,7 @@ class Prepared:
 
 
 def _prepare(
-    rt: Runtime, job: JobStore, events: EventPublisher, ask: QueryTask, query_vector: list[float] | None = None
+    rt: Runtime, job: JobRecordWriter, events: EventPublisher, ask: QueryTask, query_vector: list[float] | None = None
 ) -> Prepared:
     """Condense, check the collection, retrieve (embedding the question unless `query_vector` is its embedding)."""
     started = time.perf_counter()
