@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.query_jobs import check_history_texts
-from shared.store.retrieval import DEFAULT_MODE, RetrievalMode
+from shared.store.retrieval_modes import DEFAULT_MODE, RetrievalMode
 
 
 class ContentPart(BaseModel):

@@ -17,7 +17,7 @@ from shared.jobs.records import JobKind
 from shared.jobs.tasks import ChatTurn, QueryTask
 from shared.settings import Settings
 from shared.store import Store, valid_collection_name
-from shared.store.retrieval import DEFAULT_MODE, RetrievalMode
+from shared.store.retrieval_modes import DEFAULT_MODE, RetrievalMode
 
 
 async def check_query(settings: Settings, store: Store, collection: str, question: str) -> str:

@@ -12,7 +12,7 @@ from api.errors import ApiError
 from shared.jobs.records import JOB_ID_PATTERN, valid_job_id
 from shared.jobs.tasks import ChatTurn
 from shared.store import COLLECTION_NAME_RULE
-from shared.store.retrieval import DEFAULT_MODE, RetrievalMode
+from shared.store.retrieval_modes import DEFAULT_MODE, RetrievalMode
 
 CollectionName = Annotated[str, StringConstraints(pattern=COLLECTION_NAME_RULE)]
 

@@ -40,7 +40,7 @@ from shared.providers.local_embedding import LOCAL_DIMENSION, LOCAL_MODEL_NAME, 
 from shared.settings import Settings
 from shared.store import Store
 from shared.store.keywords import tokenize
-from shared.store.retrieval import RETRIEVAL_MODES, RetrievalMode
+from shared.store.retrieval_modes import RETRIEVAL_MODES, RetrievalMode
 from workers.indexing import SplitDocument, embed_chunks, load_and_split
 
 # bench/ is not a package; `shared` and `workers` import because `make install` installs ragqueue editable.

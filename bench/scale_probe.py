@@ -20,7 +20,7 @@ import psutil
 
 from shared.store import ChunkRecord, Store
 from shared.store.keywords import tokenize
-from shared.store.retrieval import RETRIEVAL_MODES
+from shared.store.retrieval_modes import RETRIEVAL_MODES
 
 COLLECTION = "scale"
 TOP_K = 4  # the service's TOP_K

@@ -24,7 +24,7 @@ from api.relay import EventBatch, relay_events
 from api.resume import already_ended, job_event_id, parse_job_event_id
 from api.sse import STREAM_HEADERS, event_source_response, wants_event_stream
 from shared.jobs.records import JobKind
-from shared.store.retrieval import DEFAULT_MODE, RetrievalMode
+from shared.store.retrieval_modes import DEFAULT_MODE, RetrievalMode
 from shared.streams.events import EventName, StreamEvent
 
 router = APIRouter(tags=["seed"])

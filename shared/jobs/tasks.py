@@ -12,7 +12,7 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, Field
 
 from shared.ingest.items import IndexItem
-from shared.store.retrieval import DEFAULT_MODE, RetrievalMode
+from shared.store.retrieval_modes import DEFAULT_MODE, RetrievalMode
 
 INDEX_QUEUE = "index"
 QUERY_QUEUE = "query"

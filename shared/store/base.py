@@ -17,7 +17,7 @@ import numpy as np
 from shared.store.blobs import BlobStore, blob_sha256
 from shared.store.fusion import reciprocal_rank_fusion
 from shared.store.records import ChunkRecord, CollectionInfo, DocumentInfo, EmbeddingMismatchError, ScoredChunk
-from shared.store.retrieval import (
+from shared.store.retrieval_modes import (
     DEFAULT_MODE,
     KEYWORD_WEIGHT,
     RETRIEVAL_MODES,

@@ -46,7 +46,7 @@ from shared.store.records import (
     ScoredChunk,
     valid_collection_name,
 )
-from shared.store.retrieval import KEYWORD_WEIGHT, VECTOR_WEIGHT, fusion_pool
+from shared.store.retrieval_modes import KEYWORD_WEIGHT, VECTOR_WEIGHT, fusion_pool
 
 # Keyword postings budget (keywords.plan_terms): each candidate row costs ~4-5 µs here (filter, then ts_rank
 # per term) against ~1 µs per posting in FTS5, so PostgreSQL reads fewer to stay within its latency target.

@@ -9,7 +9,7 @@ import pytest
 
 from shared.store import ChunkRecord, EmbeddingMismatchError, Store
 from shared.store.blobs import BlobNotFoundError, blob_key, blob_path
-from shared.store.retrieval import KEYWORD_WEIGHT, VECTOR_WEIGHT
+from shared.store.retrieval_modes import KEYWORD_WEIGHT, VECTOR_WEIGHT
 
 # Hand-made 4-d vectors: the query vector points at the KV-cache chunk and away from the error-code chunk,
 # so only the keyword side can find "E1024".

@@ -21,7 +21,7 @@ from shared.ops.metrics_store import record_answer
 from shared.providers.query_embeddings import embed_queries
 from shared.providers.upstream_errors import classify_upstream_error
 from shared.store import EmbeddingMismatchError, ScoredChunk
-from shared.store.retrieval import RetrievalMode
+from shared.store.retrieval_modes import RetrievalMode
 from shared.streams.endings import QueryEnding, end_query
 from shared.streams.events import AnswerTimings, DonePayload, ErrorCode, EventName, SourcePayload
 from shared.streams.publisher import EventPublisher, StreamClosed
