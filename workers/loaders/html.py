@@ -3,8 +3,8 @@
 The bytes are decoded by the shared rule (a byte-order mark, then the charset the page declares, then
 UTF-8, then GB18030), then parsed with BeautifulSoup and Python's own HTML parser.
 
-Do not fix: no boilerplate removal (trafilatura, readability). On short pages it drops headings or the
-title, and on a Chinese article page measured while choosing it flattened the headings into one line.
+Deliberately no boilerplate removal (trafilatura, readability), because on short pages it drops headings or
+the title, and on a Chinese article page measured while choosing it flattened the headings into one line.
 A user's own documents are all content; only elements that never show as text are skipped.
 """
 
