@@ -13,8 +13,8 @@ Deliberate choices:
 - `dimensions` is not sent for embedding-2 (its size is fixed at 1024; the parameter is embedding-3's).
 - A per-request `timeout` is only sent when set: the stock class sends `timeout=None`, which overrides the
   client's timeout with none at all.
-- `x-should-retry` is deliberately not consulted, because it is an OpenAI-style header Zhipu is not known to
-  send; whether to retry is decided by status and exception type alone.
+- `x-should-retry` is deliberately not consulted, because it is an OpenAI-style header, not Zhipu's own;
+  whether to retry is decided by status and exception type alone.
 """
 
 from __future__ import annotations
