@@ -48,7 +48,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sample knowledge base, plus files the type filter must leave out."""
     root = tmp_path_factory.mktemp("cli") / "kb"
     shutil.copytree(SAMPLE_DOCS, root)
-    (root / "image.png").write_bytes(b"\x89PNG not a document")
+    (root / "archive.zip").write_bytes(b"PK\x05\x06" + bytes(18))
     (root / ".hidden").mkdir()
     (root / ".hidden" / "secret.md").write_text("不应被索引", encoding="utf-8")
     return root
@@ -76,10 +76,14 @@ def test_index_uploads_a_folder_shows_progress_then_a_summary(
     assert done == sorted(done) and done[-1] == SAMPLE_COUNT
     assert f"{SAMPLE_COUNT}/{SAMPLE_COUNT} documents" in progress[-1]
     assert f"{SAMPLE_COUNT} documents indexed, 0 unchanged, 0 failed" in indexed.stdout
+    # one line per file with its outcome (a folder of at most 50 files)
+    lines = indexed.stdout.splitlines()
+    for path in SAMPLE_DOCS.iterdir():
+        assert [line for line in lines if f"kb/{path.name}" in line and "indexed" in line], indexed.stdout
 
     with client_for(offline_stack) as client:
         names = {d["source"] for d in client.get(f"/v1/collections/{COLLECTION}/documents").json()["documents"]}
-    # named relative to the folder given; the .png and the hidden folder were left out
+    # named relative to the folder given; the .zip and the hidden folder were left out
     assert names == {f"kb/{p.name}" for p in SAMPLE_DOCS.iterdir()}
 
 

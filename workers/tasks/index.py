@@ -40,7 +40,7 @@ from shared.store import EmbeddingMismatchError
 from shared.streams.events import ErrorCode
 from workers.celery_app import app
 from workers.indexing import SplitDocument, embed_chunks, load_and_split
-from workers.loaders.limits import LoadLimits
+from workers.loaders import LoadLimits, UnreadableDocument
 from workers.runtime import Runtime, get_runtime
 
 log = logging.getLogger(__name__)
@@ -153,7 +153,9 @@ def _index_batch(rt: Runtime, progress: IndexProgress, collection: str, items: l
             documents.append((item, load_and_split(local, splitter, limits)))
         except Exception as exc:  # one broken file fails alone; the rest are indexed
             # Named as the user knows it, never by the absolute path where the server keeps it.
-            error = f"{type(exc).__name__}: {exc}".replace(local.path, item.name).replace(item.path, item.name)
+            # A loader's own refusal reads as a sentence; anything else (a parser's crash) keeps its type's name.
+            raw = str(exc) if isinstance(exc, UnreadableDocument) else f"{type(exc).__name__}: {exc}"
+            error = raw.replace(local.path, item.name).replace(item.path, item.name)
             progress.document(item.name, item.doc_id, DocStatus.FAILED, error=error)
             progress.documents_done += 1
             failed += 1
