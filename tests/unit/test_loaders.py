@@ -101,10 +101,13 @@ def test_a_file_with_no_text_once_read_is_unreadable(tmp_path: Path) -> None:
         load_and_split(item, SentenceSplitter())
 
 
-def test_a_pdf_with_an_empty_password_is_read_and_one_needing_a_password_is_unreadable(tmp_path: Path) -> None:
+@pytest.mark.parametrize("algorithm", ["RC4-128", "AES-256"])
+def test_a_pdf_with_an_empty_password_is_read_and_one_needing_a_password_is_unreadable(
+    tmp_path: Path, algorithm: str
+) -> None:
     for password, readable in (("", True), ("secret", False)):
         writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf_pages([["加密的页面。"]]))))
-        writer.encrypt(user_password=password, owner_password="owner", algorithm="RC4-128")
+        writer.encrypt(user_password=password, owner_password="owner", algorithm=algorithm)
         path = tmp_path / f"locked-{readable}.pdf"
         writer.write(path)
         if readable:
