@@ -13,13 +13,13 @@ help:  ## List the targets
 install:  ## Create .venv and install ragqueue with dev tools
 	@scripts/bootstrap.sh
 
-up: install  ## Start Redis (if none answers), workers, beat, Flower and the API in the background (VECTOR_STORE=postgres: on PostgreSQL)
+up: install  ## Start Redis (if none answers; append-only, in .run/redis), then workers, beat, Flower and the API under supervisord, restarted if they die (VECTOR_STORE=postgres: on PostgreSQL)
 	@scripts/stack.sh up
 
-down:  ## Stop what `make up` started
+down:  ## Stop what `make up` started (workers finish their running tasks first)
 	@scripts/stack.sh down
 
-status:  ## Show which parts of the stack are running
+status:  ## Each part of the stack: state, pid, uptime, restarts and last exit (exit 1 unless all run)
 	@scripts/stack.sh status
 
 demo: up  ## Start the stack, index docs/kb with a progress bar, stream an answer (with the ragq command)
