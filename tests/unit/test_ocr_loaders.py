@@ -101,6 +101,13 @@ def test_each_page_of_a_tiff_is_a_section(tmp_path: Path) -> None:
     ]
 
 
+def test_a_page_scanned_upside_down_is_read_the_right_way_round(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    page_image(["倒着扫描的第一行文字。", "倒着扫描的第二行文字。"]).rotate(180).save(buffer, "PNG")
+    [section] = load_image(write(tmp_path, "upside-down.png", buffer.getvalue()), LIMITS)
+    assert unspaced(section.text) == "倒着扫描的第一行文字。倒着扫描的第二行文字。"
+
+
 def test_text_on_a_transparent_background_is_read(tmp_path: Path) -> None:
     grey = page_image(["透明背景上的黑色文字。"])
     transparent = Image.new("RGBA", grey.size, (0, 0, 0, 0))

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
 from workers.loaders.limits import LoadLimits
-from workers.loaders.ocr import ocr_image
+from workers.loaders.ocr import ocr_image, release_memory
 from workers.loaders.sections import Section, UnreadableDocument
 
 _WHITE = (255, 255, 255)
@@ -24,20 +24,25 @@ def load_image(path: Path, limits: LoadLimits) -> list[Section]:
             raise UnreadableDocument(
                 f"the image has {frames} pages, more than OCR_MAX_PAGES ({limits.ocr_max_pages}) allows through OCR"
             )
-        sections = []
-        for number, frame in enumerate(itertools.islice(ImageSequence.Iterator(image), frames), 1):
-            _check_size(frame, limits)  # each page of a TIFF has its own size
-            try:
-                text = ocr_image(for_ocr(_decoded(frame)), limits)
-            except UnreadableDocument as exc:
-                raise UnreadableDocument(f"p. {number}: {exc}" if frames > 1 else str(exc)) from exc
-            sections.append(Section(text, f"p. {number} (OCR)" if frames > 1 else "(OCR)"))
-    if not any(s.text.strip() for s in sections):
+        texts: list[str] = []
+        try:
+            for number, frame in enumerate(itertools.islice(ImageSequence.Iterator(image), frames), 1):
+                try:
+                    texts.append(_read(frame, limits))
+                except UnreadableDocument as exc:
+                    if frames == 1:
+                        raise
+                    raise UnreadableDocument(f"p. {number}: {exc}") from exc
+        finally:
+            release_memory()
+    if not any(text.strip() for text in texts):
         raise UnreadableDocument(
             "no extractable text: OCR found no text in the image "
             "(or none it was sure of: lines below OCR_MIN_CONFIDENCE are dropped)"
         )
-    return sections
+    if frames == 1:
+        return [Section(texts[0], "(OCR)")]
+    return [Section(text, f"p. {number} (OCR)") for number, text in enumerate(texts, 1)]
 
 
 def _open(path: Path, limits: LoadLimits) -> Image.Image:
@@ -76,13 +81,14 @@ def _check_size(image: Image.Image, limits: LoadLimits) -> None:
         )
 
 
-def _decoded(frame: Image.Image) -> Image.Image:
-    """The frame's pixels, decoded now, so a damaged file fails here with a message and not a traceback."""
+def _read(frame: Image.Image, limits: LoadLimits) -> str:
+    """One frame's text: its size checked (each page of a TIFF has its own), then decoded and read by OCR."""
+    _check_size(frame, limits)
     try:
         frame.load()
-    except (OSError, ValueError, SyntaxError) as exc:
+    except (OSError, ValueError, SyntaxError) as exc:  # a damaged file fails with a message, not a traceback
         raise UnreadableDocument(f"the image is damaged or truncated and cannot be decoded ({exc})") from exc
-    return frame
+    return ocr_image(for_ocr(frame), limits)
 
 
 def for_ocr(image: Image.Image) -> Image.Image:

@@ -10,9 +10,15 @@ Deliberate choices:
 - Threads: ONNX Runtime intra-op threads = `limits.ocr_threads`, capped at the CPU count (RapidOCR ignores a
   larger value and would use every core); inter-op 1, since each model is one sequential graph.
 - Timeout: RapidOCR's one-call API runs a page to the end, so this module drives its stages itself: detection
-  once, then orientation and recognition in batches of a few lines, looking at the clock before each batch. A
+  once, orientation once, then recognition in batches of a few lines, looking at the clock before each. A
   page stops within one model run of `OCR_PAGE_TIMEOUT_S`; one run is bounded because the page is scaled to at
   most `MAX_SIDE_PX` a side before detection and a batch holds `rec_batch_num` (6) lines.
+- Memory: a page's model activations (0.3-0.7 GB at `MAX_SIDE_PX`; RapidOCR turns ONNX Runtime's arena off)
+  go back to glibc's malloc, which keeps them; `release_memory` hands them back to the system once a document's
+  pages are read, so an idle index worker holds only the models (~55 MB).
+- Orientation: decided for the page, not per line. RapidOCR turns each line its classifier calls upside down,
+  and that classifier takes some long lines of Chinese for upside down (2 lines of 6 A4 pages in
+  bench/ocr_throughput.py, each then read as nothing); here a page is turned only when most of its lines are.
 - Confidence: the recogniser's mean character probability per line; lines below `ocr_min_confidence` are dropped.
 - Reading order: lines top to bottom, boxes on one visual line left to right; a vertical gap well over a line's
   height starts a paragraph. Two columns side by side are read across, as one line each (a known limit).
@@ -20,6 +26,8 @@ Deliberate choices:
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import statistics
 import time
@@ -83,6 +91,12 @@ def load_engine(limits: LoadLimits) -> Any:
     return _engine[1]
 
 
+def release_memory() -> None:
+    """Return the memory freed after OCR to the system (glibc keeps it otherwise); a no-op on other C libraries."""
+    with contextlib.suppress(OSError, AttributeError):  # musl, macOS: no libc.so.6 or no malloc_trim
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def ocr_image(image: Image.Image, limits: LoadLimits) -> str:
     """The text of one page image, in reading order, paragraphs separated by a blank line."""
     engine = load_engine(limits)
@@ -98,13 +112,19 @@ def _bgr(image: Image.Image) -> np.ndarray:
 
 
 def _recognise(engine: Any, bgr: np.ndarray, deadline: float, limits: LoadLimits) -> list[_Box]:
-    """Detection, then orientation and recognition batch by batch, stopping at the deadline between runs."""
+    """Detection, the page's orientation, then recognition batch by batch, stopping at the deadline between runs."""
     img, _, _ = engine.preprocess(bgr)
     img, _ = engine.maybe_add_letterbox(img, {})
     found, _ = engine.auto_text_det(img)
     if found is None:
         return []
+    _check_deadline(deadline, limits)
     crops = engine.get_crop_img_list(img, found)
+    corners = [(box[:, 0], box[:, 1]) for box in found]
+    if _upside_down(engine, crops):
+        height, width = img.shape[:2]
+        crops = [np.ascontiguousarray(crop[::-1, ::-1]) for crop in crops]
+        corners = [(width - xs, height - ys) for xs, ys in corners]
     # Lines of similar width share a batch, as RapidOCR itself sorts them, so little padding is recognised.
     order = sorted(range(len(crops)), key=lambda i: crops[i].shape[1] / max(crops[i].shape[0], 1))
     batch = int(engine.text_rec.rec_batch_num)
@@ -112,13 +132,19 @@ def _recognise(engine: Any, bgr: np.ndarray, deadline: float, limits: LoadLimits
     for start in range(0, len(order), batch):
         _check_deadline(deadline, limits)
         chosen = order[start : start + batch]
-        upright, _, _ = engine.text_cls([crops[i] for i in chosen])
-        results, _ = engine.text_rec(upright)
+        results, _ = engine.text_rec([crops[i] for i in chosen])
         for i, (text, score, *_) in zip(chosen, results, strict=True):
             if float(score) >= limits.ocr_min_confidence and text.strip():
-                xs, ys = found[i][:, 0], found[i][:, 1]
+                xs, ys = corners[i]
                 boxes.append(_Box(text.strip(), float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())))
     return boxes
+
+
+def _upside_down(engine: Any, crops: list[np.ndarray]) -> bool:
+    """Whether most lines read upside down: the page was scanned the wrong way round."""
+    _, angles, _ = engine.text_cls(crops)
+    threshold = float(engine.text_cls.cls_thresh)
+    return 2 * sum(1 for label, score in angles if label == "180" and float(score) > threshold) > len(crops)
 
 
 def _check_deadline(deadline: float, limits: LoadLimits) -> None:
