@@ -87,7 +87,7 @@ case "${1:-}" in
       # supervisord's own shutdown stops by priority, highest first (`stop all` would signal all at once): the
       # API stops taking jobs, then Flower and beat, then the workers finish their running tasks
       # (scripts/supervisor_conf.py); it exits when all have stopped.
-      supervisord_pid=$(ctl pid)
+      supervisord_pid=$(cat "$RUN_DIR/supervisord.pid")
       ctl shutdown >/dev/null
       waited=0
       while kill -0 "$supervisord_pid" 2>/dev/null; do

@@ -139,6 +139,12 @@ def seconds_until_idle_close(port: int) -> float:
         return time.monotonic() - idle_from
 
 
+def option(pid: int, name: str) -> str:
+    """The value after `name` on a running process's command line."""
+    argv = (Path("/proc") / str(pid) / "cmdline").read_text().split("\0")
+    return argv[argv.index(name) + 1]
+
+
 def alive(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
@@ -147,9 +153,10 @@ def alive(pid: int) -> bool:
 
 
 def processes_of(run_dir: Path) -> list[str]:
-    """Processes that got RUN_DIR=<run_dir> from stack.sh (every program, pool child and Redis) or name it."""
+    """Processes that got RUN_DIR=<run_dir> from stack.sh (supervisord, each program, pool children) or name it.
+    Redis writes its process title over its environment: its pid and port are checked instead."""
     marker, found = f"RUN_DIR={run_dir}\0".encode(), []
-    for proc in Path("/proc").iterdir():
+    for proc in Path("/proc").glob("[0-9]*"):
         try:
             cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             if marker in (proc / "environ").read_bytes() or str(run_dir) in cmdline:
@@ -218,8 +225,7 @@ def test_every_program_runs_under_supervisord_and_the_api_is_ready(stack: UpStac
     assert {name: row.restarts for name, row in rows.items()} == dict.fromkeys(PROGRAMS, 0)
     assert f"redis: running (pid {(stack.run_dir / 'redis.pid').read_text().strip()}" in out
     assert httpx.get(f"{stack.api}/readyz", timeout=10).status_code == 200
-    query_worker = (Path("/proc") / str(rows["worker-query-1"].pid) / "cmdline").read_bytes().split(b"\0")
-    assert b"-c\x004\x00" in b"\0".join(query_worker) + b"\0"  # QUERY_CONCURRENCY
+    assert option(rows["worker-query-1"].pid, "-c") == stack.env["QUERY_CONCURRENCY"]
     flower = f"http://127.0.0.1:{stack.port('FLOWER')}/api/workers"
     assert httpx.get(flower, timeout=10).status_code == 401
     assert httpx.get(flower, auth=FLOWER_LOGIN, timeout=10).status_code == 200
@@ -243,8 +249,7 @@ def test_a_killed_worker_is_restarted_and_make_status_counts_it(stack: UpStack) 
 
 
 def test_the_api_keeps_idle_connections_for_api_keepalive_s(stack: UpStack) -> None:
-    argv = (Path("/proc") / str(stack.rows()["api"].pid) / "cmdline").read_bytes().split(b"\0")
-    assert argv[argv.index(b"--timeout-keep-alive") + 1] == str(KEEPALIVE_S).encode()
+    assert option(stack.rows()["api"].pid, "--timeout-keep-alive") == str(KEEPALIVE_S)
     assert stack.idle_close is not None
     idle = stack.idle_close.result(timeout=KEEPALIVE_S * 3)
     assert KEEPALIVE_S - 0.5 < idle < KEEPALIVE_S + 2, f"closed after {idle:.1f} s of idle"
@@ -281,11 +286,13 @@ def test_redis_keeps_job_records_across_a_restart(stack: UpStack) -> None:
 
 
 def test_make_down_leaves_no_process_and_frees_every_port(stack: UpStack) -> None:
-    assert all_running(stack)
+    wait_until(lambda: all_running(stack), 30, "every program to be RUNNING")
     down_and_check_nothing_is_left(stack, set())
 
 
 def test_make_up_on_postgresql_indexes_answers_and_stops_it(zhipu_server: ZhipuFakeServer) -> None:
+    # scripts/ensure_postgres.py keeps PostgreSQL in $RUN_DIR/postgres, listening on no TCP port, only on a Unix
+    # socket in that folder: the private run folder is all it needs to be the test's own.
     root = Path(tempfile.mkdtemp(prefix="ragqueue-up-pg-"))
     up = UpStack.create(root, zhipu_server, VECTOR_STORE="postgres")
     try:
