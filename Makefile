@@ -29,7 +29,7 @@ demo: up  ## Start the stack, index docs/kb with a progress bar, stream an answe
 	.venv/bin/ragq ask "什么是 KV 缓存？它为什么能加快大模型推理？" --collection demo
 	@echo
 	@echo "Next: .venv/bin/ragq chat -c demo   ragq --help   the chat page: http://127.0.0.1:$(API_PORT)/"
-	@echo "API docs: http://127.0.0.1:$(API_PORT)/docs   Flower: http://127.0.0.1:$(FLOWER_PORT) (login: FLOWER_BASIC_AUTH in .env)   Stop: make down"
+	@echo "API docs: http://127.0.0.1:$(API_PORT)/docs   Flower: http://127.0.0.1:$(FLOWER_PORT) (login: FLOWER_BASIC_AUTH in .env)   Status: make status   Stop: make down"
 
 lint: install  ## ruff and mypy
 	@.venv/bin/ruff check .
