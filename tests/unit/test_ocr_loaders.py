@@ -187,10 +187,11 @@ def test_a_pdf_empty_even_after_ocr_is_unreadable(tmp_path: Path) -> None:
 
 
 def test_importing_the_loaders_loads_no_ocr_runtime() -> None:
+    heavy = ("onnxruntime", "rapidocr_onnxruntime", "cv2", "pypdfium2")  # started per process, on first use
     code = (
         "import sys, workers.loaders, workers.loaders.ocr, workers.loaders.image, workers.loaders.pdf\n"
-        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('onnxruntime', 'rapidocr_onnxruntime', 'cv2'))\n"
-        "assert not heavy, heavy"
+        f"loaded = sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r})\n"
+        "assert not loaded, loaded"
     )
     root = Path(__file__).resolve().parents[2]
     result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=False)
