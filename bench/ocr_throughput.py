@@ -39,7 +39,7 @@ from reportlab.pdfgen import canvas
 
 from shared.ingest.text_normalize import normalize_text
 from workers.loaders.limits import LoadLimits
-from workers.loaders.ocr import load_engine, ocr_image, release_memory
+from workers.loaders.ocr import load_engine, ocr_image
 from workers.loaders.pdf import load_pdf
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -163,7 +163,6 @@ def bench_rapidocr(images: list[Image.Image], truths: list[str], pdf_path: Path,
     load_s, loaded = time.perf_counter() - wall, rss_mib()
     print(f"RapidOCR: RSS {before:.0f} MiB before the models, {loaded:.0f} MiB after ({loaded - before:+.0f})")
     ocr_image(images[0], limits)  # warm-up: ONNX Runtime sizes its buffers on the first page
-    release_memory()
     reset_peak()
     wall, cpu = time.perf_counter(), time.process_time()
     texts = [ocr_image(image, limits) for image in images]
@@ -172,11 +171,10 @@ def bench_rapidocr(images: list[Image.Image], truths: list[str], pdf_path: Path,
     engine = Run(
         name, "same bitmaps", len(texts), wall, cpu, *_accuracies(texts, truths), load_s, loaded, rss_mib("VmHWM")
     )
-    release_memory()
-    print(f"RapidOCR: RSS {rss_mib():.0f} MiB after the pages, once released")
+    print(f"RapidOCR: RSS {rss_mib():.0f} MiB after the pages")
     reset_peak()
     wall, cpu = time.perf_counter(), time.process_time()
-    sections = load_pdf(pdf_path, limits)  # releases the memory itself
+    sections = load_pdf(pdf_path, limits)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     accurate = _accuracies([s.text for s in sections], truths)
     return [engine, Run(name, "load_pdf: render + OCR", len(sections), wall, cpu, *accurate, peak_mib=rss_mib("VmHWM"))]

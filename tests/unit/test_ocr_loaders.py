@@ -145,6 +145,14 @@ def test_an_image_bomb_is_refused_from_its_header_without_decoding(
     assert time.monotonic() - started < 1.0
 
 
+def test_a_later_tiff_page_past_max_image_pixels_is_refused_before_decoding(tmp_path: Path) -> None:
+    small, huge = Image.new("1", (100, 100), 1), Image.new("1", (8_000, 8_000), 0)
+    buffer = io.BytesIO()
+    small.save(buffer, "TIFF", compression="group4", save_all=True, append_images=[huge])
+    with pytest.raises(UnreadableDocument, match=r"^p\. 2: the image is 8000×8000 .*MAX_IMAGE_PIXELS"):
+        load_image(write(tmp_path, "pages.tiff", buffer.getvalue()), LIMITS)
+
+
 def test_a_damaged_image_is_unreadable_with_a_message(tmp_path: Path) -> None:
     whole = whiteboard_png(["白板照片"])
     with pytest.raises(UnreadableDocument, match="damaged or truncated"):

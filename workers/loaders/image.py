@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
 from workers.loaders.limits import LoadLimits
-from workers.loaders.ocr import ocr_image, release_memory
+from workers.loaders.ocr import ocr_image
 from workers.loaders.sections import Section, UnreadableDocument
 
 _WHITE = (255, 255, 255)
@@ -25,16 +25,13 @@ def load_image(path: Path, limits: LoadLimits) -> list[Section]:
                 f"the image has {frames} pages, more than OCR_MAX_PAGES ({limits.ocr_max_pages}) allows through OCR"
             )
         texts: list[str] = []
-        try:
-            for number, frame in enumerate(itertools.islice(ImageSequence.Iterator(image), frames), 1):
-                try:
-                    texts.append(_read(frame, limits))
-                except UnreadableDocument as exc:
-                    if frames == 1:
-                        raise
-                    raise UnreadableDocument(f"p. {number}: {exc}") from exc
-        finally:
-            release_memory()
+        for number, frame in enumerate(itertools.islice(ImageSequence.Iterator(image), frames), 1):
+            try:
+                texts.append(_read(frame, limits))
+            except UnreadableDocument as exc:
+                if frames == 1:
+                    raise
+                raise UnreadableDocument(f"p. {number}: {exc}") from exc
     if not any(text.strip() for text in texts):
         raise UnreadableDocument(
             "no extractable text: OCR found no text in the image "

@@ -13,9 +13,10 @@ Deliberate choices:
   once, orientation once, then recognition in batches of a few lines, looking at the clock before each. A
   page stops within one model run of `OCR_PAGE_TIMEOUT_S`; one run is bounded because the page is scaled to at
   most `MAX_SIDE_PX` a side before detection and a batch holds `rec_batch_num` (6) lines.
-- Memory: a page's model activations (0.3-0.7 GB at `MAX_SIDE_PX`; RapidOCR turns ONNX Runtime's arena off)
-  go back to glibc's malloc, which keeps them; `release_memory` hands them back to the system once a document's
-  pages are read, so an idle index worker holds only the models (~55 MB).
+- Memory: a page's model activations (~0.55 GB for an A4 page at `MAX_SIDE_PX`; RapidOCR turns ONNX Runtime's
+  arena off) go back to glibc's malloc, which keeps them and lets them grow from page to page (a worker at
+  ~0.4 GB more after 6 pages, bench/ocr_throughput.py). They are handed back to the system after every page:
+  ~50 ms on a page of seconds, and a worker between pages holds only the models (~55 MB).
 - Orientation: decided for the page, not per line. RapidOCR turns each line its classifier calls upside down,
   and that classifier takes some long lines of Chinese for upside down (2 lines of 6 A4 pages in
   bench/ocr_throughput.py, each then read as nothing); here a page is turned only when most of its lines are.
@@ -91,7 +92,7 @@ def load_engine(limits: LoadLimits) -> Any:
     return _engine[1]
 
 
-def release_memory() -> None:
+def _release_memory() -> None:
     """Return the memory freed after OCR to the system (glibc keeps it otherwise); a no-op on other C libraries."""
     with contextlib.suppress(OSError, AttributeError):  # musl, macOS: no libc.so.6 or no malloc_trim
         ctypes.CDLL("libc.so.6").malloc_trim(0)
@@ -101,7 +102,10 @@ def ocr_image(image: Image.Image, limits: LoadLimits) -> str:
     """The text of one page image, in reading order, paragraphs separated by a blank line."""
     engine = load_engine(limits)
     deadline = time.monotonic() + limits.ocr_page_timeout_s
-    boxes = _recognise(engine, _bgr(image), deadline, limits)
+    try:
+        boxes = _recognise(engine, _bgr(image), deadline, limits)
+    finally:
+        _release_memory()
     return "\n\n".join(_paragraphs(_lines(boxes)))
 
 

@@ -18,7 +18,7 @@ from PIL import Image
 from pypdf import PasswordType, PdfReader
 
 from workers.loaders.limits import LoadLimits
-from workers.loaders.ocr import MAX_SIDE_PX, ocr_image, release_memory
+from workers.loaders.ocr import MAX_SIDE_PX, ocr_image
 from workers.loaders.sections import Section, UnreadableDocument
 
 # A layer with fewer real characters than this is a page number or a stamp, if images cover the page.
@@ -79,7 +79,6 @@ def _ocr_pages(path: Path, layers: list[str], sparse: list[int], limits: LoadLim
         return read
     finally:
         document.close()
-        release_memory()
 
 
 def _image_coverage(page: Any) -> float:
