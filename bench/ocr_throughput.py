@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import re
 import shutil
@@ -180,6 +181,29 @@ def bench_rapidocr(images: list[Image.Image], truths: list[str], pdf_path: Path,
     return [engine, Run(name, "load_pdf: render + OCR", len(sections), wall, cpu, *accurate, peak_mib=rss_mib("VmHWM"))]
 
 
+# What an index worker process imports, then the OCR models it loads on its first scanned page.
+_WORKER_PROBE = """
+import json, re, sys, time
+from pathlib import Path
+def rss():
+    return int(re.search(r"VmRSS:\\s+(\\d+)", Path("/proc/self/status").read_text()).group(1)) / 1024
+import workers.celery_app, workers.tasks.index
+from workers.loaders.limits import LoadLimits
+from workers.loaders.ocr import load_engine
+before, started = rss(), time.perf_counter()
+load_engine(LoadLimits(ocr_threads=int(sys.argv[1])))
+print(json.dumps([before, rss(), time.perf_counter() - started]))
+"""
+
+
+def worker_model_load(threads: int) -> tuple[float, float, float]:
+    """An index worker's RSS before and after the OCR models load, and the seconds they take, in a fresh process."""
+    command = [sys.executable, "-c", _WORKER_PROBE, str(threads)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
+    before, after, seconds = json.loads(done.stdout.splitlines()[-1])
+    return before, after, seconds
+
+
 # Runs one command and reports its peak RSS (KiB) and CPU seconds: measured from this small process, the
 # figures are Tesseract's own, not inflated by a fork of the bench's large one.
 _LAUNCHER = (
@@ -263,6 +287,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, help="also write the scanned PDF and page PNGs to this folder")
     args = parser.parse_args(argv)
     engines = set(args.engines.split(","))
+    if "rapidocr" in engines:
+        before, after, seconds = worker_model_load(args.threads)
+        print(
+            f"index worker process: RSS {before:.0f} MiB after its imports, {after:.0f} MiB with the OCR models "
+            f"({after - before:+.0f}), loaded in {seconds:.2f} s"
+        )
     pages = kb_pages(args.pages)
     truths = ["".join(lines) for lines in pages]
     images = scans(pages, args.dpi, args.skew, seed=11)
