@@ -43,7 +43,6 @@ HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 KEY_PATTERN = re.compile(r"[!-~]{1,255}")  # visible ASCII, no spaces: UUIDs, ULIDs, "order-42:retry"
 PENDING_TTL_S = 120  # a reservation outlives any submit (uploads are stored before the key is reserved)
-WAIT_FOR_OWNER_S = 30.0  # how long a concurrent duplicate waits for the first request's response
 POLL_S = 0.05
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -118,13 +117,14 @@ async def idempotent(
     model: type[Model],
     response: Response,
     ttl_s: int,
+    wait_s: float,
 ) -> Model:
     """Run `submit` once per (scope, key): later calls with the same fingerprint get its stored response."""
     if key is None:
         return await submit()
     # One namespace per API key: the same header value from two callers never meets (owner "" = keys off).
     redis_key = keys.idempotency_key(f"{scope}:{key.owner}" if key.owner else scope, key.value)
-    deadline = asyncio.get_running_loop().time() + WAIT_FOR_OWNER_S
+    deadline = asyncio.get_running_loop().time() + wait_s
     while True:
         pending = json.dumps({"fingerprint": fingerprint, "pending": secrets.token_hex(8)})
         if await redis.set(redis_key, pending, nx=True, ex=PENDING_TTL_S):

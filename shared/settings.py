@@ -123,6 +123,9 @@ class Settings(BaseSettings):
     API_KEEPALIVE_S: int = Field(default=75, ge=1)
     # How long an Idempotency-Key remembers the job it created (POST /v1/queries, uploads, index jobs).
     IDEMPOTENCY_TTL_S: int = Field(default=24 * 3600, ge=60)
+    # How long a request waits for a concurrent one with the same Idempotency-Key to answer before it gets 409
+    # `idempotency_key_in_progress`.
+    IDEMPOTENCY_WAIT_S: float = Field(default=30.0, gt=0, le=300)
     REPLAY_TTL_S: int = 3600
     # Answer text is published as one `token` event per window at most (the first piece at once): fewer events,
     # less CPU per answer in worker and API (docs/benchmarks.md). 0 publishes every piece as its own event.

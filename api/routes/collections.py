@@ -96,5 +96,13 @@ async def create_index_job(
 
     fingerprint = request_fingerprint({"collection": collection, "body": body.model_dump(mode="json")})
     return await idempotent(
-        redis, "index-jobs", idempotency_key, fingerprint, submit, JobAccepted, response, settings.IDEMPOTENCY_TTL_S
+        redis,
+        "index-jobs",
+        idempotency_key,
+        fingerprint,
+        submit,
+        JobAccepted,
+        response,
+        settings.IDEMPOTENCY_TTL_S,
+        settings.IDEMPOTENCY_WAIT_S,
     )

@@ -2,7 +2,7 @@
 
 The first request is really stuck: its API process reaches Redis through a proxy that holds its task's LPUSH to
 the `index` queue, as a slow broker would, after the key was reserved and the job recorded. The second waits for
-the first's answer and gets the same job; if none comes within WAIT_FOR_OWNER_S (30 s), it gets
+the first's answer and gets the same job; if none comes within IDEMPOTENCY_WAIT_S (30 s by default), it gets
 409 `idempotency_key_in_progress`, and the key still gives the first's job once that one answers.
 """
 
@@ -17,7 +17,6 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from api.idempotency import WAIT_FOR_OWNER_S
 from shared import keys
 from shared.jobs.tasks import INDEX_QUEUE
 from tests.support.contracts import HoldingProxy, spawn_api, wait_until
@@ -27,6 +26,8 @@ from tests.support.processes import Stack
 pytestmark = pytest.mark.e2e
 
 COLLECTION = "idem-in-progress"
+# The held API's IDEMPOTENCY_WAIT_S (30 s by default): long enough for the first test's release, short for the 409.
+WAIT_S = 4.0
 # The RESP of kombu's `LPUSH index <message>`: the index job's task being sent to the broker.
 SEND_INDEX_TASK = f"$5\r\nLPUSH\r\n${len(INDEX_QUEUE)}\r\n{INDEX_QUEUE}\r\n".encode()
 
@@ -45,7 +46,7 @@ def api(offline_stack: Stack, proxy: HoldingProxy) -> Iterator[str]:
     """An API process on the offline stack's Redis DB, workers and DATA_DIR, reaching Redis through the proxy."""
     db = int(urlsplit(offline_stack.env["REDIS_URL"]).path.lstrip("/"))
     name = "api-held"
-    yield spawn_api(offline_stack, name, {"REDIS_URL": proxy.url(db)})
+    yield spawn_api(offline_stack, name, {"REDIS_URL": proxy.url(db), "IDEMPOTENCY_WAIT_S": str(WAIT_S)})
     offline_stack.stop(name)
 
 
@@ -59,7 +60,7 @@ def note(offline_stack: Stack) -> str:
 
 
 def _submit(url: str, folder: str, key: str) -> httpx.Response:
-    with httpx.Client(base_url=url, timeout=httpx.Timeout(10.0, read=WAIT_FOR_OWNER_S + 30)) as client:
+    with httpx.Client(base_url=url, timeout=httpx.Timeout(10.0, read=WAIT_S + 30)) as client:
         return client.post(
             f"/v1/collections/{COLLECTION}/index-jobs", json={"paths": [folder]}, headers={"Idempotency-Key": key}
         )
@@ -99,7 +100,7 @@ def test_a_second_submit_with_the_same_key_waits_for_the_first_and_gets_its_job(
         assert wait_for_job(client, a.json()["job_id"])[0]["state"] == "succeeded"
 
 
-def test_a_second_submit_still_waiting_after_30_s_gets_409_idempotency_key_in_progress(
+def test_a_second_submit_still_waiting_after_the_wait_gets_409_idempotency_key_in_progress(
     api: str, proxy: HoldingProxy, note: str
 ) -> None:
     key = str(uuid.uuid4())
@@ -117,7 +118,7 @@ def test_a_second_submit_still_waiting_after_30_s_gets_409_idempotency_key_in_pr
     error = second.json()["error"]
     assert error["code"] == "idempotency_key_in_progress", error
     assert key in error["message"] and "retry" in error["message"]
-    assert waited >= WAIT_FOR_OWNER_S, f"answered after {waited:.1f} s, before WAIT_FOR_OWNER_S"
+    assert waited >= WAIT_S, f"answered after {waited:.1f} s, before IDEMPOTENCY_WAIT_S"
     # The 409 did not use the key up: once the first answered, a retry gets its job.
     assert accepted.status_code == 202, accepted.text
     retried = _submit(api, note, key)
