@@ -14,11 +14,11 @@ Deliberate choices:
   page stops within one model run of `OCR_PAGE_TIMEOUT_S`; one run is bounded because the page is scaled to at
   most `MAX_SIDE_PX` a side before detection and a batch holds `rec_batch_num` (6) lines.
 - Memory: a page's model activations (~0.55 GB for an A4 page at `MAX_SIDE_PX`; RapidOCR turns ONNX Runtime's
-  arena off) go back to glibc's malloc, which keeps them and lets them grow from page to page (a worker at
-  ~0.4 GB more after 6 pages, bench/ocr_throughput.py). They are handed back to the system after every page:
-  ~50 ms on a page of seconds, and a worker between pages holds only the models (~55 MB).
+  arena off) go back to glibc's malloc, which keeps them and lets them grow from page to page (~0.4 GB held
+  after six pages). They are handed back to the system after every page: ~50 ms on a page of seconds, and a
+  worker between pages holds only the models (~100 MB). Figures: docs/benchmarks.md, OCR.
 - Orientation: decided for the page, not per line. RapidOCR turns each line its classifier calls upside down,
-  and that classifier takes some long lines of Chinese for upside down (2 lines of 6 A4 pages in
+  and that classifier takes some long lines of Chinese for upside down (2 lines in the six pages of
   bench/ocr_throughput.py, each then read as nothing); here a page is turned only when most of its lines are.
 - Confidence: the recogniser's mean character probability per line; lines below `ocr_min_confidence` are dropped.
 - Reading order: lines top to bottom, boxes on one visual line left to right; a vertical gap well over a line's
