@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Make sure Debian's chromium is at /usr/bin/chromium for the browser EventSource test (issue 4 §7).
+# Make sure Debian's chromium is at /usr/bin/chromium for the browser tests (EventSource, the chat page).
 # Playwright drives this system browser through executable_path: `playwright install` cannot download here.
 set -euo pipefail
 CHROMIUM=/usr/bin/chromium
-# A CJK font too, so the chat page's screenshots show Chinese text instead of empty boxes.
+# A CJK font too: the chat page's screenshots show Chinese instead of empty boxes, and the test scans
+# (tests/support/scans.py) are drawn by PDFium with it, so OCR has Chinese to read.
 has_cjk_font() { fc-list :lang=zh 2>/dev/null | grep -q .; }
 [ -x "$CHROMIUM" ] && has_cjk_font && exit 0
 
