@@ -108,6 +108,16 @@ def test_a_page_scanned_upside_down_is_read_the_right_way_round(tmp_path: Path) 
     assert unspaced(section.text) == "倒着扫描的第一行文字。倒着扫描的第二行文字。"
 
 
+def test_a_phone_photo_is_read_the_way_its_exif_says_it_is_shown(tmp_path: Path) -> None:
+    upright = Image.open(io.BytesIO(whiteboard_png(["手机横着拍的白板照片。", "第二行：周五前交付。"]))).convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 8  # Orientation: shown turned 90° anticlockwise from how the sensor stored it
+    buffer = io.BytesIO()
+    upright.rotate(-90, expand=True).save(buffer, "JPEG", quality=90, exif=exif)
+    [section] = load_image(write(tmp_path, "photo.jpg", buffer.getvalue()), LIMITS)
+    assert unspaced(section.text) == "手机横着拍的白板照片。第二行：周五前交付。"  # read sideways, the lines swap
+
+
 def test_text_on_a_transparent_background_is_read(tmp_path: Path) -> None:
     grey = page_image(["透明背景上的黑色文字。"])
     transparent = Image.new("RGBA", grey.size, (0, 0, 0, 0))

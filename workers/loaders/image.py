@@ -7,7 +7,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageSequence, UnidentifiedImageError
+from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
 from workers.loaders.limits import LoadLimits
 from workers.loaders.ocr import ocr_image
@@ -51,9 +51,14 @@ def _open(path: Path, limits: LoadLimits) -> Image.Image:
             image = Image.open(path)
     except Image.DecompressionBombError as exc:
         # Past twice Pillow's own limit, Pillow refuses before we see the size, whatever MAX_IMAGE_PIXELS says.
+        pillow_limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+        if limits.max_image_pixels < pillow_limit:
+            raise UnreadableDocument(
+                f"the image is larger than MAX_IMAGE_PIXELS ({limits.max_image_pixels}) allows; it was not decoded"
+            ) from exc
         raise UnreadableDocument(
-            f"the image is larger than MAX_IMAGE_PIXELS ({limits.max_image_pixels} pixels) allows "
-            f"and was not decoded ({exc})"
+            f"the image is larger than Pillow decodes ({pillow_limit} pixels, a decompression-bomb guard), "
+            f"below MAX_IMAGE_PIXELS ({limits.max_image_pixels}); it was not decoded"
         ) from exc
     except UnidentifiedImageError as exc:
         raise UnreadableDocument(
@@ -85,7 +90,8 @@ def _read(frame: Image.Image, limits: LoadLimits) -> str:
         frame.load()
     except (OSError, ValueError, SyntaxError) as exc:  # a damaged file fails with a message, not a traceback
         raise UnreadableDocument(f"the image is damaged or truncated and cannot be decoded ({exc})") from exc
-    return ocr_image(for_ocr(frame), limits)
+    # A phone stores a photo as the sensor saw it and says in EXIF which way up it is shown.
+    return ocr_image(for_ocr(ImageOps.exif_transpose(frame)), limits)
 
 
 def for_ocr(image: Image.Image) -> Image.Image:
