@@ -32,7 +32,8 @@ def page_image(lines: list[str], dpi: int = SCAN_DPI) -> Image.Image:
     """
     if not _cjk_font_available():
         raise RuntimeError(
-            "PDFium drew no Chinese: the system has no CJK font for STSong-Light (apt-get install fonts-wqy-microhei)"
+            "PDFium drew no Chinese: the system has no CJK font for STSong-Light (scripts/install_browser.sh installs "
+            "fonts-wqy-microhei)"
         )
     page = _rasterised(lines, dpi)
     box = ImageChops.invert(page).getbbox()
