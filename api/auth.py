@@ -30,6 +30,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from api import stream_tokens
 from api.collection_checks import collection_not_found
 from api.errors import ApiError
+from shared.key_limits import KeyLimits
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,8 @@ class Principal:
     collections: frozenset[str] | None = None  # None: every collection
     name: str | None = None
     stream_job: str | None = None  # set for a stream token: that job only
+    limits: KeyLimits = KeyLimits()  # what this key may use (shared/key_limits.py); none for the open principal
+    admin: bool = False  # sees every key's usage and feedback
 
     @property
     def owner(self) -> str:

@@ -88,3 +88,28 @@ def uploads_sweep_key() -> str:
 def metric_counters_key() -> str:
     """Hash of counters shared by every process (`name|label=value,...` -> count), read by `/metrics`."""
     return f"{PREFIX}:metrics:counters"
+
+
+def usage_key(key_id: str, day: str) -> str:
+    """Hash of one API key's use on one UTC day (`20261202`): shared/usage.py `UsageField` -> count."""
+    return f"{PREFIX}:usage:{key_id}:{day}"
+
+
+def rate_window_key(key_id: str, minute: int) -> str:
+    """Counter of one API key's requests in one minute (unix time // 60), for `requests_per_minute`."""
+    return f"{PREFIX}:limit:rate:{key_id}:{minute}"
+
+
+def key_streams_key(key_id: str) -> str:
+    """Sorted set of one API key's open answer streams (job id scored by expiry), for `max_streams`."""
+    return f"{PREFIX}:limit:streams:{key_id}"
+
+
+def feedback_key(job_id: str) -> str:
+    """Hash of the feedback on one query job's answer (rating, comment, when, by which key)."""
+    return f"{PREFIX}:feedback:{job_id}"
+
+
+def feedback_index_key(collection: str) -> str:
+    """Sorted set of the query jobs with feedback in one collection, scored by when it was given."""
+    return f"{PREFIX}:feedback:collection:{collection}"

@@ -111,6 +111,13 @@ class Settings(BaseSettings):
     # only. API_KEYS_FILE adds keys with limits (TOML: [[key]] with key or sha256, optional name, collections).
     API_KEYS: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     API_KEYS_FILE: Path | None = None
+    # Per-key limits for keys that do not set their own in API_KEYS_FILE (and for API_KEYS); unset = no limit.
+    # Enforced in Redis across every API process (api/key_limits.py); past one: 429 naming it.
+    KEY_REQUESTS_PER_MINUTE: int | None = Field(default=None, ge=1)
+    KEY_MAX_STREAMS: int | None = Field(default=None, ge=1)
+    KEY_QUESTIONS_PER_DAY: int | None = Field(default=None, ge=1)
+    KEY_TOKENS_PER_DAY: int | None = Field(default=None, ge=1)
+    KEY_UPLOAD_BYTES_PER_DAY: int | None = Field(default=None, ge=1)
     # Signs the stream URLs POST /v1/queries returns (HMAC-SHA256); no default: required when keys are on.
     STREAM_TOKEN_SECRET: SecretStr | None = None
     STREAM_TOKEN_TTL_S: int = Field(default=3600, ge=10)
