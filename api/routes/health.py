@@ -58,7 +58,7 @@ async def _redis_check(redis: Any) -> str:
 
 
 async def _store_check(store: Store, settings: Settings) -> str:
-    """A cheap read (the collection names) within a few seconds; never shows the store's URL or password."""
+    """A cheap read (the collection names) within a few seconds; never shows the store's URL, password or path."""
     try:
         await asyncio.wait_for(run_in_threadpool(store.collection_names), STORE_CHECK_TIMEOUT_S)
     except TimeoutError:
@@ -67,6 +67,9 @@ async def _store_check(store: Store, settings: Settings) -> str:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if settings.VECTOR_STORE_URL:
             detail = detail.replace(settings.VECTOR_STORE_URL, "VECTOR_STORE_URL")
+        # /readyz is open: name the folder by its setting, never by where the server keeps it.
+        for folder in sorted({str(settings.DATA_DIR.resolve()), str(settings.DATA_DIR)}, key=len, reverse=True):
+            detail = detail.replace(folder, "DATA_DIR")
         return f"the collection store does not answer: {detail}"
     return "ok"
 

@@ -97,6 +97,8 @@ def test_a_store_that_cannot_be_read_makes_readyz_503_store_unavailable(bare: St
     assert status == 503, body
     assert body["error"]["code"] == "store_unavailable", body  # named first, before the missing workers
     assert body["store"].startswith("the collection store does not answer"), body["store"]
+    # an open route: the folder is named by its setting, never by its path on the server
+    assert str(bare.data_dir) not in body["store"] and "DATA_DIR" in body["store"], body["store"]
     assert body["redis"] == "ok"
     assert _code(bare) == "no_workers"  # back as soon as the store reads again
 
