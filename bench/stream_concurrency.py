@@ -39,12 +39,14 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Annotated
+from xmlrpc.client import ServerProxy
 
 import httpx
 import redis
 import typer
 from rich.console import Console
 from rich.table import Table
+from supervisor.xmlrpc import SupervisorTransport
 
 from bench.load_clients import ClientKind, Stream, StreamClient, stream_client
 from bench.stream_latency import (
@@ -419,19 +421,27 @@ def findings(rounds: list[Round]) -> list[str]:
     return lines
 
 
+def supervised_pids(run_dir: Path) -> dict[str, int]:
+    """Program name -> pid of what supervisord runs for `make up` in run_dir (its XML-RPC socket)."""
+    transport = SupervisorTransport(None, None, f"unix://{run_dir / 'supervisor.sock'}")
+    rpc = ServerProxy("http://127.0.0.1", transport=transport)
+    return {info["name"]: int(info["pid"]) for info in rpc.supervisor.getAllProcessInfo() if info["pid"]}
+
+
 def run_external(url: str, run_dir: Path, redis_url: str, plan: Plan, fake: tuple[str, str, int]) -> list[Round]:
     """Run the rounds against a stack already running (`scripts/stack.sh up`), its pids and logs in run_dir."""
     fake_url, _, fake_pid = fake
     redis_client = redis.Redis.from_url(redis_url, decode_responses=True)
     try:
         prepare(url, url)
-        # Every query worker process `make up` started (QUERY_WORKERS), each measured on its own.
-        pid_files = {"api": run_dir / "api.pid"}
-        workers = sorted(run_dir.glob("worker-query-*.pid"))
-        pid_files |= {("worker" if len(workers) == 1 else f"worker {f.stem[13:]}"): f for f in workers}
-        pids = {name: int(f.read_text()) for name, f in pid_files.items() if f.exists()}
+        # The API and every query worker process `make up` runs under supervisord (QUERY_WORKERS), each measured
+        # on its own; their pids from supervisord itself.
+        running = supervised_pids(run_dir)
+        workers = sorted(name for name in running if name.startswith("worker-query-"))
+        pids = {"api": running["api"]} if "api" in running else {}
+        pids |= {("worker" if len(workers) == 1 else f"worker {name[13:]}"): running[name] for name in workers}
         pids |= {"client": os.getpid(), "fake": fake_pid, "redis": redis_pid(redis_client)}
-        logs = [run_dir / "api.log", *(f.with_suffix(".log") for f in workers)]
+        logs = [run_dir / "api.log", *(run_dir / f"{name}.log" for name in workers)]
         return asyncio.run(run_rounds(url, "make up", plan, fake_url, pids, logs, redis_client))
     finally:
         redis_client.close()
