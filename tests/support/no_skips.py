@@ -15,6 +15,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     skipped = reporter.stats.get("skipped", []) if reporter is not None else []
     if skipped:
         if reporter is not None:
+            reporter.ensure_newline()
             reporter.write_line(
                 f"{len(skipped)} test(s) skipped: a skip fails the run (ALLOW_SKIPS=1 to allow)", red=True
             )
