@@ -1,6 +1,7 @@
 """API keys: who is calling (`authenticate`, a FastAPI dependency) and what that caller may see (`Principal`).
 
-Keys come from API_KEYS (unlimited) and API_KEYS_FILE (per-key collection limits); only their sha256 digests
+Keys come from API_KEYS (every collection, the KEY_* limits) and API_KEYS_FILE (per key: collections, limits,
+admin; checked strictly by shared/keys_file.py, so a misspelt field refuses the file); only their sha256 digests
 are kept, compared with `hmac.compare_digest` against every entry. No keys configured: every caller is the
 open principal (development only, warned at start-up). See docs/security.md.
 
@@ -18,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +31,7 @@ from api import stream_tokens
 from api.collection_checks import collection_not_found
 from api.errors import ApiError
 from shared.key_limits import KeyLimits
+from shared.keys_file import KeysFileError, load_keys_file
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -110,8 +111,8 @@ class KeyRing:
         return found
 
 
-def _entry(digest: bytes, collections: frozenset[str] | None, name: str | None) -> tuple[bytes, Principal]:
-    return digest, Principal(key_id=digest.hex()[:KEY_ID_CHARS], collections=collections, name=name)
+def _key_id(digest: bytes) -> str:
+    return digest.hex()[:KEY_ID_CHARS]
 
 
 def _plain_key(key: str, where: str) -> bytes:
@@ -120,36 +121,36 @@ def _plain_key(key: str, where: str) -> bytes:
     return key_digest(key)
 
 
-def _file_entries(path: Path) -> list[tuple[bytes, Principal]]:
-    """[[key]] tables: `key` (the key) or `sha256` (its hex digest), optional `name`, optional `collections`."""
+def _file_entries(path: Path, settings: Settings) -> list[tuple[bytes, str, Principal]]:
+    """Each [[key]] table as (digest, where it is, principal); the file is checked by shared/keys_file.py."""
     try:
-        with open(path, "rb") as f:
-            tables = tomllib.load(f).get("key", [])
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise AuthConfigError(f"API_KEYS_FILE {path}: {exc}") from exc
+        tables = load_keys_file(path).key
+    except KeysFileError as exc:
+        raise AuthConfigError(str(exc)) from None
     entries = []
+    names: dict[str, str] = {}
     for n, table in enumerate(tables, start=1):
-        where = f"API_KEYS_FILE {path}, key #{n}"
-        if not isinstance(table, dict) or ("key" in table) == ("sha256" in table):
-            raise AuthConfigError(f"{where}: give exactly one of `key` or `sha256`")
-        if "key" in table:
-            digest = _plain_key(str(table["key"]), where)
+        where = f"API_KEYS_FILE {path}, [[key]] #{n}"
+        if table.key is not None:
+            digest = _plain_key(table.key, f"{where}, field `key`")
         else:
-            try:
-                digest = bytes.fromhex(str(table["sha256"]))
-            except ValueError:
-                digest = b""
-            if len(digest) != hashlib.sha256().digest_size:
-                raise AuthConfigError(f"{where}: `sha256` must be 64 hex digits (sha256sum of the key)")
-        collections = table.get("collections")
-        if collections is not None and not (
-            isinstance(collections, list) and all(isinstance(c, str) for c in collections)
-        ):
-            raise AuthConfigError(f"{where}: `collections` must be a list of collection names")
-        name = str(table["name"]) if "name" in table else None
-        entries.append(_entry(digest, None if collections is None else frozenset(collections), name))
-    if not entries:
-        raise AuthConfigError(f"API_KEYS_FILE {path} holds no [[key]] table")
+            assert table.sha256 is not None  # KeyTable holds exactly one of them
+            digest = bytes.fromhex(table.sha256)
+        if table.name is not None:
+            if table.name in names:
+                raise AuthConfigError(
+                    f'{where}, field `name`: "{table.name}" is already the name of {names[table.name]}; '
+                    "names must be unique (usage and metrics are reported by name)"
+                )
+            names[table.name] = f"[[key]] #{n}"
+        principal = Principal(
+            key_id=_key_id(digest),
+            collections=None if table.collections is None else frozenset(table.collections),
+            name=table.name,
+            limits=KeyLimits.for_table(table, settings),
+            admin=table.admin,
+        )
+        entries.append((digest, where, principal))
     return entries
 
 
@@ -166,16 +167,24 @@ def _check_secret(secret: str | None) -> str:
 
 
 def load_keyring(settings: Settings) -> KeyRing:
-    """The keys from settings, checked; AuthConfigError with one line a person can act on."""
+    """The keys from settings and API_KEYS_FILE, checked; AuthConfigError with one line a person can act on."""
     if not settings.keys_on:
         log.warning("API_KEYS unset: every route is open; development only (docs/security.md)")
         return KeyRing()
-    entries = [_entry(_plain_key(k.get_secret_value(), "API_KEYS"), None, None) for k in settings.API_KEYS]
+    defaults = KeyLimits.defaults(settings)
+    listed = []
+    for key in settings.API_KEYS:
+        digest = _plain_key(key.get_secret_value(), "API_KEYS")
+        listed.append((digest, "API_KEYS", Principal(key_id=_key_id(digest), limits=defaults)))
     if settings.API_KEYS_FILE is not None:
-        entries += _file_entries(settings.API_KEYS_FILE)
-    digests = [digest for digest, _ in entries]
-    if len(set(digests)) != len(digests):
-        raise AuthConfigError("a key appears twice (in API_KEYS and API_KEYS_FILE, or twice in one of them)")
+        listed += _file_entries(settings.API_KEYS_FILE, settings)
+    seen: dict[bytes, str] = {}
+    entries = []
+    for digest, where, principal in listed:
+        if digest in seen:
+            raise AuthConfigError(f"{where}: a key appears twice (also in {seen[digest]}); give each key once")
+        seen[digest] = where
+        entries.append((digest, principal))
     configured = settings.STREAM_TOKEN_SECRET
     secret = _check_secret(configured.get_secret_value() if configured is not None else None)
     log.info("API keys on: %d key(s); every /v1 route and /stream_chat needs Authorization: Bearer", len(entries))

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import ErrorDetails
 
 
 class KeysFileError(ValueError):
@@ -56,19 +58,36 @@ def load_keys_file(path: Path) -> KeysFile:
             raw = tomllib.load(f)
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise KeysFileError(f"API_KEYS_FILE {path}: {exc}") from exc
+    if not raw.get("key") and set(raw) <= {"key"}:
+        raise KeysFileError(f"API_KEYS_FILE {path} holds no [[key]] table (each key: [[key]] with `key` or `sha256`)")
     try:
         return KeysFile.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(_where(error["loc"]) + error["msg"] for error in exc.errors())
+        problems = "; ".join(_where(error["loc"], raw) + _what(error) for error in exc.errors())
         raise KeysFileError(f"API_KEYS_FILE {path}: {problems}") from None
 
 
-def _where(loc: tuple[int | str, ...]) -> str:
-    """`[[key]] #2, field requests_per_mnute: ` from pydantic's ("key", 1, "requests_per_mnute")."""
-    parts = []
+def _where(loc: tuple[int | str, ...], raw: dict[str, Any]) -> str:
+    """`[[key]] #2 ("team"), field `requests_per_mnute`: ` from pydantic's ("key", 1, "requests_per_mnute")."""
     if len(loc) >= 2 and loc[0] == "key" and isinstance(loc[1], int):
-        name = f"[[key]] #{loc[1] + 1}"
-        parts.append(name if len(loc) == 2 else f"{name}, field `{loc[2]}`")
-    elif loc:
-        parts.append(f"top-level `{loc[0]}`" if loc[0] != "key" else "`key`")
-    return (", ".join(parts) + ": ") if parts else ""
+        table = raw["key"][loc[1]]
+        name = table.get("name") if isinstance(table, dict) else None
+        where = f"[[key]] #{loc[1] + 1}" + (f' ("{name}")' if isinstance(name, str) else "")
+        return (where if len(loc) == 2 else f"{where}, field `{loc[2]}`") + ": "
+    if loc:
+        return f"top-level `{loc[0]}`: " if loc[0] != "key" else "`key`: "
+    return ""
+
+
+def _what(error: ErrorDetails) -> str:
+    """pydantic's message, in the file's terms where it would not say what to write instead."""
+    loc = error["loc"]
+    if error["type"] == "extra_forbidden":
+        if len(loc) == 1:
+            return "unknown table (the file holds only [[key]] tables)"
+        return f"unknown field (a [[key]] table may have: {', '.join(KeyTable.model_fields)})"
+    if error["type"] == "missing" and loc == ("key",):
+        return "no [[key]] table"
+    if error["type"] == "string_pattern_mismatch" and loc[-1] == "sha256":
+        return 'must be 64 hex digits (printf %s "$KEY" | sha256sum)'
+    return error["msg"].removeprefix("Value error, ")
