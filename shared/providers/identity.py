@@ -12,4 +12,9 @@ def embedding_model_name(settings: Settings) -> str:
     """Querying or adding to a collection with another model than the one it records is refused."""
     if settings.EMBED_PROVIDER == "zhipu":
         return f"zhipu/{settings.EMBED_MODEL}"
+    if settings.EMBED_PROVIDER == "openai_compatible":
+        name = f"openai_compatible/{settings.EMBED_MODEL}"
+        prefixes = (settings.EMBED_QUERY_PREFIX, settings.EMBED_PASSAGE_PREFIX)
+        # The same model with other instruction prefixes gives other vectors: a different identity.
+        return f"{name} (query {prefixes[0]!r}, passage {prefixes[1]!r})" if any(prefixes) else name
     return LOCAL_MODEL_NAME

@@ -66,7 +66,7 @@ def is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, APITimeoutError | APIConnectionError | httpx.TransportError)
 
 
-def _retry_after_s(exc: BaseException | None) -> float:
+def retry_after_s(exc: BaseException | None) -> float:
     """Seconds a 429/503 asked us to wait (`Retry-After`, in seconds), else 0."""
     response = getattr(exc, "response", None)
     if not isinstance(response, httpx.Response):
@@ -179,7 +179,7 @@ class BatchedZhipuEmbedding(ZhipuAIEmbedding):
     def _wait(self, state: RetryCallState) -> float:
         backoff = wait_exponential_jitter(initial=self.backoff_initial_s, max=self.backoff_max_s, jitter=0.5)
         exc = state.outcome.exception() if state.outcome else None
-        return max(backoff(state), _retry_after_s(exc))
+        return max(backoff(state), retry_after_s(exc))
 
     def _embed_request(self, texts: list[str]) -> list[list[float]]:
         """One /embeddings request for `texts`, retried on transient failures; vectors in input order."""
