@@ -10,10 +10,11 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from cli import answers, render
+from cli import answers, feedback, render
 from cli.client import ApiClient, CliError
 from cli.progress import follow
 from cli.uploads import batches, collect_files, upload
+from shared.feedback import MAX_COMMENT_CHARS, Rating
 from shared.ingest.import_paths import SUPPORTED_SUFFIXES
 
 DEFAULT_API = "http://127.0.0.1:8000"
@@ -38,6 +39,9 @@ Collection = Annotated[str, typer.Option("--collection", "-c", help="The collect
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of text")]
 TopK = Annotated[int | None, typer.Option("--top-k", min=1, max=50, help="Chunks to retrieve")]
 Mode = Annotated[str, typer.Option("--mode", help="Retrieval: hybrid, vector or bm25")]
+Comment = Annotated[
+    str | None, typer.Option("--comment", help=f"Why, with a rating (at most {MAX_COMMENT_CHARS} characters)")
+]
 
 
 def _client(ctx: typer.Context) -> ApiClient:
@@ -111,6 +115,7 @@ def index(
     epilog="Examples:\n\n"
     "  ragq ask '什么是 KV 缓存？' --collection demo\n\n"
     "  ragq ask 'What is speculative decoding?' -c demo --json | jq -r .answer\n\n"
+    "  ragq ask '什么是 KV 缓存？' -c demo --rate down --comment 'wrong document'\n\n"
     "Ctrl-C stops the answer and cancels the job on the server."
 )
 def ask(
@@ -120,13 +125,34 @@ def ask(
     as_json: AsJson = False,
     top_k: TopK = None,
     mode: Mode = "hybrid",
+    rate: Annotated[Rating | None, typer.Option("--rate", help="Rate the answer once it is written")] = None,
+    comment: Comment = None,
 ) -> None:
     """Ask a question: the answer streams into the terminal as it is written, then its sources."""
     body: dict[str, Any] = {"collection": collection, "question": question, "mode": mode}
     if top_k:
         body["top_k"] = top_k
     with _client(ctx) as client:
-        answers.ask(client, body, as_json, out, err)
+        answer = answers.ask(client, body, as_json, out, err)
+        if rate and answer.job_id:
+            err.print(feedback.rated(feedback.rate(client, answer.job_id, rate, comment)), markup=False)
+
+
+@app.command(
+    epilog="Examples:\n\n"
+    "  ragq rate 3f2a9c... up\n\n"
+    "  ragq rate 3f2a9c... down --comment 'cites the wrong version'\n\n"
+    "Rating the same answer again replaces the earlier rating."
+)
+def rate(
+    ctx: typer.Context,
+    job_id: Annotated[str, typer.Argument(help="The query job's id (`ragq ask --json` prints it)")],
+    rating: Annotated[Rating, typer.Argument(help="up or down")],
+    comment: Comment = None,
+) -> None:
+    """Rate a finished answer up or down, with an optional comment."""
+    with _client(ctx) as client:
+        out.print(feedback.rated(feedback.rate(client, job_id, rating, comment)), markup=False)
 
 
 @app.command(
@@ -187,6 +213,9 @@ def status(ctx: typer.Context, as_json: AsJson = False) -> None:
         render.status_view(out, client.base_url, state)
     if not state["ready"]:
         raise typer.Exit(1)
+
+
+app.add_typer(feedback.app, name="feedback")
 
 
 def main() -> None:

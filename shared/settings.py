@@ -146,6 +146,9 @@ class Settings(BaseSettings):
     # less CPU per answer in worker and API (docs/benchmarks.md). 0 publishes every piece as its own event.
     TOKEN_COALESCE_MS: float = Field(default=15.0, ge=0, le=1000)
     JOB_TTL_S: int = 7 * 24 * 3600
+    # How long feedback on an answer is kept (renewed when it is given again). Longer than JOB_TTL_S: ratings are
+    # collected into evaluation sets over months, and each keeps its own copy of the question and sources.
+    FEEDBACK_TTL_S: int = Field(default=180 * 24 * 3600, ge=3600)
     PING_INTERVAL_S: float = 15.0
     # A query job no worker has picked up after this long ends with `error` `queue_timeout`.
     QUEUE_TIMEOUT_S: float = 120.0
