@@ -23,10 +23,17 @@ JOBS_INDEX_SIZE = 1000
 
 
 async def create_job(
-    redis: aioredis.Redis, settings: Settings, kind: JobKind, collection: str | None, *, owner: str
+    redis: aioredis.Redis,
+    settings: Settings,
+    kind: JobKind,
+    collection: str | None,
+    *,
+    owner: str,
+    job_id: str | None = None,
 ) -> str:
-    """Record a queued job owned by `owner` (the caller's key id, Principal.owner) and return its id."""
-    job_id = new_job_id()
+    """Record a queued job owned by `owner` (the caller's key id, Principal.owner) and return its id (`job_id`
+    if given: the id a key's stream slot was taken for, api/key_limits.py)."""
+    job_id = job_id or new_job_id()
     job_id_var.set(job_id)  # the rest of this request logs with it (shared/ops/log_setup.py)
     key = keys.job_key(job_id)
     async with redis.pipeline(transaction=True) as pipe:

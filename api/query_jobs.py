@@ -10,10 +10,11 @@ import redis.asyncio as aioredis
 from api.collection_checks import check_queryable
 from api.errors import ApiError
 from api.job_records import create_job
+from api.key_limits import KeyGate
 from api.pubsub_hub import PubSubHub
 from api.query_dispatch import QueryDispatcher
 from api.relay import EventBatch, relay_events, subscribe
-from shared.jobs.records import JobKind
+from shared.jobs.records import JobKind, new_job_id
 from shared.jobs.tasks import ChatTurn, QueryTask
 from shared.settings import Settings
 from shared.store import Store, valid_collection_name
@@ -84,10 +85,17 @@ async def _dispatch(dispatcher: QueryDispatcher, settings: Settings, job_id: str
     await dispatcher.send(task)
 
 
+async def _create(redis: aioredis.Redis, settings: Settings, spec: QuerySpec, gate: KeyGate) -> str:
+    """Count the question against the caller's limits (429 past one), then record the job."""
+    job_id = new_job_id()
+    await gate.admit_question(job_id)
+    return await create_job(redis, settings, JobKind.QUERY, spec.collection, owner=gate.principal.owner, job_id=job_id)
+
+
 async def submit_query(
-    redis: aioredis.Redis, dispatcher: QueryDispatcher, settings: Settings, spec: QuerySpec, *, owner: str
+    redis: aioredis.Redis, dispatcher: QueryDispatcher, settings: Settings, spec: QuerySpec, *, gate: KeyGate
 ) -> str:
-    job_id = await create_job(redis, settings, JobKind.QUERY, spec.collection, owner=owner)
+    job_id = await _create(redis, settings, spec, gate)
     await _dispatch(dispatcher, settings, job_id, spec)
     return job_id
 
@@ -99,10 +107,10 @@ async def submit_and_subscribe(
     settings: Settings,
     spec: QuerySpec,
     *,
-    owner: str,
+    gate: KeyGate,
 ) -> tuple[str, AsyncIterator[EventBatch]]:
     """Submit a query and return its events, subscribed before dispatch so none can be missed."""
-    job_id = await create_job(redis, settings, JobKind.QUERY, spec.collection, owner=owner)
+    job_id = await _create(redis, settings, spec, gate)
     subscription = await subscribe(hub, job_id)
     try:
         await _dispatch(dispatcher, settings, job_id, spec)

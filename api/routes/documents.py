@@ -17,6 +17,7 @@ from api.deps import CeleryDep, PrincipalDep, RedisDep, SettingsDep, StoreDep
 from api.errors import ApiError
 from api.idempotency import IdempotencyKeyDep, idempotent, request_fingerprint
 from api.job_records import create_job, dispatch
+from api.key_limits import KeyGateDep
 from api.openapi_responses import errors
 from api.routes.collections import CollectionPath
 from api.schemas import UPLOAD_REQUEST_BODY, CollectionName
@@ -106,6 +107,7 @@ async def upload_documents(
     request: Request,
     response: Response,
     principal: PrincipalDep,
+    gate: KeyGateDep,
     settings: SettingsDep,
     store: StoreDep,
     redis: RedisDep,
@@ -129,6 +131,9 @@ async def upload_documents(
         raise ApiError(first.status, first.code, f"{len(rejected)} file(s) refused, nothing was indexed: {listing}")
 
     async def submit() -> UploadAccepted:
+        # Counted once stored (a multipart body's size is known only once read), and not again on a replay; past
+        # the quota nothing is indexed, and the stored files go with the next sweep of unreferenced uploads.
+        await gate.admit_upload(sum(s.bytes for s in stored))
         items = [upload_item(s.filename, s.path) for s in stored]
         job_id = await create_job(redis, settings, JobKind.INDEX, collection, owner=principal.owner)
         await dispatch(celery, IndexTask(job_id=job_id, collection=collection, items=items))

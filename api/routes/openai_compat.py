@@ -23,6 +23,7 @@ from starlette.responses import Response
 from api.cancellation import cancel_when_abandoned
 from api.deps import CeleryDep, HubDep, PrincipalDep, QueryDispatcherDep, RedisDep, SettingsDep, StoreDep
 from api.errors import ApiError, error_json
+from api.key_limits import KeyGateDep
 from api.openai_schemas import (
     ChatCompletion,
     ChatCompletionRequest,
@@ -124,6 +125,7 @@ async def _complete(job_id: str, model: str, events: AsyncIterator[EventBatch]) 
 async def chat_completions(
     body: ChatCompletionRequest,
     principal: PrincipalDep,
+    gate: KeyGateDep,
     settings: SettingsDep,
     store: StoreDep,
     redis: RedisDep,
@@ -141,7 +143,7 @@ async def chat_completions(
         dispatcher,
         settings,
         QuerySpec(body.model, question, body.top_k, history, body.mode),
-        owner=principal.owner,
+        gate=gate,
     )
     if body.stream:
         # A client that leaves mid-answer and is not back within the grace period gets its answer stopped.

@@ -14,6 +14,7 @@ from api.deps import CeleryDep, HubDep, PrincipalDep, QueryDispatcherDep, RedisD
 from api.errors import ApiError
 from api.idempotency import IdempotencyKeyDep, idempotent, request_fingerprint
 from api.job_records import load_job_for
+from api.key_limits import KeyGateDep
 from api.openapi_responses import ASKING, EVENT_STREAM, errors, no_content, text_response
 from api.query_jobs import QuerySpec, check_history_texts, check_query, submit_query
 from api.relay import relay_events
@@ -40,6 +41,7 @@ async def create_query(
     body: QueryRequest,
     response: Response,
     principal: PrincipalDep,
+    gate: KeyGateDep,
     settings: SettingsDep,
     store: StoreDep,
     redis: RedisDep,
@@ -52,7 +54,7 @@ async def create_query(
         history = [turn.content for turn in body.history]
         check_history_texts(history, settings.MAX_HISTORY_TURNS, settings.MAX_HISTORY_CHARS)
         spec = QuerySpec(body.collection, question, body.top_k, body.history, body.mode)
-        job_id = await submit_query(redis, dispatcher, settings, spec, owner=principal.owner)
+        job_id = await submit_query(redis, dispatcher, settings, spec, gate=gate)
         stream_url = f"/v1/queries/{job_id}/stream"
         return QueryAccepted(job_id=job_id, stream_url=stream_url, status_url=f"/v1/jobs/{job_id}")
 

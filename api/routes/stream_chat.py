@@ -18,6 +18,7 @@ from api.cancellation import cancel_when_abandoned
 from api.deps import CeleryDep, HubDep, PrincipalDep, QueryDispatcherDep, RedisDep, SettingsDep, StoreDep
 from api.errors import ApiError
 from api.job_records import load_job_for
+from api.key_limits import KeyGateDep
 from api.openapi_responses import ASKING, EVENT_STREAM, PLAIN_TEXT, errors, no_content, text_response
 from api.query_jobs import QuerySpec, check_query, submit_and_subscribe
 from api.relay import EventBatch, relay_events
@@ -63,6 +64,7 @@ def _plain_text(event: StreamEvent) -> str:
 async def stream_chat(
     request: Request,
     principal: PrincipalDep,
+    gate: KeyGateDep,
     settings: SettingsDep,
     store: StoreDep,
     redis: RedisDep,
@@ -98,7 +100,7 @@ async def stream_chat(
         principal.require_collection(name)
         question = await check_query(settings, store, name, param)
         spec = QuerySpec(name, question, top_k, mode=mode)
-        job_id, events = await submit_and_subscribe(redis, hub, dispatcher, settings, spec, owner=principal.owner)
+        job_id, events = await submit_and_subscribe(redis, hub, dispatcher, settings, spec, gate=gate)
     # The client asked on this request: if it leaves and is not back within the grace period, stop the answer.
     events = cancel_when_abandoned(events, redis, celery, settings, job_id)
     headers = {**STREAM_HEADERS, "X-Job-Id": job_id}

@@ -6,8 +6,8 @@ append after a terminal event, every stream ends with exactly one `done` or `err
 a redelivered task and the watchdog race to end it (docs/architecture.md). With `honour_cancel`, it
 also refuses while the job's cancel flag is set, so a worker learns of a cancel from the publish it was
 doing anyway, at most one chunk late. A terminal event may carry the job's final record: the script then
-writes it too (and frees the job's admission slot), so the stream and the record end together or not at all
-(shared/streams/endings.py).
+writes it too (and frees the job's admission slot and its key's stream slot), so the stream and the record end
+together or not at all (shared/streams/endings.py).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 
 from shared import keys
+from shared.jobs.records import JobField
 from shared.streams.events import REPLAY_FIELD, TERMINAL_EVENTS, EventName, EventPayload, payload_json
 
 # Return values of the script besides a positive seq.
@@ -41,10 +42,12 @@ else
 end
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
 if #KEYS > 3 then
-  redis.call('HSET', KEYS[4], unpack(ARGV, 11))
+  redis.call('HSET', KEYS[4], unpack(ARGV, 13))
   if tonumber(ARGV[8]) > 0 then redis.call('EXPIRE', KEYS[4], tonumber(ARGV[8])) end
   redis.call('PUBLISH', KEYS[5], ARGV[9])
   redis.call('ZREM', KEYS[6], ARGV[10])
+  local owner = redis.call('HGET', KEYS[4], ARGV[11])
+  if owner and owner ~= '' then redis.call('ZREM', ARGV[12] .. owner, ARGV[10]) end
 end
 redis.call('PUBLISH', KEYS[2], wire)
 return seq
@@ -79,6 +82,8 @@ def append_call(
         if event not in TERMINAL_EVENTS:
             raise ValueError("only a terminal event carries the job's final record")
         script_keys += [keys.job_key(job_id), keys.progress_channel(job_id), keys.open_queries_key()]
-        args += [str(job_ttl_s), json.dumps(final_record), job_id]
+        # The owner's `max_streams` slot (api/key_limits.py) is freed here too; its key is named from the
+        # job's owner inside the script, which a single Redis allows (a cluster would need it in KEYS).
+        args += [str(job_ttl_s), json.dumps(final_record), job_id, JobField.OWNER, keys.key_streams_key("")]
         args += [item for pair in final_record.items() for item in pair]
     return script_keys, args
