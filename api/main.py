@@ -23,7 +23,18 @@ from api.openapi_responses import errors
 from api.pubsub_hub import PubSubHub
 from api.query_dispatch import QueryDispatcher
 from api.queue_workers import ConsumerProbe
-from api.routes import collections, documents, health, jobs, metrics, openai_compat, queries, stream_chat, web
+from api.routes import (
+    collections,
+    documents,
+    feedback,
+    health,
+    jobs,
+    metrics,
+    openai_compat,
+    queries,
+    stream_chat,
+    web,
+)
 from shared.jobs.dispatch import create_celery
 from shared.ops.gc_tuning import tune_gc
 from shared.ops.log_setup import configure_api_logging
@@ -104,7 +115,7 @@ def create_app() -> FastAPI:
         app.include_router(module.router)
     # Everything else needs a key when keys are on, a `{collection}` in the path the key may use, and counts
     # against the key's requests_per_minute (api/key_limits.py).
-    for module in (collections, documents, jobs, queries, openai_compat, stream_chat):
+    for module in (collections, documents, jobs, queries, feedback, openai_compat, stream_chat):
         app.include_router(
             module.router,
             dependencies=[Depends(require_path_collection), Depends(key_gate)],
