@@ -119,6 +119,9 @@ class Settings(BaseSettings):
     # only. API_KEYS_FILE adds keys with limits (TOML: [[key]] with key or sha256, optional name, collections).
     API_KEYS: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     API_KEYS_FILE: Path | None = None
+    # Seconds between checks of API_KEYS_FILE's modification time; a change is read and checked like at start-up
+    # and replaces the keys only if it passes (api/keyring_reload.py). 0: re-read on SIGHUP only.
+    KEYS_FILE_POLL_S: float = Field(default=5.0, ge=0)
     # Per-key limits for keys that do not set their own in API_KEYS_FILE (and for API_KEYS); unset = no limit.
     # Enforced in Redis across every API process (api/key_limits.py); past one: 429 naming it.
     KEY_REQUESTS_PER_MINUTE: int | None = Field(default=None, ge=1)
@@ -146,9 +149,6 @@ class Settings(BaseSettings):
     # less CPU per answer in worker and API (docs/benchmarks.md). 0 publishes every piece as its own event.
     TOKEN_COALESCE_MS: float = Field(default=15.0, ge=0, le=1000)
     JOB_TTL_S: int = 7 * 24 * 3600
-    # How long feedback on an answer is kept (renewed when it is given again). Longer than JOB_TTL_S: ratings are
-    # collected into evaluation sets over months, and each keeps its own copy of the question and sources.
-    FEEDBACK_TTL_S: int = Field(default=180 * 24 * 3600, ge=3600)
     PING_INTERVAL_S: float = 15.0
     # A query job no worker has picked up after this long ends with `error` `queue_timeout`.
     QUEUE_TIMEOUT_S: float = 120.0
