@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,12 +18,24 @@ from api.auth import AuthConfigError, load_keyring, require_path_collection
 from api.body_limit import BodyLimitMiddleware
 from api.errors import install_error_handlers
 from api.idempotency import REPLAYED_HEADER
+from api.key_limits import RATELIMIT_HEADERS, RateLimitHeadersMiddleware, key_gate
 from api.keyring_reload import keyring_reloads
 from api.openapi_responses import errors
 from api.pubsub_hub import PubSubHub
 from api.query_dispatch import QueryDispatcher
 from api.queue_workers import ConsumerProbe
-from api.routes import collections, documents, health, jobs, metrics, openai_compat, queries, stream_chat, web
+from api.routes import (
+    collections,
+    documents,
+    feedback,
+    health,
+    jobs,
+    metrics,
+    openai_compat,
+    queries,
+    stream_chat,
+    web,
+)
 from shared.jobs.dispatch import create_celery
 from shared.ops.gc_tuning import tune_gc
 from shared.ops.log_setup import configure_api_logging
@@ -89,21 +102,28 @@ def create_app() -> FastAPI:
         max_body_bytes=settings.MAX_JSON_BODY_BYTES,
         max_upload_bytes=settings.MAX_UPLOAD_REQUEST_BYTES,
     )
+    app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(AdmissionMiddleware)  # inside CORS, so a refusal carries CORS headers too
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,  # none by default once keys are on (docs/security.md)
         allow_methods=["*"],
         allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
-        expose_headers=["Content-Type", "X-Job-Id", REPLAYED_HEADER, "Retry-After"],
+        expose_headers=["Content-Type", "X-Job-Id", REPLAYED_HEADER, "Retry-After", *RATELIMIT_HEADERS],
     )
     install_error_handlers(app)
     # Open: probes, metrics and the page (its API calls carry the key). Health's /v1/status asks for a key itself.
     for module in (health, metrics, web):
         app.include_router(module.router)
-    # Everything else needs a key when keys are on, and a `{collection}` in the path the key may use.
-    for module in (collections, documents, jobs, queries, openai_compat, stream_chat):
-        app.include_router(module.router, dependencies=[Depends(require_path_collection)], responses=errors(401))
+    # Everything else needs a key when keys are on, a `{collection}` in the path the key may use, and counts
+    # against the key's requests_per_minute (api/key_limits.py).
+    for module in (collections, documents, jobs, queries, feedback, openai_compat, stream_chat):
+        app.include_router(
+            module.router,
+            dependencies=[Depends(require_path_collection), Depends(key_gate)],
+            responses=errors(401, 429),
+        )
+    app.state.clock = time.time  # "now" for the per-key limits; tests may set another
     app.mount("/static", web.static_files(), name="static")
     return app
 
