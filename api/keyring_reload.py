@@ -82,5 +82,8 @@ async def _follow(state: State, settings: Settings, path: Path, hangup: asyncio.
         except AuthConfigError as exc:
             log.error("API_KEYS_FILE not reloaded (%s), the keys in force stay: %s", why, exc)
             continue
+        except Exception as exc:  # a failure of ours must not end the reloads for the life of the process
+            log.error("API_KEYS_FILE not reloaded (%s), the keys in force stay: %s: %s", why, type(exc).__name__, exc)
+            continue
         state.keyring = ring
         log.info("API_KEYS_FILE reloaded (%s): %d key(s) in force", why, len(ring.entries))

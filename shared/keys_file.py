@@ -58,6 +58,8 @@ def load_keys_file(path: Path) -> KeysFile:
             raw = tomllib.load(f)
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise KeysFileError(f"API_KEYS_FILE {path}: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise KeysFileError(f"API_KEYS_FILE {path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     if not raw.get("key") and set(raw) <= {"key"}:
         raise KeysFileError(f"API_KEYS_FILE {path} holds no [[key]] table (each key: [[key]] with `key` or `sha256`)")
     try:

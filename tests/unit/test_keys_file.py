@@ -80,6 +80,13 @@ def test_a_file_breaking_a_rule_is_refused_naming_the_file_table_and_field(
         load_keyring(settings(monkeypatch, path))
 
 
+def test_a_file_that_is_not_utf8_is_refused_in_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    path = tmp_path / "keys.toml"
+    path.write_bytes(b'[[key]]\nname = "caf\xe9"\nkey = "a-key-long-enough-0001"\n')  # Latin-1, not UTF-8
+    with pytest.raises(AuthConfigError, match=f"API_KEYS_FILE {path}: not UTF-8 text"):
+        load_keyring(settings(monkeypatch, path))
+
+
 @pytest.mark.parametrize(
     ("text", "says"),
     [
