@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 LLMProvider = Literal["zhipu", "openai_compatible", "extractive"]
 ZHIPU_OPENAI_COMPATIBLE_URL = "https://open.bigmodel.cn/api/paas/v4"
 EmbedProvider = Literal["zhipu", "local", "openai_compatible"]
+RerankProvider = Literal["none", "openai_compatible", "tei", "zhipu"]
 
 
 class Settings(BaseSettings):
@@ -55,6 +56,17 @@ class Settings(BaseSettings):
     EMBED_TEXTS_PER_REQUEST: int = Field(default=32, ge=1, le=2048)
     EMBED_QUERY_PREFIX: str = ""
     EMBED_PASSAGE_PREFIX: str = ""
+    # The reranking stage (shared/providers/rerankers.py): `none` (default); `openai_compatible`, the Cohere/Jina
+    # `POST /rerank` of vLLM, Jina, Infinity, Xinference at RERANK_BASE_URL; `tei`, Text Embeddings Inference's
+    # own; `zhipu`, Zhipu's /rerank with ZHIPU_API_KEY. Retrieval fuses RERANK_CANDIDATES chunks, the reranker
+    # orders them and the best top_k are kept; one that fails or takes longer than RERANK_TIMEOUT_S leaves the
+    # fused order (the answer says so), never a failed answer.
+    RERANK_PROVIDER: RerankProvider = "none"
+    RERANK_BASE_URL: str | None = None
+    RERANK_API_KEY: SecretStr | None = None
+    RERANK_MODEL: str = "rerank"
+    RERANK_CANDIDATES: int = Field(default=20, ge=1, le=200)
+    RERANK_TIMEOUT_S: float = Field(default=5.0, gt=0)
     UPSTREAM_TIMEOUT_S: float = 60.0
     UPSTREAM_MAX_RETRIES: int = 2
     # LLM_PROVIDER=openai_compatible: any OpenAI-compatible server (vLLM, Ollama, DeepSeek; Zhipu's /api/paas/v4
@@ -234,9 +246,11 @@ class Settings(BaseSettings):
             self.EMBED_PROVIDER = "zhipu" if self.ZHIPU_API_KEY else "local"
         if self.EMBED_PROVIDER == "openai_compatible" and not self.EMBED_BASE_URL:
             raise ValueError("EMBED_PROVIDER is 'openai_compatible' but EMBED_BASE_URL is not set")
-        needs_key = "zhipu" in (self.LLM_PROVIDER, self.EMBED_PROVIDER)
+        if self.RERANK_PROVIDER in ("openai_compatible", "tei") and not self.RERANK_BASE_URL:
+            raise ValueError(f"RERANK_PROVIDER is '{self.RERANK_PROVIDER}' but RERANK_BASE_URL is not set")
+        needs_key = "zhipu" in (self.LLM_PROVIDER, self.EMBED_PROVIDER, self.RERANK_PROVIDER)
         if needs_key and not self.ZHIPU_API_KEY:
-            raise ValueError("LLM_PROVIDER or EMBED_PROVIDER is 'zhipu' but ZHIPU_API_KEY is not set")
+            raise ValueError("LLM_PROVIDER, EMBED_PROVIDER or RERANK_PROVIDER is 'zhipu' but ZHIPU_API_KEY is not set")
         return self
 
     @property
@@ -250,6 +264,10 @@ class Settings(BaseSettings):
         if self.CORS_ORIGINS is not None:
             return self.CORS_ORIGINS
         return [] if self.keys_on else ["*"]
+
+    @property
+    def rerank_api_key(self) -> str:
+        return self.RERANK_API_KEY.get_secret_value() if self.RERANK_API_KEY else ""
 
     @property
     def embed_base_url(self) -> str:

@@ -22,6 +22,7 @@ from shared.ops.gc_tuning import tune_gc
 from shared.providers.answerers import Answerer, AsyncAnswerer
 from shared.providers.factory import build_answerer, build_embedding
 from shared.providers.identity import embedding_model_name
+from shared.providers.rerankers import HttpReranker, build_reranker
 from shared.settings import Settings, get_settings
 from shared.store import CollectionStore, Store, open_store
 from shared.streams.append_batcher import AppendBatcher
@@ -120,6 +121,10 @@ class Runtime:
     def answerer(self) -> Answerer | AsyncAnswerer:
         embed = self.embed_model
         return self._once("answerer", lambda: build_answerer(self.settings, embed))
+
+    @property
+    def reranker(self) -> HttpReranker | None:
+        return self._once("reranker", lambda: build_reranker(self.settings))
 
     @property
     def stores(self) -> Store:

@@ -58,6 +58,7 @@ class QueryTask(TaskRequest):
     top_k: int = Field(ge=1)
     history: list[ChatTurn] = []
     mode: RetrievalMode = DEFAULT_MODE
+    rerank: bool = True  # false: skip the reranking stage for this question (when a reranker is configured)
 
 
 class QueryBatchTask(TaskMessage):

@@ -41,6 +41,8 @@ class SourcePayload(BaseModel):
     chunk_id: str
     score: float
     text: str
+    # The reranker's relevance score when the reranking stage ordered the sources (RERANK_PROVIDER), else null.
+    rerank_score: float | None = None
 
 
 class TokenPayload(BaseModel):
@@ -53,6 +55,17 @@ class AnswerTimings(BaseModel):
     retrieval: float
     first_token: float
     total: float
+    rerank: float | None = None  # part of `retrieval`; null when no reranker ran
+
+
+class RerankOutcome(BaseModel):
+    """What the reranking stage did: `applied` false with an `error` means the sources keep the fused order."""
+
+    applied: bool
+    reranker: str
+    ms: float
+    candidates: int | None = None
+    error: str | None = None
 
 
 class DonePayload(BaseModel):
@@ -64,6 +77,7 @@ class DonePayload(BaseModel):
     question: str
     mode: str
     timings_ms: AnswerTimings
+    rerank: RerankOutcome | None = None  # null when no reranker is configured or the question asked for none
 
 
 class ErrorPayload(BaseModel):

@@ -31,6 +31,11 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "first_token_delay_ms": 0,
     "token_delay_ms": 0,
     "embedding_delay_ms": 0,
+    "rerank_delay_ms": 0,
+    # A text holding this string gets the top rerank score, whatever the query (None: scores by shared bigrams).
+    "rerank_boost": None,
+    "rerank_fail_status": None,
+    "rerank_fail_count": None,
     "chat_fail_status": None,
     "chat_fail_after": None,
     "chat_fail_mode": "error_frame",  # or "disconnect", or "malformed" (a data line that is not JSON)
@@ -48,6 +53,7 @@ _COUNTERS = (
     "stream_requests",
     "embedding_requests",
     "embedding_inputs",
+    "rerank_requests",
     "failures",
     "completed_streams",
     "disconnects",
@@ -87,7 +93,7 @@ class FakeState:
             return copy.deepcopy(self.config)
 
     def take_failure(self, kind: str) -> int | None:
-        """The status to fail this `kind` ("chat" or "embedding") request with, counting it against its fail count."""
+        """The status to fail this `kind` ("chat", "embedding", "rerank") request with, counted against its limit."""
         with self.lock:
             status, left = self.config[f"{kind}_fail_status"], self.config[f"{kind}_fail_count"]
             if not status or left is not None and left <= 0:
@@ -121,6 +127,13 @@ class FakeState:
     def dump(self) -> dict[str, Any]:
         with self.lock:
             return {"requests": copy.deepcopy(self.records), "counters": dict(self.counters)}
+
+
+def rerank_score(query: str, text: str, boost: str | None) -> float:
+    """Deterministic relevance in [0, 2): the share of the query's character bigrams in the text, +1 if boosted."""
+    pairs = {query[i : i + 2] for i in range(len(query) - 1)} or {query}
+    shared = sum(1 for pair in pairs if pair in text) / len(pairs)
+    return round(shared + (1.0 if boost and boost in text else 0.0), 6)
 
 
 def _error(status: int, message: str, should_retry: bool | None = None) -> JSONResponse:
@@ -297,6 +310,28 @@ def build_app(state: FakeState) -> Starlette:
         n = sum(len(t) for t in texts)
         return JSONResponse({"data": data, "model": model, "object": "list", "usage": _usage(n, 0)})
 
+    async def rerank(request: Request, body: dict[str, Any], auth: str | None) -> Any:
+        """Cohere/Jina style, as Zhipu, vLLM, Jina, Infinity and Xinference serve it; TEI's own form at `/rerank`."""
+        tei = not request.url.path.startswith(API_PREFIX)
+        cfg, query, texts = state.snapshot(), body.get("query"), body.get("texts" if tei else "documents")
+        state.bump("rerank_requests")
+        rec = state.record(request.url.path, body, auth)
+        if not isinstance(query, str) or not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            return _error(400, "query must be a string and documents a list of strings")
+        failing = state.take_failure("rerank")
+        await _sleep_ms(cfg["rerank_delay_ms"])
+        if status := failing:
+            state.bump("failures")
+            state.update(rec, failed=True, status=status)
+            return _error(status, "fake injected rerank failure", cfg["fail_should_retry"])
+        scores = [rerank_score(query, text, cfg["rerank_boost"]) for text in texts]
+        ranked = sorted(range(len(texts)), key=lambda i: -scores[i])
+        if tei:
+            return JSONResponse([{"index": i, "score": scores[i]} for i in ranked])
+        top_n = int(body.get("top_n") or len(texts))
+        results = [{"index": i, "relevance_score": scores[i]} for i in ranked[:top_n]]
+        return JSONResponse({"id": uuid.uuid4().hex, "model": body.get("model"), "results": results})
+
     async def control(request: Request) -> JSONResponse:
         if request.method == "GET":
             return JSONResponse(state.snapshot())
@@ -316,6 +351,8 @@ def build_app(state: FakeState) -> Starlette:
         routes=[
             Route(f"{API_PREFIX}/chat/completions", guarded(chat), methods=["POST"]),
             Route(f"{API_PREFIX}/embeddings", guarded(embeddings), methods=["POST"]),
+            Route(f"{API_PREFIX}/rerank", guarded(rerank), methods=["POST"]),
+            Route("/rerank", guarded(rerank), methods=["POST"]),
             Route("/_control", control, methods=["GET", "POST"]),
             Route("/_control/reset", reset, methods=["POST"]),
             Route("/_requests", requests_, methods=["GET"]),

@@ -23,10 +23,11 @@ from shared.providers.upstream_errors import classify_upstream_error
 from shared.store import EmbeddingMismatchError, ScoredChunk
 from shared.store.retrieval_modes import RetrievalMode
 from shared.streams.endings import QueryEnding, end_query
-from shared.streams.events import AnswerTimings, DonePayload, ErrorCode, EventName, SourcePayload
+from shared.streams.events import AnswerTimings, DonePayload, ErrorCode, EventName, RerankOutcome, SourcePayload
 from shared.streams.publisher import EventPublisher, StreamClosed
 from workers.celery_app import app
 from workers.generation import Generated, condense, generate, generate_async, is_async
+from workers.reranking import rerank_chunks
 from workers.runtime import Runtime, get_runtime
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 WORKER_LOST_MESSAGE = "the worker generating this answer stopped before it finished; please ask again"
 
 
-def _source_payload(chunks: list[ScoredChunk]) -> list[SourcePayload]:
+def _source_payload(chunks: list[ScoredChunk], rerank_scores: list[float] | None = None) -> list[SourcePayload]:
     return [
         SourcePayload(
             index=i,
@@ -44,6 +45,7 @@ def _source_payload(chunks: list[ScoredChunk]) -> list[SourcePayload]:
             chunk_id=c.chunk_id,
             score=round(c.score, 4),
             text=c.text,
+            rerank_score=None if rerank_scores is None else round(rerank_scores[i - 1], 4),
         )
         for i, c in enumerate(chunks, start=1)
     ]
@@ -179,6 +181,7 @@ class Prepared:
     mode: RetrievalMode
     started: float
     retrieved: float
+    rerank: RerankOutcome | None = None
 
 
 def _prepare(
@@ -196,11 +199,16 @@ def _prepare(
         vector = np.asarray(embedding, dtype=np.float32)
         if len(vector) != dimension:
             raise EmbeddingMismatchError(f"query embedding has {len(vector)} dimensions, collection has {dimension}")
-    chunks = store.retrieve(question, vector, ask.top_k, ask.mode)
+    reranker = rt.reranker if ask.rerank else None
+    candidates = max(ask.top_k, rt.settings.RERANK_CANDIDATES) if reranker else ask.top_k
+    chunks = store.retrieve(question, vector, candidates, ask.mode)
+    scores, outcome = None, None
+    if reranker is not None and chunks:
+        chunks, scores, outcome = rerank_chunks(reranker, question, chunks, ask.top_k)
     retrieved = time.perf_counter()
-    events.publish(EventName.SOURCES, _source_payload(chunks))
+    events.publish(EventName.SOURCES, _source_payload(chunks, scores))
     job.running("generating")
-    return Prepared(question, chunks, ask.mode, started, retrieved)
+    return Prepared(question, chunks, ask.mode, started, retrieved, outcome)
 
 
 def _succeed(rt: Runtime, job_id: str, prepared: Prepared, generated: Generated) -> dict[str, Any]:
@@ -216,7 +224,9 @@ def _succeed(rt: Runtime, job_id: str, prepared: Prepared, generated: Generated)
             retrieval=round((prepared.retrieved - started) * 1000, 1),
             first_token=round(((generated.first_piece_at or finished) - started) * 1000, 1),
             total=round((finished - started) * 1000, 1),
+            rerank=prepared.rerank.ms if prepared.rerank else None,
         ),
+        rerank=prepared.rerank,
     )
     _end(rt, job_id, QueryEnding.succeeded(summary))
     record_answer(rt.redis, summary)  # time to first token, total time and tokens, for `/metrics`
