@@ -35,14 +35,14 @@ from api.auth import Principal, authenticate
 from api.errors import ApiError
 from shared import keys
 from shared.key_limits import KeyLimits, usage_day
+from shared.ops.metrics_store import count_key_usage_async
 from shared.settings import Settings
-from shared.usage import UsageField
+from shared.usage import USAGE_TTL_S, UsageField
 
 Clock = Callable[[], float]
 RATELIMIT_HEADERS = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")
 STATE_HEADERS = "ratelimit_headers"  # request.state entry the middleware below adds to the response
 DAY_S = 86400
-USAGE_TTL_S = 400 * DAY_S  # a usage day is kept over a year, for GET /v1/usage
 
 RATE_SCRIPT = """
 local used = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -180,6 +180,7 @@ class KeyGate:
             limit = cast(int, getattr(limits, name))
             wait = s.ADMISSION_RETRY_AFTER_S if name == "max_streams" else seconds_to_next_day(self.now)
             raise limit_refused(name, limit, int(used), wait)
+        await count_key_usage_async(self.redis, key_id, {UsageField.QUESTIONS: 1})
 
     async def admit_upload(self, size: int) -> None:
         """Count `size` uploaded bytes, or 429 if they would pass `upload_bytes_per_day`."""
@@ -193,6 +194,7 @@ class KeyGate:
         if not passed:
             assert limit is not None
             raise limit_refused("upload_bytes_per_day", limit, int(used) + size, seconds_to_next_day(self.now))
+        await count_key_usage_async(self.redis, key_id, {UsageField.UPLOAD_BYTES: size})
 
 
 def usage_day_of(now: float) -> str:

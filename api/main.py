@@ -34,6 +34,7 @@ from api.routes import (
     openai_compat,
     queries,
     stream_chat,
+    usage,
     web,
 )
 from shared.jobs.dispatch import create_celery
@@ -117,7 +118,7 @@ def create_app() -> FastAPI:
         app.include_router(module.router)
     # Everything else needs a key when keys are on, a `{collection}` in the path the key may use, and counts
     # against the key's requests_per_minute (api/key_limits.py).
-    for module in (collections, documents, jobs, queries, feedback, openai_compat, stream_chat):
+    for module in (collections, documents, jobs, queries, feedback, usage, openai_compat, stream_chat):
         app.include_router(
             module.router,
             dependencies=[Depends(require_path_collection), Depends(key_gate)],

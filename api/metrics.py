@@ -9,7 +9,7 @@ one collector over the snapshot, so nothing is kept in process memory and no mul
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -36,8 +36,11 @@ class Snapshot:
     samples: dict[str, float] = field(default_factory=dict)
 
 
-async def take_snapshot(redis: aioredis.Redis, probe: ConsumerProbe) -> Snapshot:
-    """Every figure `/metrics` shows, read in a few Redis round trips (and the cached consumer ping)."""
+async def take_snapshot(
+    redis: aioredis.Redis, probe: ConsumerProbe, key_names: Mapping[str, str] | None = None
+) -> Snapshot:
+    """Every figure `/metrics` shows, read in a few Redis round trips (and the cached consumer ping); per-key
+    samples by the key's name from `key_names` (key id -> name), those of keys no longer configured left out."""
     snap = Snapshot()
     job_ids = cast(list[str], await redis.zrange(keys.jobs_index_key(), 0, -1))
     async with redis.pipeline(transaction=False) as pipe:
@@ -53,11 +56,24 @@ async def take_snapshot(redis: aioredis.Redis, probe: ConsumerProbe) -> Snapshot
     snap.queries_open = int(queries_open)
     snap.depth = {INDEX_QUEUE: int(index_depth), QUERY_QUEUE: int(query_depth)}
     snap.streams_open = len(channels)
-    snap.samples = {name: float(value) for name, value in samples.items()}
+    snap.samples = _by_key_name(samples, key_names or {})
     by_queue = await probe.by_queue()
     if by_queue is not None:
         snap.consumers = {queue: len(by_queue.get(queue, [])) for queue in QUEUES}
     return snap
+
+
+def _by_key_name(samples: dict[str, str], key_names: Mapping[str, str]) -> dict[str, float]:
+    """Samples with a key's id in their labels shown under its name: a label set bounded by the keys file."""
+    shown: dict[str, float] = {}
+    for raw, value in samples.items():
+        name, labels = metrics_store.parse_field(raw)
+        if name == metrics_store.KEY_USAGE:
+            if labels.get("key") not in key_names:
+                continue
+            raw = metrics_store.field(name, {**labels, "key": key_names[labels["key"]]})
+        shown[raw] = shown.get(raw, 0.0) + float(value)
+    return shown
 
 
 def _gauge(name: str, doc: str, label: str | None = None, values: dict[str, float] | None = None) -> Metric:

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from typing_extensions import TypeIs
 
@@ -23,6 +23,7 @@ from shared.store import ScoredChunk
 from shared.streams.coalescer import TokenCoalescer
 from shared.streams.events import EventName, TokenPayload
 from shared.streams.publisher import AsyncEventPublisher, EventPublisher, StreamClosed
+from shared.usage import TokenUsage
 from workers.runtime import Runtime
 
 
@@ -30,6 +31,7 @@ from workers.runtime import Runtime
 class Generated:
     pieces: int = 0
     first_piece_at: float | None = None  # time.perf_counter()
+    usage: TokenUsage = field(default_factory=TokenUsage)  # the LLM call's tokens, filled when its stream ends
 
     def count(self, now: float) -> None:
         self.pieces += 1
@@ -57,7 +59,10 @@ def generate(rt: Runtime, events: EventPublisher, question: str, chunks: Sequenc
     answerer = rt.answerer
     if not chunks or is_async(answerer):
         return _generate_sync(iter([NO_CONTEXT_ANSWER]), events, window_s, None)
-    return _generate_sync(answerer.stream(question, chunks), events, window_s, answerer)
+    usage = TokenUsage()
+    generated = _generate_sync(answerer.stream(question, chunks, usage), events, window_s, answerer)
+    generated.usage = usage
+    return generated
 
 
 async def generate_async(
@@ -66,8 +71,11 @@ async def generate_async(
     """`generate` on the process's event loop, for an async answerer (openai_compatible)."""
     publisher = AsyncEventPublisher(rt.append_batcher, events.job_id, events.replay_ttl_s)
     answerer = rt.answerer
-    pieces = answerer.astream(question, chunks) if chunks and is_async(answerer) else _one(NO_CONTEXT_ANSWER)
-    return await _generate_async(pieces, publisher, rt.settings.TOKEN_COALESCE_MS / 1000)
+    usage = TokenUsage()
+    pieces = answerer.astream(question, chunks, usage) if chunks and is_async(answerer) else _one(NO_CONTEXT_ANSWER)
+    generated = await _generate_async(pieces, publisher, rt.settings.TOKEN_COALESCE_MS / 1000)
+    generated.usage = usage
+    return generated
 
 
 async def _one(text: str) -> AsyncIterator[str]:

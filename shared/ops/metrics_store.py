@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 
 from shared import keys
 from shared.streams.events import DonePayload
+from shared.usage import UsageField
 
 # Seconds; an answer's first token usually comes within a second or two, the whole answer within a minute.
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 120.0)
@@ -26,6 +27,7 @@ TOKENS = "ragqueue_answer_tokens_total"
 ANSWERS = "ragqueue_answers_total"
 INDEX_CHUNKS = "ragqueue_index_chunks_total"
 REJECTIONS = "ragqueue_admission_rejections_total"
+KEY_USAGE = "ragqueue_key_usage_total"
 
 # Every family kept here: (type, help). api/metrics.py exposes each, at zero before its first sample.
 FAMILIES: dict[str, tuple[str, str]] = {
@@ -35,6 +37,7 @@ FAMILIES: dict[str, tuple[str, str]] = {
     ANSWERS: ("counter", "Answers finished with a done event"),
     INDEX_CHUNKS: ("counter", "Chunks embedded and stored by index workers"),
     REJECTIONS: ("counter", "New questions refused at the door, by reason (too_many_queries, no_query_workers...)"),
+    KEY_USAGE: ("counter", "Each API key's use (shared/usage.py fields: questions, prompt_tokens...), by key name"),
 }
 
 
@@ -51,6 +54,29 @@ def parse_field(raw: str) -> tuple[str, dict[str, str]]:
 
 async def count(client: aioredis.Redis, name: str, labels: Mapping[str, str] | None = None, by: int = 1) -> None:
     await client.hincrby(keys.metric_counters_key(), field(name, labels), by)  # type: ignore[misc]
+
+
+def key_usage_field(key_id: str, usage_field: str) -> str:
+    """A key's usage sample, stored by key id; `/metrics` shows it by the key's name (api/metrics.py)."""
+    return field(KEY_USAGE, {"key": key_id, "field": usage_field})
+
+
+def count_key_usage(client: redis.Redis, key_id: str, counts: Mapping[UsageField, int]) -> None:
+    """Add a key's use to its `/metrics` counters (nothing for no key: keys off)."""
+    if not key_id:
+        return
+    pipe = client.pipeline(transaction=False)
+    for usage_field, by in counts.items():
+        if by:
+            pipe.hincrby(keys.metric_counters_key(), key_usage_field(key_id, usage_field), by)
+    pipe.execute()
+
+
+async def count_key_usage_async(client: aioredis.Redis, key_id: str, counts: Mapping[UsageField, int]) -> None:
+    """`count_key_usage` from the API."""
+    for usage_field, by in counts.items():
+        if key_id and by:
+            await client.hincrby(keys.metric_counters_key(), key_usage_field(key_id, usage_field), by)  # type: ignore[misc]
 
 
 def _histogram_fields(name: str, value: float) -> dict[str, float]:

@@ -18,6 +18,7 @@ from llama_index.core.prompts import PromptTemplate
 
 from shared.providers.open_responses import OpenResponses
 from shared.store import ScoredChunk
+from shared.usage import TokenUsage
 
 NO_CONTEXT_ANSWER = "知识库中没有找到与这个问题相关的内容，无法根据资料回答。"
 EXTRACTIVE_NOTICE = "【未配置大模型：以下是从资料中摘录的与问题最相关的原文，并非生成的回答。】\n"
@@ -50,7 +51,8 @@ class Answerer(Protocol):
     def condense(self, question: str, history: Sequence[dict[str, str]]) -> str:
         """A standalone question from a follow-up and the earlier turns ({role, content} dicts)."""
 
-    def stream(self, question: str, chunks: Sequence[ScoredChunk]) -> Iterator[str]: ...
+    def stream(self, question: str, chunks: Sequence[ScoredChunk], usage: TokenUsage | None = None) -> Iterator[str]:
+        """The answer's pieces; `usage` gets the call's tokens once the stream is read to its end."""
 
     def abort(self) -> None:
         """Stop the current thread's upstream call now (after its stream generator was closed)."""
@@ -63,7 +65,23 @@ class AsyncAnswerer(Protocol):
 
     async def acondense(self, question: str, history: Sequence[dict[str, str]]) -> str: ...
 
-    def astream(self, question: str, chunks: Sequence[ScoredChunk]) -> AsyncIterator[str]: ...
+    def astream(
+        self, question: str, chunks: Sequence[ScoredChunk], usage: TokenUsage | None = None
+    ) -> AsyncIterator[str]: ...
+
+
+def fill_usage(usage: TokenUsage, reported: object, prompt: str, pieces: int) -> None:
+    """The upstream's `usage` (an object or a dict with prompt_tokens and completion_tokens); without one, an
+    estimate marked as such: a character of the prompt and a piece of the answer for a token each."""
+    if isinstance(reported, dict):
+        prompt_tokens, completion_tokens = reported.get("prompt_tokens"), reported.get("completion_tokens")
+    else:
+        prompt_tokens = getattr(reported, "prompt_tokens", None)
+        completion_tokens = getattr(reported, "completion_tokens", None)
+    if isinstance(prompt_tokens, int) and isinstance(completion_tokens, int):
+        usage.prompt_tokens, usage.completion_tokens, usage.estimated = prompt_tokens, completion_tokens, False
+    else:
+        usage.prompt_tokens, usage.completion_tokens, usage.estimated = len(prompt), pieces, True
 
 
 def format_context(chunks: Sequence[ScoredChunk]) -> str:
@@ -85,13 +103,20 @@ class LLMAnswerer:
         condensed = self.llm.complete(CONDENSE_PROMPT.format(chat_history=chat_history, question=question)).text
         return condensed.strip() or question
 
-    def stream(self, question: str, chunks: Sequence[ScoredChunk]) -> Iterator[str]:
+    def stream(self, question: str, chunks: Sequence[ScoredChunk], usage: TokenUsage | None = None) -> Iterator[str]:
         prompt = QA_PROMPT.format(context_str=format_context(chunks), query_str=question)
         if self.open_responses:
             self.open_responses.forget()
+        pieces = 0
+        reported = None
         for response in self.llm.stream_complete(prompt):
+            # Zhipu reports the call's `usage` on its last chunk (the SDK's chunk is the response's `raw`).
+            reported = getattr(response.raw, "usage", None) or reported
             if response.delta:
+                pieces += 1
                 yield response.delta
+        if usage is not None:
+            fill_usage(usage, reported, prompt, pieces)
 
     def abort(self) -> None:
         if self.open_responses:
@@ -124,7 +149,8 @@ class ExtractiveAnswerer:
         earlier = [turn["content"] for turn in history if turn.get("role") == "user"]
         return f"{earlier[-1]}\n{question}" if earlier else question
 
-    def stream(self, question: str, chunks: Sequence[ScoredChunk]) -> Iterator[str]:
+    def stream(self, question: str, chunks: Sequence[ScoredChunk], usage: TokenUsage | None = None) -> Iterator[str]:
+        """No LLM, no tokens: `usage` stays at 0 (and is not an estimate)."""
         sentences: list[tuple[int, str]] = []
         seen: set[str] = set()
         for number, chunk in enumerate(chunks, start=1):

@@ -13,9 +13,10 @@ from collections.abc import AsyncIterator, Sequence
 
 from openai import AsyncOpenAI, AsyncStream, DefaultAioHttpClient
 
-from shared.providers.answerers import CONDENSE_PROMPT, QA_PROMPT, format_context
+from shared.providers.answerers import CONDENSE_PROMPT, QA_PROMPT, fill_usage, format_context
 from shared.settings import Settings
 from shared.store import ScoredChunk
+from shared.usage import TokenUsage
 
 
 class OpenAICompatibleAnswerer:
@@ -38,7 +39,9 @@ class OpenAICompatibleAnswerer:
         condensed = completion.choices[0].message.content if completion.choices else None
         return (condensed or "").strip() or question
 
-    async def astream(self, question: str, chunks: Sequence[ScoredChunk]) -> AsyncIterator[str]:
+    async def astream(
+        self, question: str, chunks: Sequence[ScoredChunk], usage: TokenUsage | None = None
+    ) -> AsyncIterator[str]:
         prompt = QA_PROMPT.format(context_str=format_context(chunks), query_str=question)
         # The SDK's own request (retries, timeouts, errors) and SSE parsing, but each chunk left as the parsed
         # JSON (`cast_to=object`) instead of a `ChatCompletionChunk` built per chunk: that construction was
@@ -47,10 +50,16 @@ class OpenAICompatibleAnswerer:
         stream = await self.client.post(
             "/chat/completions", body=body, cast_to=object, stream=True, stream_cls=AsyncStream[object]
         )
+        pieces, reported = 0, None
         async with stream:
             async for chunk in stream:
+                if isinstance(chunk, dict) and chunk.get("usage"):
+                    reported = chunk["usage"]  # servers that report it (some do unasked) do on the last chunk
                 if delta := _delta_text(chunk):
+                    pieces += 1
                     yield delta
+        if usage is not None:
+            fill_usage(usage, reported, prompt, pieces)
 
 
 def _delta_text(chunk: object) -> str | None:

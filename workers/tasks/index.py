@@ -38,10 +38,12 @@ from shared.jobs.tasks import INDEX_BATCH_TASK, INDEX_TASK, IndexBatchTask, Inde
 from shared.providers.upstream_errors import classify_embedding_error
 from shared.store import EmbeddingMismatchError
 from shared.streams.events import ErrorCode
+from shared.usage import UsageField
 from workers.celery_app import app
 from workers.indexing import SplitDocument, embed_chunks, load_and_split
 from workers.loaders import LoadLimits, UnreadableDocument
 from workers.runtime import Runtime, get_runtime
+from workers.usage import record_usage
 
 log = logging.getLogger(__name__)
 MAX_BATCH_ATTEMPTS = 3
@@ -189,6 +191,9 @@ def _index_batch(rt: Runtime, progress: IndexProgress, collection: str, items: l
             progress.documents_done += 1
             start = end
         progress.update("storing")
+        embedded = len(vectors)
+        counts = {UsageField.EMBEDDED_CHUNKS: embedded, UsageField.EMBEDDED_TEXTS: embedded}
+        record_usage(rt.redis, progress.job_id, {**counts, UsageField.DOCUMENTS_STORED: len(changed)})
     unchanged = len(documents) - len(changed)
     return {"indexed": len(documents) - unchanged, "unchanged": unchanged, "failed": failed}
 

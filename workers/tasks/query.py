@@ -29,6 +29,7 @@ from workers.celery_app import app
 from workers.generation import Generated, condense, generate, generate_async, is_async
 from workers.reranking import rerank_chunks
 from workers.runtime import Runtime, get_runtime
+from workers.usage import record_query_usage
 
 log = logging.getLogger(__name__)
 
@@ -230,4 +231,5 @@ def _succeed(rt: Runtime, job_id: str, prepared: Prepared, generated: Generated)
     )
     _end(rt, job_id, QueryEnding.succeeded(summary))
     record_answer(rt.redis, summary)  # time to first token, total time and tokens, for `/metrics`
+    record_query_usage(rt.redis, job_id, generated.usage, embedded_texts=0 if prepared.mode == "bm25" else 1)
     return {"state": "succeeded", **summary.model_dump()}
