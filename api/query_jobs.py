@@ -71,6 +71,7 @@ class QuerySpec:
     top_k: int | None = None
     history: list[ChatTurn] = field(default_factory=list)
     mode: RetrievalMode = DEFAULT_MODE
+    rerank: bool = True
 
 
 async def _dispatch(dispatcher: QueryDispatcher, settings: Settings, job_id: str, spec: QuerySpec) -> None:
@@ -81,6 +82,7 @@ async def _dispatch(dispatcher: QueryDispatcher, settings: Settings, job_id: str
         top_k=spec.top_k or settings.TOP_K,
         history=spec.history,
         mode=spec.mode,
+        rerank=spec.rerank,
     )
     await dispatcher.send(task)
 

@@ -67,6 +67,11 @@ class QueryRequest(BaseModel):
         "together.",
         examples=[[{"role": "user", "content": "什么是 KV 缓存？"}, {"role": "assistant", "content": "……"}]],
     )
+    rerank: bool = Field(
+        default=True,
+        description="false: answer from the fused retrieval order without the reranking stage (when RERANK_PROVIDER "
+        "is set; without one this has no effect)",
+    )
 
 
 class QueryAccepted(BaseModel):

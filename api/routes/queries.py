@@ -53,7 +53,7 @@ async def create_query(
         question = await check_query(settings, store, body.collection, body.question)
         history = [turn.content for turn in body.history]
         check_history_texts(history, settings.MAX_HISTORY_TURNS, settings.MAX_HISTORY_CHARS)
-        spec = QuerySpec(body.collection, question, body.top_k, body.history, body.mode)
+        spec = QuerySpec(body.collection, question, body.top_k, body.history, body.mode, rerank=body.rerank)
         job_id = await submit_query(redis, dispatcher, settings, spec, gate=gate)
         stream_url = f"/v1/queries/{job_id}/stream"
         return QueryAccepted(job_id=job_id, stream_url=stream_url, status_url=f"/v1/jobs/{job_id}")

@@ -115,10 +115,11 @@ def test_the_collection_refuses_a_question_embedded_by_another_model(
 BOOSTED = "acks_late"  # in the task-queue notes only: far from a question about KV caches
 
 
-def ask(stack: Stack, question: str, top_k: int = 2) -> dict[str, Event]:
+def ask(stack: Stack, question: str, top_k: int = 2, rerank: bool = True) -> dict[str, Event]:
     """The `sources` and `done` (or `error`) events of one answer, by name."""
+    body = {"collection": COLLECTION, "question": question, "top_k": top_k, "rerank": rerank}
     with client_for(stack) as client:
-        query = client.post("/v1/queries", json={"collection": COLLECTION, "question": question, "top_k": top_k})
+        query = client.post("/v1/queries", json=body)
         assert query.status_code == 202, query.text
         return {e.event: e for e in read_stream(client, query.json()["stream_url"])}
 
@@ -137,6 +138,16 @@ def test_the_reranker_reorders_the_fused_candidates(
     assert request["body"]["model"] == "bge-reranker-v2-m3" and len(request["body"]["documents"]) == 6
     assert done["rerank"]["applied"] is True and done["rerank"]["candidates"] == 6, done
     assert done["timings_ms"]["rerank"] is not None and len(sources) == 2
+
+
+def test_a_question_may_ask_for_no_reranking(
+    embed_stack: Stack, indexed: dict[str, object], zhipu: ZhipuFakeServer
+) -> None:
+    zhipu.configure(rerank_boost=BOOSTED)
+    events = ask(embed_stack, "KV 缓存为什么能加快推理？", rerank=False)
+    assert not any(BOOSTED in s["text"] for s in events["sources"].data)
+    assert all(s["rerank_score"] is None for s in events["sources"].data)
+    assert events["done"].data["rerank"] is None and zhipu.requests("/rerank") == []
 
 
 @pytest.mark.parametrize("failure", ["500", "hang"])
