@@ -14,6 +14,7 @@ from cli import answers, feedback, render
 from cli.client import ApiClient, CliError
 from cli.progress import follow
 from cli.uploads import batches, collect_files, upload
+from cli.usage import usage_table
 from shared.feedback import MAX_COMMENT_CHARS, Rating
 from shared.ingest.import_paths import SUPPORTED_SUFFIXES
 
@@ -213,6 +214,22 @@ def status(ctx: typer.Context, as_json: AsJson = False) -> None:
         render.status_view(out, client.base_url, state)
     if not state["ready"]:
         raise typer.Exit(1)
+
+
+@app.command(
+    epilog="Examples:\n\n  ragq usage\n\n  ragq usage --from 2026-12-01 --to 2026-12-31\n\n  ragq usage --json"
+)
+def usage(
+    ctx: typer.Context,
+    start: Annotated[str | None, typer.Option("--from", help="First UTC day, YYYY-MM-DD (default: --to)")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Last UTC day, YYYY-MM-DD (default: today)")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """What this API key used per UTC day (an admin key: every key): questions, tokens, embeddings, uploads."""
+    params = {name: value for name, value in (("from", start), ("to", end)) if value is not None}
+    with _client(ctx) as client:
+        report = client.get("/v1/usage", **params)
+    _print_json(report) if as_json else usage_table(out, report)
 
 
 app.add_typer(feedback.app, name="feedback")

@@ -7,7 +7,9 @@ given to the gate: processes run on the real clock.
 
 from __future__ import annotations
 
+import os
 import secrets
+import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -164,6 +166,8 @@ def test_the_token_quota_stops_the_next_question_and_usage_matches_what_the_upst
         own = client.get("/v1/usage").json()["keys"]
         every = {u["key"]: u for u in admin.get("/v1/usage").json()["keys"]}
         metrics = httpx.get(f"{limited.urls[1]}/metrics").text
+    env = {**os.environ, "RAGQ_API": limited.urls[0], "RAGQ_API_KEY": limited.keys["tokens"], "COLUMNS": "250"}
+    table = subprocess.run([str(BIN / "ragq"), "usage"], capture_output=True, text=True, env=env, timeout=60)
 
     chats = zhipu.requests("/chat/completions")
     assert len(chats) == 1
@@ -179,3 +183,13 @@ def test_the_token_quota_stops_the_next_question_and_usage_matches_what_the_upst
     assert every["tokens"]["total"] == total
     assert every["admin"]["total"]["documents_stored"] > 0 and every["admin"]["total"]["embedded_chunks"] > 0
     assert f'ragqueue_key_usage_total{{field="completion_tokens",key="tokens"}} {float(len(tokens))}' in metrics
+    assert table.returncode == 0, table.stderr
+    row = next(line for line in table.stdout.splitlines() if "total" in line)
+    assert [cell.strip() for cell in row.split("│")[1:7]] == [
+        "tokens",
+        "total",
+        "1",
+        "0",
+        f"{sent:,}",
+        f"{len(tokens)}",
+    ]
