@@ -42,7 +42,9 @@ class ModeMetrics(BaseModel):
     questions: list[QuestionOutcome]
 
     @classmethod
-    def of(cls, mode: EvalMode, k: int, outcomes: list[QuestionOutcome], rerank_failures: int | None = None) -> ModeMetrics:
+    def of(
+        cls, mode: EvalMode, k: int, outcomes: list[QuestionOutcome], rerank_failures: int | None = None
+    ) -> ModeMetrics:
         cutoffs = sorted({c for c in EXTRA_CUTOFFS if c < k} | {k})
         ms = [o.ms for o in outcomes]
         return cls(
