@@ -1,5 +1,6 @@
 // The chat page: pick a collection, upload files and watch the index job, ask and read the answer as it
-// streams (EventSource on /v1/queries/{id}/stream), stop it (DELETE /v1/queries/{id}). Plain JS, no build.
+// streams (EventSource on /v1/queries/{id}/stream), stop it (DELETE /v1/queries/{id}), rate it (POST
+// /v1/queries/{id}/feedback: a click on the other thumb replaces the rating). Plain JS, no build.
 // With API keys on (docs/security.md), a 401 asks for a key, kept in sessionStorage and sent as a Bearer header;
 // the answer's EventSource opens the signed stream_url, so the key never goes into a URL.
 "use strict";
@@ -282,6 +283,7 @@ async function ask(event) {
     const data = JSON.parse(e.data);
     conversation.turns.push({ role: "user", content: question }, { role: "assistant", content: answer.textContent });
     finish(turn, "done", `${data.tokens} pieces · ${data.answerer || ""}`);
+    renderRating(turn, accepted.job_id);
   });
   source.addEventListener("error", (e) => {
     if (e.data) {
@@ -292,6 +294,44 @@ async function ask(event) {
       finish(turn, "failed", "Lost the connection to the answer.");
     } // otherwise the browser reconnects by itself and the server resumes after Last-Event-ID
   });
+}
+
+const RATINGS = [
+  { rating: "up", symbol: "👍", label: "Good answer" },
+  { rating: "down", symbol: "👎", label: "Bad answer" },
+];
+
+// Thumbs under a finished answer; the server keeps one rating per answer, so a click on the other replaces it.
+function renderRating(turn, jobId) {
+  const group = element("div", "rating");
+  group.setAttribute("role", "group");
+  group.setAttribute("aria-label", "Rate this answer");
+  const status = element("span", "rating-status");
+  status.setAttribute("role", "status");
+  const buttons = RATINGS.map(({ rating, symbol, label }) => {
+    const button = element("button", "thumb", symbol);
+    button.type = "button";
+    button.dataset.rating = rating;
+    button.title = label;
+    button.setAttribute("aria-label", label);
+    button.setAttribute("aria-pressed", "false");
+    button.addEventListener("click", async () => {
+      buttons.forEach((b) => (b.disabled = true));
+      try {
+        const feedback = await api("POST", `/v1/queries/${encodeURIComponent(jobId)}/feedback`, { rating });
+        buttons.forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.rating === feedback.rating)));
+        turn.dataset.rating = feedback.rating;
+        status.textContent = "Feedback recorded, thank you.";
+      } catch (err) {
+        status.textContent = `Feedback not recorded: ${err.message}`;
+      } finally {
+        buttons.forEach((b) => (b.disabled = false));
+      }
+    });
+    return button;
+  });
+  group.append(...buttons, status);
+  turn.append(group);
 }
 
 async function stop() {

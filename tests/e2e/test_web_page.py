@@ -151,3 +151,31 @@ def test_stop_cancels_a_streaming_answer(
     with httpx.Client(base_url=zhipu_stack.base_url, timeout=10) as client:
         job, _ = wait_for_job(client, stream.split("/v1/queries/")[1].removesuffix("/stream"))
     assert job["state"] == "cancelled"
+
+
+def test_a_thumb_under_a_finished_answer_records_its_rating(offline_stack: Stack, page: Page) -> None:
+    folder = offline_stack.import_dir / "web-feedback"
+    folder.mkdir(exist_ok=True)
+    (folder / "kv-cache.md").write_text(DOCUMENT, encoding="utf-8")
+    with client_for(offline_stack) as client:
+        assert index_and_wait(client, "web-feedback", ["web-feedback"])["state"] == "succeeded"
+        page.goto(f"{offline_stack.base_url}/")
+        page.fill("#collection", "web-feedback")
+        with page.expect_response(lambda r: r.request.method == "POST" and r.url.endswith("/v1/queries")) as posted:
+            ask(page, "KV 缓存的代价是什么？")
+        job_id = posted.value.json()["job_id"]
+        turn = page.locator("#conversation .turn").last
+        page.wait_for_selector("#conversation .turn[data-state=done] .rating")
+
+        def stored() -> list[tuple[str, str]]:
+            entries = client.get("/v1/feedback", params={"collection": "web-feedback"}).json()
+            return [(f["rating"], f["question"]) for f in entries if f["job_id"] == job_id]
+
+        for rating, other in (("down", "up"), ("up", "down")):  # the second click replaces the first rating
+            turn.locator(f".rating .thumb[data-rating={rating}]").click()
+            page.wait_for_selector(f"#conversation .turn[data-rating={rating}]")
+            assert turn.locator(".rating-status").inner_text() == "Feedback recorded, thank you."
+            assert turn.locator(f".thumb[data-rating={rating}]").get_attribute("aria-pressed") == "true"
+            assert turn.locator(f".thumb[data-rating={other}]").get_attribute("aria-pressed") == "false"
+            assert stored() == [(rating, "KV 缓存的代价是什么？")]
+    page.screenshot(path=str(ARTIFACTS / "web-feedback.png"), full_page=True)
