@@ -34,6 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.auth import Principal, authenticate
 from api.errors import ApiError
 from shared import keys
+from shared.jobs.records import JobField
 from shared.key_limits import KeyLimits, usage_day
 from shared.ops.metrics_store import count_key_usage_async
 from shared.settings import Settings
@@ -181,6 +182,19 @@ class KeyGate:
             wait = s.ADMISSION_RETRY_AFTER_S if name == "max_streams" else seconds_to_next_day(self.now)
             raise limit_refused(name, limit, int(used), wait)
         await count_key_usage_async(self.redis, key_id, {UsageField.QUESTIONS: 1})
+
+    async def count_stream(self, job_id: str) -> None:
+        """An answer stream opened (a reconnect is not one), counted for the job's owner: whoever opens it, a
+        signed stream token included, it is that key's answer."""
+        owner = cast(str | None, await self.redis.hget(keys.job_key(job_id), JobField.OWNER))
+        if not owner:
+            return
+        usage = keys.usage_key(owner, self.day)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hincrby(usage, UsageField.STREAMS, 1)
+            pipe.expire(usage, USAGE_TTL_S)
+            await pipe.execute()
+        await count_key_usage_async(self.redis, owner, {UsageField.STREAMS: 1})
 
     async def admit_upload(self, size: int) -> None:
         """Count `size` uploaded bytes, or 429 if they would pass `upload_bytes_per_day`."""

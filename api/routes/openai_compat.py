@@ -146,6 +146,7 @@ async def chat_completions(
         gate=gate,
     )
     if body.stream:
+        await gate.count_stream(job_id)
         # A client that leaves mid-answer and is not back within the grace period gets its answer stopped.
         events = cancel_when_abandoned(events, redis, celery, settings, job_id)
         return EventSourceResponse(

@@ -88,6 +88,7 @@ async def create_query(
 async def stream_query(
     job_id: JobId,
     principal: PrincipalDep,
+    gate: KeyGateDep,
     settings: SettingsDep,
     redis: RedisDep,
     hub: HubDep,
@@ -107,6 +108,8 @@ async def stream_query(
     after = parse_seq(last_event_id if last_event_id is not None else last_event_id_param)
     if await already_ended(redis, settings, job_id, after):
         return Response(status_code=204)  # a reconnect after the end: 204 stops an EventSource
+    if after == 0:
+        await gate.count_stream(job_id)
     events = relay_events(
         redis,
         hub,

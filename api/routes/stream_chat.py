@@ -101,6 +101,7 @@ async def stream_chat(
         question = await check_query(settings, store, name, param)
         spec = QuerySpec(name, question, top_k, mode=mode)
         job_id, events = await submit_and_subscribe(redis, hub, dispatcher, settings, spec, gate=gate)
+        await gate.count_stream(job_id)
     # The client asked on this request: if it leaves and is not back within the grace period, stop the answer.
     events = cancel_when_abandoned(events, redis, celery, settings, job_id)
     headers = {**STREAM_HEADERS, "X-Job-Id": job_id}

@@ -159,6 +159,10 @@ def test_the_token_quota_stops_the_next_question_and_usage_matches_what_the_upst
         accepted = _ask(client)
         assert accepted.status_code == 202, accepted.text
         assert wait_for_job(client, accepted.json()["job_id"])[0]["state"] == "succeeded"
+        # Opened with its signed token, no key: still this key's stream; a reconnect is not another one.
+        stream_url = limited.urls[1] + accepted.json()["stream_url"]
+        assert "event: done" in httpx.get(stream_url, timeout=30).text
+        assert httpx.get(stream_url, headers={"Last-Event-ID": "1"}, timeout=30).status_code == 200
         refused = _ask(client)
         assert refused.status_code == 429, refused.text
         assert refused.json()["error"]["code"] == "quota_exceeded"
@@ -177,7 +181,8 @@ def test_the_token_quota_stops_the_next_question_and_usage_matches_what_the_upst
     )
     assert len(own) == 1
     total = own[0]["total"]
-    assert (total["questions"], total["prompt_tokens"], total["completion_tokens"]) == (1, sent, len(tokens))
+    assert (total["questions"], total["streams"], total["prompt_tokens"]) == (1, 1, sent)
+    assert total["completion_tokens"] == len(tokens)
     assert (total["estimated_tokens"], total["embedded_texts"]) == (0, embedded)
     assert set(every) == set(KEYS)  # the admin key sees every key, by name
     assert every["tokens"]["total"] == total
@@ -185,11 +190,5 @@ def test_the_token_quota_stops_the_next_question_and_usage_matches_what_the_upst
     assert f'ragqueue_key_usage_total{{field="completion_tokens",key="tokens"}} {float(len(tokens))}' in metrics
     assert table.returncode == 0, table.stderr
     row = next(line for line in table.stdout.splitlines() if "total" in line)
-    assert [cell.strip() for cell in row.split("│")[1:7]] == [
-        "tokens",
-        "total",
-        "1",
-        "0",
-        f"{sent:,}",
-        f"{len(tokens)}",
-    ]
+    cells = [cell.strip() for cell in row.split("│")[1:7]]
+    assert cells == ["tokens", "total", "1", "1", f"{sent:,}", f"{len(tokens)}"], table.stdout
