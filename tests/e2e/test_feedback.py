@@ -7,8 +7,10 @@ of its own.
 from __future__ import annotations
 
 import json
+import secrets
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,10 +22,10 @@ import redis
 from shared.eval_set import read_eval_set
 from shared.settings import Settings
 from tests.conftest import client_for
-from tests.e2e.conftest import KeyedApi
+from tests.e2e.conftest import KeyedApi, wait_ready
 from tests.e2e.test_cli import ragq
 from tests.support.jobs import index_and_wait, write_queued_query
-from tests.support.processes import Stack
+from tests.support.processes import BIN, Stack, free_port
 from tests.support.sse import read_stream
 
 pytestmark = pytest.mark.e2e
@@ -184,11 +186,18 @@ def test_only_a_finished_answer_can_be_rated(client: httpx.Client, index_job: st
     assert not store.exists(f"rag:feedback:{queued}", f"rag:feedback:{index_job}")
 
 
+@pytest.fixture(scope="module")
+def keyed_collection(keyed_api: KeyedApi, offline_stack: Stack) -> str:
+    """A collection indexed with key A on the keys-on API."""
+    with keyed_api.client(keyed_api.key_a) as a:
+        _index(offline_stack, a, KEYED_COLLECTION)
+    return KEYED_COLLECTION
+
+
 def test_another_keys_answer_cannot_be_rated_nor_its_rating_listed(
-    keyed_api: KeyedApi, offline_stack: Stack, store: redis.Redis
+    keyed_api: KeyedApi, keyed_collection: str, store: redis.Redis
 ) -> None:
     with keyed_api.client(keyed_api.key_a) as a, keyed_api.client(keyed_api.key_b) as b:
-        _index(offline_stack, a, KEYED_COLLECTION)
         answered = answer(a, KEYED_COLLECTION)
         mine = a.post(f"/v1/queries/{answered.job_id}/feedback", json={"rating": "up", "comment": "A"})
         assert mine.status_code == 200, mine.text
@@ -207,6 +216,47 @@ def test_another_keys_answer_cannot_be_rated_nor_its_rating_listed(
         ]  # still A's rating, untouched by B's attempt
         assert httpx.post(f"{keyed_api.url}/v1/queries/{answered.job_id}/feedback", json={}).status_code == 401
     assert store.hget(f"rag:feedback:{answered.job_id}", "rating") == "up"
+
+
+@pytest.fixture(scope="module")
+def admin_api(
+    keyed_api: KeyedApi, offline_stack: Stack, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, str]]:
+    """(url, admin key): one more API process with `keyed_api`'s keys (so their jobs keep their owners) and an
+    admin key from a keys file."""
+    admin_key = f"key-admin-{secrets.token_urlsafe(24)}"
+    keys_file = tmp_path_factory.mktemp("admin") / "admin-keys.toml"
+    keys_file.write_text(f'[[key]]\nname = "admin"\nkey = "{admin_key}"\nadmin = true\n')
+    name = "api-feedback-admin"
+    offline_stack.env_for[name] = {
+        "API_KEYS": f"{keyed_api.key_a}, {keyed_api.key_b}",
+        "API_KEYS_FILE": str(keys_file),
+        "STREAM_TOKEN_SECRET": keyed_api.stream_secret,
+    }
+    port = free_port()
+    process = offline_stack.spawn(
+        name,
+        [str(BIN / "uvicorn"), "api.main:app", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(url, "the API process with an admin key", process)
+    yield url, admin_key
+    offline_stack.stop(name)
+
+
+def test_an_admin_key_lists_every_keys_feedback(
+    keyed_api: KeyedApi, keyed_collection: str, admin_api: tuple[str, str]
+) -> None:
+    with keyed_api.client(keyed_api.key_a) as a:
+        answered = answer(a, keyed_collection)
+        assert a.post(f"/v1/queries/{answered.job_id}/feedback", json={"rating": "down"}).status_code == 200
+    url, admin_key = admin_api
+    params = {"collection": KEYED_COLLECTION, "rating": "down"}
+    as_admin = httpx.get(f"{url}/v1/feedback", params=params, headers={"Authorization": f"Bearer {admin_key}"})
+    assert as_admin.status_code == 200, as_admin.text
+    assert answered.job_id in {f["job_id"] for f in as_admin.json()}
+    as_b = httpx.get(f"{url}/v1/feedback", params=params, headers={"Authorization": f"Bearer {keyed_api.key_b}"})
+    assert as_b.status_code == 200 and answered.job_id not in {f["job_id"] for f in as_b.json()}
 
 
 def test_ragq_rates_answers_and_exports_them_as_an_evaluation_set(
