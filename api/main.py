@@ -27,6 +27,7 @@ from api.queue_workers import ConsumerProbe
 from api.routes import (
     collections,
     documents,
+    evaluations,
     feedback,
     health,
     jobs,
@@ -118,7 +119,7 @@ def create_app() -> FastAPI:
         app.include_router(module.router)
     # Everything else needs a key when keys are on, a `{collection}` in the path the key may use, and counts
     # against the key's requests_per_minute (api/key_limits.py).
-    for module in (collections, documents, jobs, queries, feedback, usage, openai_compat, stream_chat):
+    for module in (collections, documents, evaluations, jobs, queries, feedback, usage, openai_compat, stream_chat):
         app.include_router(
             module.router,
             dependencies=[Depends(require_path_collection), Depends(key_gate)],

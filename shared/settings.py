@@ -126,6 +126,9 @@ class Settings(BaseSettings):
     MAX_UPLOAD_FILES: int = 2000
     # Body of any request but an upload, counted while it is read (api/body_limit.py): more gets 413 at once.
     MAX_JSON_BODY_BYTES: int = Field(default=1024 * 1024, ge=1024)
+    # Cases an evaluation set may hold (POST /v1/collections/{c}/evaluations); its body is bounded by
+    # MAX_JSON_BODY_BYTES like any request's.
+    EVAL_MAX_CASES: int = Field(default=1000, ge=1)
 
     # API keys (docs/security.md): comma-separated; unset (and no API_KEYS_FILE) = every route open, development
     # only. API_KEYS_FILE adds keys with limits (TOML: [[key]] with key or sha256, optional name, collections).

@@ -13,6 +13,7 @@ TASK_MODULES = (
     "workers.signals",
     "workers.log_signals",
     "workers.tasks.index",
+    "workers.tasks.evaluation",
     "workers.tasks.query",
     "workers.tasks.maintenance",
 )

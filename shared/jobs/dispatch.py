@@ -14,6 +14,7 @@ from kombu import Exchange, Queue
 
 from shared.jobs import broker_transport
 from shared.jobs.tasks import (
+    EVALUATION_TASK,
     INDEX_BATCH_TASK,
     INDEX_QUEUE,
     INDEX_TASK,
@@ -42,6 +43,7 @@ def create_celery(settings: Settings, include: Sequence[str] = ()) -> Celery:
             QUERY_TASK: {"queue": QUERY_QUEUE},
             QUERY_BATCH_TASK: {"queue": QUERY_QUEUE},
             REAP_TASK: {"queue": MAINTENANCE_QUEUE},
+            EVALUATION_TASK: {"queue": INDEX_QUEUE},
         },
         # `celery beat` sends the reaper this often; a message no worker took within one interval is dropped.
         beat_schedule={

@@ -12,6 +12,7 @@ from typing import Any, cast
 import redis
 
 from shared import keys
+from shared.evaluation.result import EvaluationResult
 from shared.jobs.index_result import IndexResult
 from shared.jobs.records import JobError, JobField, JobState, final_fields
 
@@ -39,6 +40,8 @@ class JobRecordWriter:
     def progress(self, done: int, total: int, stage: str) -> None:
         self._write({JobField.DONE: str(done), JobField.TOTAL: str(total), JobField.STAGE: stage})
 
-    def finish(self, state: JobState, result: IndexResult | None = None, error: JobError | None = None) -> None:
-        """End an index job (a query job ends through shared/streams/endings.py)."""
+    def finish(
+        self, state: JobState, result: IndexResult | EvaluationResult | None = None, error: JobError | None = None
+    ) -> None:
+        """End an index or evaluation job (a query job ends through shared/streams/endings.py)."""
         self._write(final_fields(state, result, error))

@@ -9,6 +9,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel
 
+from shared.evaluation.result import EvaluationResult
 from shared.jobs.index_result import IndexResult
 from shared.streams.events import DonePayload
 
@@ -27,6 +28,7 @@ FINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLE
 class JobKind(StrEnum):
     INDEX = "index"
     QUERY = "query"
+    EVALUATION = "evaluation"  # retrieval quality of a collection on an evaluation set, on the index queue
 
 
 class JobField(StrEnum):
@@ -75,7 +77,8 @@ class JobRecord(BaseModel):
     collection: str | None = None
     progress: Progress = Progress()
     files: int | None = None
-    result: IndexResult | DonePayload | None = None  # by `kind`: a query's result is its `done` event's data
+    # By `kind`: an index job's IndexResult, a query's `done` event's data, an evaluation's EvaluationResult.
+    result: IndexResult | DonePayload | EvaluationResult | None = None
     error: JobError | None = None
     created_at: float
     updated_at: float
@@ -111,7 +114,10 @@ def initial_fields(job_id: str, kind: JobKind, collection: str | None, owner: st
     }
 
 
-def final_fields(state: JobState, result: IndexResult | DonePayload | None, error: JobError | None) -> dict[str, str]:
+JobResult = IndexResult | DonePayload | EvaluationResult
+
+
+def final_fields(state: JobState, result: JobResult | None, error: JobError | None) -> dict[str, str]:
     """Hash fields written when a job ends (by shared/jobs/record_writer.py or shared/streams/endings.py)."""
     if state not in FINAL_STATES:
         raise ValueError(f"{state} is not a final state")
@@ -147,5 +153,12 @@ def parse_job(fields: dict[str, str]) -> JobRecord:
     )
 
 
-def _result(kind: JobKind, stored: str) -> IndexResult | DonePayload:
-    return (IndexResult if kind == JobKind.INDEX else DonePayload).model_validate_json(stored)
+_RESULT_MODELS: dict[JobKind, type[JobResult]] = {
+    JobKind.INDEX: IndexResult,
+    JobKind.QUERY: DonePayload,
+    JobKind.EVALUATION: EvaluationResult,
+}
+
+
+def _result(kind: JobKind, stored: str) -> JobResult:
+    return _RESULT_MODELS[kind].model_validate_json(stored)

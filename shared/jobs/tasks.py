@@ -11,6 +11,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
+from shared.eval_set import EvalCase
 from shared.ingest.items import IndexItem
 from shared.store.retrieval_modes import DEFAULT_MODE, RetrievalMode
 
@@ -24,6 +25,7 @@ INDEX_BATCH_TASK = "ragqueue.index_batch"
 QUERY_TASK = "ragqueue.answer_query"
 QUERY_BATCH_TASK = "ragqueue.answer_queries"
 REAP_TASK = "ragqueue.reap"
+EVALUATION_TASK = "ragqueue.evaluate_retrieval"
 
 # The keyword under which a task receives its request.
 REQUEST_KWARG = "request"
@@ -96,3 +98,16 @@ class IndexBatchTask(TaskRequest):
     batch: int = Field(ge=0)
     batches: int = Field(ge=1)
     items: list[IndexItem]
+
+
+class EvaluationTask(TaskRequest):
+    """Retrieve every case's question in every mode and score it (workers/tasks/evaluation.py); on the index queue,
+    so an evaluation never takes a worker from answers. `lines`: each case's line in the uploaded set."""
+
+    TASK: ClassVar[str] = EVALUATION_TASK
+    QUEUE: ClassVar[str] = INDEX_QUEUE
+
+    collection: str
+    k: int = Field(ge=1)
+    cases: list[EvalCase] = Field(min_length=1)
+    lines: list[int]
