@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,12 +20,14 @@ from typing import Any
 
 import httpx
 import pytest
+from celery import Celery
 
 from tests.conftest import copy_sample_docs, stack_env
 from tests.e2e.conftest import wait_ready
 from tests.fakes.zhipu_server import ZhipuFakeServer
 from tests.support.jobs import index_and_wait, wait_for_job
 from tests.support.processes import BIN, RedisServer, Stack, free_port
+from tests.support.sse import iter_events
 
 pytestmark = pytest.mark.integration
 
@@ -45,6 +48,7 @@ KEYS: dict[str, dict[str, Any]] = {
 class LimitedStack:
     urls: tuple[str, str]  # two API processes
     keys: dict[str, str]  # name -> key
+    stack: Stack
 
     def client(self, name: str, api: int = 0) -> httpx.Client:
         return httpx.Client(
@@ -75,6 +79,7 @@ def limited(
     keys = {name: f"{name}-{secrets.token_urlsafe(24)}" for name in KEYS}
     env = stack_env(redis_server, "key limits", root, zhipu_server)
     env.update(API_KEYS_FILE=str(_keys_file(root, keys)), STREAM_TOKEN_SECRET=secrets.token_hex(32))
+    env.update(HEARTBEAT_INTERVAL_S="0.5", HEARTBEAT_TTL_S="3")  # a killed worker's answer ends within seconds
     stack = Stack("key-limits", env, root).start([("worker", "index,query", "threads", 4)])
     port = free_port()
     second = stack.spawn(
@@ -82,7 +87,7 @@ def limited(
         [str(BIN / "uvicorn"), "api.main:app", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
     )
     wait_ready(f"http://127.0.0.1:{port}", "the second API process", second)
-    ready = LimitedStack((stack.base_url, f"http://127.0.0.1:{port}"), keys)
+    ready = LimitedStack((stack.base_url, f"http://127.0.0.1:{port}"), keys, stack)
     copy_sample_docs(stack, "kb")
     with ready.client("admin") as admin:
         assert index_and_wait(admin, COLLECTION, ["kb"])["state"] == "succeeded"
@@ -192,3 +197,33 @@ def test_the_token_quota_stops_the_next_question_and_usage_matches_what_the_upst
     row = next(line for line in table.stdout.splitlines() if "total" in line)
     cells = [cell.strip() for cell in row.split("│")[1:7]]
     assert cells == ["tokens", "total", "1", "1", f"{sent:,}", f"{len(tokens)}"], table.stdout
+
+
+def test_the_stream_cap_frees_a_slot_when_the_answer_s_worker_dies(
+    limited: LimitedStack, zhipu: ZhipuFakeServer
+) -> None:
+    zhipu.configure(tokens=[f"片{i}" for i in range(50)], token_delay_ms=100)
+    with limited.client("streams") as client:
+        first = _ask(client)
+        assert first.status_code == 202, first.text
+        with client.stream("GET", f"/v1/queries/{first.json()['job_id']}/stream") as response:
+            ending = None
+            for event in iter_events(response):
+                if event.event == "token" and "worker" in limited.stack.processes:
+                    assert _ask(client).status_code == 429  # the slot is still taken mid-answer
+                    worker = limited.stack.processes.pop("worker")
+                    os.kill(worker.pid, signal.SIGKILL)
+                    worker.wait(10)
+                if event.event in ("done", "error"):
+                    ending = event
+                    break
+        assert ending is not None and ending.data["code"] == "worker_lost"
+        limited.stack.start_worker("worker", "index,query", "threads", 4)
+        control = Celery(broker=limited.stack.env["REDIS_URL"]).control
+        deadline = time.monotonic() + 60
+        while not control.ping(timeout=0.5):  # admission refuses questions while no worker consumes them
+            assert time.monotonic() < deadline, "the restarted worker did not answer a ping"
+        zhipu.configure(tokens=["好"], token_delay_ms=0)
+        second = _ask(client)  # the worker_lost ending freed the slot
+        assert second.status_code == 202, second.text
+        assert wait_for_job(client, second.json()["job_id"])[0]["state"] == "succeeded"
