@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from tests.conftest import SAMPLE_DOCS, client_for
-from tests.support.jobs import index_and_wait, wait_for_job
+from tests.conftest import client_for
+from tests.integration.conftest import OFFLINE_KB
+from tests.support.jobs import wait_for_job
 from tests.support.processes import Stack
 
 pytestmark = pytest.mark.integration
 
 
-def test_jobs_are_listed_by_kind_and_state_and_paged(offline_stack: Stack) -> None:
+def test_jobs_are_listed_by_kind_and_state_and_paged(offline_stack: Stack, offline_kb: dict[str, Any]) -> None:
     with client_for(offline_stack) as client:
-        index_and_wait(client, "listing", [str(SAMPLE_DOCS)])
         asked = []
         for question in ("什么是 KV 缓存？", "什么是投机解码？"):
-            response = client.post("/v1/queries", json={"collection": "listing", "question": question})
+            response = client.post("/v1/queries", json={"collection": OFFLINE_KB, "question": question})
             asked.append(response.json()["job_id"])
             wait_for_job(client, asked[-1])
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import SAMPLE_DOCS, client_for
-from tests.support.jobs import index_and_wait, wait_for_job
+from tests.conftest import client_for
+from tests.integration.conftest import OFFLINE_KB
+from tests.support.jobs import wait_for_job
 from tests.support.processes import Stack
 
 pytestmark = pytest.mark.integration
@@ -39,13 +41,15 @@ def test_metrics_show_queue_depth_and_consumers_per_queue(client: httpx.Client) 
     assert ("ragqueue_streams_open", ()) in samples and ("ragqueue_queries_open", ()) in samples
 
 
-def test_an_answer_moves_the_first_token_histogram_and_the_counters(client: httpx.Client) -> None:
-    job = index_and_wait(client, "metrics", [str(SAMPLE_DOCS)])
+def test_an_answer_moves_the_first_token_histogram_and_the_counters(
+    client: httpx.Client, offline_kb: dict[str, Any]
+) -> None:
+    job = offline_kb
     assert job["state"] == "succeeded", job
     before = _samples(client)
     assert before[("ragqueue_index_chunks_total", ())] >= job["progress"]["done"] > 0
 
-    response = client.post("/v1/queries", json={"collection": "metrics", "question": "KV 缓存里保存的是什么？"})
+    response = client.post("/v1/queries", json={"collection": OFFLINE_KB, "question": "KV 缓存里保存的是什么？"})
     assert response.status_code == 202, response.text
     done, _ = wait_for_job(client, response.json()["job_id"])
     assert done["state"] == "succeeded", done

