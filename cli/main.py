@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from cli import answers, feedback, render
+from cli import answers, evaluation, feedback, render
 from cli.client import ApiClient, CliError
 from cli.progress import follow
 from cli.uploads import batches, collect_files, upload
@@ -230,6 +230,38 @@ def usage(
     with _client(ctx) as client:
         report = client.get("/v1/usage", **params)
     _print_json(report) if as_json else usage_table(out, report)
+
+
+@app.command(
+    name="eval",
+    epilog="Examples:\n\n"
+    "  ragq eval docs/kb-eval.jsonl -c demo\n\n"
+    "  ragq eval qa.jsonl -c demo -k 10 --json-out before.json\n\n"
+    "  ragq eval --compare before.json after.json\n\n"
+    "The set: JSON Lines, {question, relevant: [{document, text, chunk_id?}]} per line (docs/api.md).",
+)
+def eval_(
+    ctx: typer.Context,
+    eval_set: Annotated[Path | None, typer.Argument(help="The evaluation set (JSON Lines)")] = None,
+    collection: Annotated[str | None, typer.Option("--collection", "-c", help="The collection to evaluate")] = None,
+    k: Annotated[int, typer.Option("-k", min=1, max=50, help="Chunks retrieved per question")] = 5,
+    json_out: Annotated[Path | None, typer.Option("--json-out", help="Also write the result as JSON here")] = None,
+    compare: Annotated[
+        tuple[Path, Path] | None, typer.Option("--compare", help="Compare two saved results instead (A B)")
+    ] = None,
+) -> None:
+    """Score retrieval on an evaluation set: hit@k, MRR, nDCG and latency per mode; or compare two runs."""
+    if compare:
+        a, b = compare
+        evaluation.compare_table(out, evaluation.load(a), evaluation.load(b), (a.name, b.name))
+        return
+    if eval_set is None or collection is None:
+        raise CliError("give an evaluation set and --collection (or --compare A.json B.json)")
+    with _client(ctx) as client:
+        result = evaluation.run(client, eval_set, collection, k, err)
+    if json_out:
+        json_out.write_text(result.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    evaluation.metrics_table(out, result)
 
 
 app.add_typer(feedback.app, name="feedback")
