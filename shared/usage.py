@@ -37,6 +37,14 @@ class TokenUsage:
     completion_tokens: int = 0
     estimated: bool = False
 
+    def plus(self, other: TokenUsage) -> TokenUsage:
+        """Two calls' tokens together (estimated if either was)."""
+        return TokenUsage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            self.estimated or other.estimated,
+        )
+
     def fields(self) -> dict[UsageField, int]:
         counts = {UsageField.PROMPT_TOKENS: self.prompt_tokens, UsageField.COMPLETION_TOKENS: self.completion_tokens}
         if self.estimated:

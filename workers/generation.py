@@ -43,14 +43,14 @@ def is_async(answerer: Answerer | AsyncAnswerer) -> TypeIs[AsyncAnswerer]:
     return hasattr(answerer, "astream")
 
 
-def condense(rt: Runtime, question: str, history: list[dict[str, str]]) -> str:
+def condense(rt: Runtime, question: str, history: list[dict[str, str]], usage: TokenUsage | None = None) -> str:
     """A follow-up in a conversation ("and its memory cost?") rewritten into a standalone question."""
     if not history:  # nothing to rewrite: no trip to the event loop, which may be busy with other answers
         return question
     answerer = rt.answerer
     if is_async(answerer):
-        return rt.loop.run(answerer.acondense(question, history))
-    return answerer.condense(question, history)
+        return rt.loop.run(answerer.acondense(question, history, usage))
+    return answerer.condense(question, history, usage)
 
 
 def generate(rt: Runtime, events: EventPublisher, question: str, chunks: Sequence[ScoredChunk]) -> Generated:

@@ -48,8 +48,9 @@ _SENTENCE_END = re.compile(r"(?<=[。！？!?；;])|\n+")
 class Answerer(Protocol):
     name: str
 
-    def condense(self, question: str, history: Sequence[dict[str, str]]) -> str:
-        """A standalone question from a follow-up and the earlier turns ({role, content} dicts)."""
+    def condense(self, question: str, history: Sequence[dict[str, str]], usage: TokenUsage | None = None) -> str:
+        """A standalone question from a follow-up and the earlier turns ({role, content} dicts); `usage` gets
+        the tokens of the LLM call it made, if any."""
 
     def stream(self, question: str, chunks: Sequence[ScoredChunk], usage: TokenUsage | None = None) -> Iterator[str]:
         """The answer's pieces; `usage` gets the call's tokens once the stream is read to its end."""
@@ -63,7 +64,9 @@ class AsyncAnswerer(Protocol):
 
     name: str
 
-    async def acondense(self, question: str, history: Sequence[dict[str, str]]) -> str: ...
+    async def acondense(
+        self, question: str, history: Sequence[dict[str, str]], usage: TokenUsage | None = None
+    ) -> str: ...
 
     def astream(
         self, question: str, chunks: Sequence[ScoredChunk], usage: TokenUsage | None = None
@@ -96,12 +99,15 @@ class LLMAnswerer:
         self.name = name
         self.open_responses = open_responses
 
-    def condense(self, question: str, history: Sequence[dict[str, str]]) -> str:
+    def condense(self, question: str, history: Sequence[dict[str, str]], usage: TokenUsage | None = None) -> str:
         if not history:
             return question
         chat_history = "\n".join(f"{turn['role']}: {turn['content']}" for turn in history)
-        condensed = self.llm.complete(CONDENSE_PROMPT.format(chat_history=chat_history, question=question)).text
-        return condensed.strip() or question
+        prompt = CONDENSE_PROMPT.format(chat_history=chat_history, question=question)
+        response = self.llm.complete(prompt)
+        if usage is not None:
+            fill_usage(usage, getattr(response.raw, "usage", None), prompt, len(response.text))
+        return response.text.strip() or question
 
     def stream(self, question: str, chunks: Sequence[ScoredChunk], usage: TokenUsage | None = None) -> Iterator[str]:
         prompt = QA_PROMPT.format(context_str=format_context(chunks), query_str=question)
@@ -144,7 +150,7 @@ class ExtractiveAnswerer:
         self.max_sentences = max_sentences
         self.piece_chars = piece_chars
 
-    def condense(self, question: str, history: Sequence[dict[str, str]]) -> str:
+    def condense(self, question: str, history: Sequence[dict[str, str]], usage: TokenUsage | None = None) -> str:
         """Without an LLM to rewrite it, a follow-up is searched together with the previous user turn."""
         earlier = [turn["content"] for turn in history if turn.get("role") == "user"]
         return f"{earlier[-1]}\n{question}" if earlier else question

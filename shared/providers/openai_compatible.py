@@ -27,7 +27,7 @@ class OpenAICompatibleAnswerer:
         self.model = model
         self.name = f"openai_compatible/{model}"
 
-    async def acondense(self, question: str, history: Sequence[dict[str, str]]) -> str:
+    async def acondense(self, question: str, history: Sequence[dict[str, str]], usage: TokenUsage | None = None) -> str:
         """A standalone question from a follow-up and the earlier turns ({role, content} dicts)."""
         if not history:
             return question
@@ -37,6 +37,8 @@ class OpenAICompatibleAnswerer:
             model=self.model, messages=[{"role": "user", "content": prompt}]
         )
         condensed = completion.choices[0].message.content if completion.choices else None
+        if usage is not None:
+            fill_usage(usage, completion.usage, prompt, len(condensed or ""))
         return (condensed or "").strip() or question
 
     async def astream(

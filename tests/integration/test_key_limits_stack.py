@@ -41,6 +41,7 @@ KEYS: dict[str, dict[str, Any]] = {
     "daily": {"questions_per_day": 3},
     "streams": {"max_streams": 1},
     "tokens": {"tokens_per_day": 1},
+    "follow": {},
 }
 
 
@@ -197,6 +198,25 @@ def test_the_token_quota_stops_the_next_question_and_usage_matches_what_the_upst
     row = next(line for line in table.stdout.splitlines() if "total" in line)
     cells = [cell.strip() for cell in row.split("│")[1:7]]
     assert cells == ["tokens", "total", "1", "1", f"{sent:,}", f"{len(tokens)}"], table.stdout
+
+
+def test_a_follow_up_counts_the_tokens_of_its_rewrite_and_of_its_answer(
+    limited: LimitedStack, zhipu: ZhipuFakeServer
+) -> None:
+    tokens = ["推测", "解码", "的", "代价"]
+    zhipu.configure(tokens=tokens)
+    history = [{"role": "user", "content": QUESTION}, {"role": "assistant", "content": "一种加速大模型推理的方法"}]
+    with limited.client("follow") as client:
+        body = {"collection": COLLECTION, "question": "它的代价是什么？", "history": history}
+        accepted = client.post("/v1/queries", json=body)
+        assert accepted.status_code == 202, accepted.text
+        assert wait_for_job(client, accepted.json()["job_id"])[0]["state"] == "succeeded"
+        total = client.get("/v1/usage").json()["keys"][0]["total"]
+    chats = zhipu.requests("/chat/completions")
+    assert [c["body"].get("stream", False) for c in chats] == [False, True]  # the rewrite, then the answer
+    sent = sum(len(m["content"]) for chat in chats for m in chat["body"]["messages"])
+    assert (total["prompt_tokens"], total["completion_tokens"]) == (sent, 2 * len(tokens))
+    assert total["estimated_tokens"] == 0
 
 
 def test_the_stream_cap_frees_a_slot_when_the_answer_s_worker_dies(

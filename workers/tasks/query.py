@@ -7,7 +7,7 @@ import logging
 import time
 from collections import Counter
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,7 @@ from shared.store.retrieval_modes import RetrievalMode
 from shared.streams.endings import QueryEnding, end_query
 from shared.streams.events import AnswerTimings, DonePayload, ErrorCode, EventName, RerankOutcome, SourcePayload
 from shared.streams.publisher import EventPublisher, StreamClosed
+from shared.usage import TokenUsage
 from workers.celery_app import app
 from workers.generation import Generated, condense, generate, generate_async, is_async
 from workers.reranking import rerank_chunks
@@ -183,6 +184,7 @@ class Prepared:
     started: float
     retrieved: float
     rerank: RerankOutcome | None = None
+    condense_usage: TokenUsage = field(default_factory=TokenUsage)  # a follow-up's rewrite: an LLM call too
 
 
 def _prepare(
@@ -191,7 +193,8 @@ def _prepare(
     """Condense, check the collection, retrieve (embedding the question unless `query_vector` is its embedding)."""
     started = time.perf_counter()
     # A follow-up in a conversation ("and its memory cost?") is rewritten into a standalone question first.
-    question = condense(rt, ask.question, [turn.model_dump() for turn in ask.history])
+    condensed = TokenUsage()
+    question = condense(rt, ask.question, [turn.model_dump() for turn in ask.history], condensed)
     store = rt.store(ask.collection)
     dimension = store.check_embedding(rt.embed_model_name)  # LookupError when the collection does not exist
     vector = None
@@ -209,7 +212,7 @@ def _prepare(
     retrieved = time.perf_counter()
     events.publish(EventName.SOURCES, _source_payload(chunks, scores))
     job.running("generating")
-    return Prepared(question, chunks, ask.mode, started, retrieved, outcome)
+    return Prepared(question, chunks, ask.mode, started, retrieved, outcome, condensed)
 
 
 def _succeed(rt: Runtime, job_id: str, prepared: Prepared, generated: Generated) -> dict[str, Any]:
@@ -231,5 +234,6 @@ def _succeed(rt: Runtime, job_id: str, prepared: Prepared, generated: Generated)
     )
     _end(rt, job_id, QueryEnding.succeeded(summary))
     record_answer(rt.redis, summary)  # time to first token, total time and tokens, for `/metrics`
-    record_query_usage(rt.redis, job_id, generated.usage, embedded_texts=0 if prepared.mode == "bm25" else 1)
+    usage = generated.usage.plus(prepared.condense_usage)
+    record_query_usage(rt.redis, job_id, usage, embedded_texts=0 if prepared.mode == "bm25" else 1)
     return {"state": "succeeded", **summary.model_dump()}
