@@ -28,7 +28,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
     "",
     response_model=list[JobRecord],
     responses=errors(422),
-    summary="Recent jobs (index and query), newest first; filter and page",
+    summary="Recent jobs (index, query and evaluation), newest first; filter and page",
 )
 async def list_jobs(
     redis: RedisDep,
@@ -36,7 +36,7 @@ async def list_jobs(
     limit: Annotated[int, Query(ge=1, le=200, description="How many jobs to return")] = 20,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="How many matching jobs to skip (paging)")] = 0,
     state: Annotated[JobState | None, Query(description="Only jobs in this state")] = None,
-    kind: Annotated[JobKind | None, Query(description="Only `index` or `query` jobs")] = None,
+    kind: Annotated[JobKind | None, Query(description="Only `index`, `query` or `evaluation` jobs")] = None,
 ) -> list[JobRecord]:
     # With keys on, only the caller's own jobs (the owner filter); with keys off, every job.
     return await recent_jobs(redis, limit, offset, state, kind, owner=principal.key_id)
