@@ -4,33 +4,26 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from shared.jobs.tasks import INDEX_BATCH_TASK
-from tests.conftest import client_for, copy_sample_docs, stack_env
+from tests.conftest import client_for, copy_sample_docs
 from tests.fakes.zhipu_server import ZhipuFakeServer
+from tests.integration.conftest import JSON_LOGS_FLOWER_PASSWORD
 from tests.support.jobs import index_and_wait, wait_for_job
-from tests.support.processes import RedisServer, Stack
+from tests.support.processes import Stack
 
 pytestmark = pytest.mark.integration
 
-FLOWER_PASSWORD = "flower-pass-in-env"
+FLOWER_PASSWORD = JSON_LOGS_FLOWER_PASSWORD
 
 
 @pytest.fixture(scope="module")
-def json_stack(
-    redis_server: RedisServer, zhipu_server: ZhipuFakeServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Stack]:
-    root = tmp_path_factory.mktemp("jsonlogs")
-    env = stack_env(redis_server, "jsonlogs", root, zhipu_server)
-    # One file per index batch: the three sample documents make three batch tasks.
-    env.update(LOG_JSON="1", FLOWER_BASIC_AUTH=f"ops:{FLOWER_PASSWORD}", INDEX_BATCH_FILES="1")
-    stack = Stack("jsonlogs", env, root).start([("worker", "index,query", "threads", 2)])
-    yield stack
-    stack.stop()
+def json_stack(json_coalescing_stack: Stack) -> Stack:
+    """LOG_JSON=1, a Flower password in the environment, one file per index batch (tests/integration/conftest.py)."""
+    return json_coalescing_stack
 
 
 def test_worker_logs_are_json_lines_with_the_job_id_and_no_secret(json_stack: Stack, zhipu: ZhipuFakeServer) -> None:

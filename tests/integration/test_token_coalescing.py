@@ -7,10 +7,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import client_for, copy_sample_docs, stack_env
+from tests.conftest import client_for, copy_sample_docs
 from tests.fakes.zhipu_server import ZhipuFakeServer
 from tests.support.jobs import index_and_wait
-from tests.support.processes import RedisServer, Stack
+from tests.support.processes import Stack
 from tests.support.sse import read_stream
 
 pytestmark = pytest.mark.integration
@@ -20,15 +20,10 @@ COLLECTION = "coalesce"
 
 
 @pytest.fixture(scope="module")
-def stack(
-    redis_server: RedisServer, zhipu_server: ZhipuFakeServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Stack]:
-    root = tmp_path_factory.mktemp("coalesce")
-    env = stack_env(redis_server, "coalesce", root, zhipu_server)
-    env["TOKEN_COALESCE_MS"] = "40"
-    started = Stack("coalesce", env, root).start([("worker", "index,query", "threads", 4)])
-    yield started
-    started.stop()
+def stack(json_coalescing_stack: Stack) -> Stack:
+    """Token events coalesced in 40 ms windows (TOKEN_COALESCE_MS=40; tests/integration/conftest.py)."""
+    assert json_coalescing_stack.env["TOKEN_COALESCE_MS"] == "40"
+    return json_coalescing_stack
 
 
 @pytest.fixture(scope="module")
