@@ -116,16 +116,14 @@ def fuzz_target(request: pytest.FixtureRequest, offline_stack: Stack) -> Iterato
         yield from _target_for(keyed.url, offline_stack.import_dir, keyed.key_a)
 
 
-# The schema the app publishes at /openapi.json, built from the code at collection (one test per operation);
-# the requests go to the stack's uvicorn. (schemathesis 4.32's lazy `from_fixture` needs pytest < 9.)
-
-
 @schemathesis.serializer("application/x-ndjson")
 def _json_lines(ctx: schemathesis.SerializationContext, value: object) -> bytes:
     """An evaluation set's body (POST /v1/collections/{c}/evaluations) is declared as text: sent as it is."""
     return value if isinstance(value, bytes) else str(value).encode()
 
 
+# The schema the app publishes at /openapi.json, built from the code at collection (one test per operation);
+# the requests go to the stack's uvicorn. (schemathesis 4.32's lazy `from_fixture` needs pytest < 9.)
 schema = schemathesis.openapi.from_dict(create_app().openapi(), config=CONFIG)
 
 
