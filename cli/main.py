@@ -15,6 +15,7 @@ from cli.client import ApiClient, CliError
 from cli.progress import follow
 from cli.uploads import batches, collect_files, upload
 from cli.usage import usage_table
+from shared.evaluation.result import EvaluationResult
 from shared.feedback import MAX_COMMENT_CHARS, Rating
 from shared.ingest.import_paths import SUPPORTED_SUFFIXES
 
@@ -193,6 +194,8 @@ def job(ctx: typer.Context, job_id: Annotated[str, typer.Argument(help="The job 
         _print_json({**record, "failed_documents": failed})
     else:
         render.job_detail(out, record, failed)
+        if record["kind"] == "evaluation" and record.get("result"):
+            evaluation.metrics_table(out, EvaluationResult.model_validate(record["result"]))
 
 
 @app.command(epilog="Examples:\n\n  ragq collections\n\n  ragq collections --json")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,11 @@ def test_eval_prints_a_table_per_mode_and_writes_the_json(api: str, tmp_path: Pa
     hybrid = next(m for m in written["modes"] if m["mode"] == "hybrid")
     assert rows["hybrid"][2] == f"{hybrid['hit_at']['5']:.3f}" and hybrid["hit_at"]["5"] >= 0.8
     assert len(hybrid["questions"]) == 12
+    # `ragq job` shows an evaluation job's table too
+    job_id = re.search(r"evaluation job ([0-9a-f]{32})", result.stderr).group(1)  # type: ignore[union-attr]
+    shown = ragq(api, "job", job_id)
+    assert shown.returncode == 0 and "evaluation job" in shown.stdout, shown.stderr
+    assert any(line.split()[:4] == ["hybrid", *rows["hybrid"][:3]] for line in shown.stdout.splitlines())
 
 
 def test_compare_shows_both_runs_and_the_difference(api: str, tmp_path: Path) -> None:
