@@ -25,7 +25,7 @@ pytestmark = pytest.mark.e2e
 RAGQ = Path(sys.executable).parent / "ragq"
 COLLECTION = "cli"
 SAMPLE_COUNT = len([p for p in SAMPLE_DOCS.iterdir() if p.is_file()])
-COMMANDS = ["index", "ask", "chat", "jobs", "job", "collections", "status"]
+COMMANDS = ["index", "ask", "chat", "jobs", "job", "collections", "status", "eval"]
 
 
 def ragq(api: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
