@@ -10,21 +10,21 @@ import httpx
 import pytest
 
 from tests.conftest import SAMPLE_DOCS, client_for
-from tests.support.jobs import index_and_wait, wait_for_job
+from tests.integration.conftest import OFFLINE_KB
+from tests.support.jobs import wait_for_job
 from tests.support.processes import Stack
 
 pytestmark = pytest.mark.integration
 
-COLLECTION = "evaluation"
+COLLECTION = OFFLINE_KB  # the sample docs, indexed once for the session; evaluating only reads them
 EVAL_SET = SAMPLE_DOCS.parent / "kb-eval.jsonl"
 NDJSON = {"Content-Type": "application/x-ndjson"}
 
 
 @pytest.fixture(scope="module")
-def client(offline_stack: Stack) -> Iterator[httpx.Client]:
+def client(offline_stack: Stack, offline_kb: dict[str, Any]) -> Iterator[httpx.Client]:
+    assert offline_kb["state"] == "succeeded", offline_kb
     with client_for(offline_stack) as client:
-        job = index_and_wait(client, COLLECTION, [str(SAMPLE_DOCS)])
-        assert job["state"] == "succeeded", job
         yield client
 
 
