@@ -15,30 +15,16 @@ Deliberate choices:
 from __future__ import annotations
 
 import asyncio
-import logging
-import os
-import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 import httpx
 import openai
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    before_sleep_log,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
 
-from shared.providers.zhipu_batched import retry_after_s
+from shared.providers.embedding_requests import RequestPool, Vectors, with_retries
 from shared.settings import Settings
-
-log = logging.getLogger(__name__)
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -58,9 +44,7 @@ class OpenAICompatibleEmbedding(BaseEmbedding):
     passage_prefix: str = Field(default="", description="Put before every chunk (e5: 'passage: ').")
 
     _client: openai.OpenAI = PrivateAttr()
-    _pool: ThreadPoolExecutor | None = PrivateAttr(default=None)
-    _pool_pid: int = PrivateAttr(default=0)
-    _pool_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _requests: RequestPool = PrivateAttr()
 
     def __init__(self, client: openai.OpenAI, **kwargs: Any) -> None:
         # Hand the pipeline enough texts per call to fill every request slot (LlamaIndex splits by this).
@@ -68,6 +52,7 @@ class OpenAICompatibleEmbedding(BaseEmbedding):
         kwargs.setdefault("embed_batch_size", min(batch * concurrency, 2048))
         super().__init__(**kwargs)
         self._client = client
+        self._requests = RequestPool(self.max_concurrency, "embed")
 
     @classmethod
     def class_name(cls) -> str:
@@ -95,40 +80,25 @@ class OpenAICompatibleEmbedding(BaseEmbedding):
     async def _aget_text_embeddings(self, texts: list[str]) -> list[list[float]]:
         return await asyncio.to_thread(self._get_text_embeddings, texts)
 
-    def _embed_all(self, texts: Sequence[str]) -> list[list[float]]:
+    def _embed_all(self, texts: Sequence[str]) -> Vectors:
         """`texts` in batches, at most `max_concurrency` requests at once; vectors in input order."""
         batches = [list(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
         # Executor.map yields in submission order and cancels batches not yet started if one fails.
-        return [vector for batch in self._executor().map(self._embed, batches) for vector in batch]
+        return [vector for batch in self._requests.executor().map(self._embed, batches) for vector in batch]
 
-    def _executor(self) -> ThreadPoolExecutor:
-        with self._pool_lock:
-            if self._pool is None or self._pool_pid != os.getpid():  # threads do not survive a fork
-                self._pool = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="embed")
-                self._pool_pid = os.getpid()
-            return self._pool
-
-    def _wait(self, state: RetryCallState) -> float:
-        backoff = wait_exponential_jitter(initial=0.5, max=20.0, jitter=0.5)
-        return max(backoff(state), retry_after_s(state.outcome.exception() if state.outcome else None))
-
-    def _embed(self, texts: list[str]) -> list[list[float]]:
+    def _embed(self, texts: list[str]) -> Vectors:
         """One /embeddings request for `texts`, retried on transient failures."""
-        retrying = Retrying(
-            retry=retry_if_exception(is_retryable),
-            stop=stop_after_attempt(self.max_attempts),
-            wait=self._wait,
-            before_sleep=before_sleep_log(log, logging.WARNING),
-            reraise=True,
+        return with_retries(
+            self._create,
+            texts,
+            retryable=is_retryable,
+            attempts=self.max_attempts,
+            backoff_initial_s=0.5,
+            backoff_max_s=20.0,
+            what=f"/embeddings ({self.model_name})",
         )
-        try:
-            return retrying(self._create, texts)
-        except Exception as exc:
-            attempts = retrying.statistics.get("attempt_number", 1)
-            exc.add_note(f"/embeddings ({self.model_name}, {len(texts)} texts): gave up after {attempts} attempt(s)")
-            raise
 
-    def _create(self, texts: list[str]) -> list[list[float]]:
+    def _create(self, texts: list[str]) -> Vectors:
         # The plain JSON (cast_to=object): building SDK models float by float costs milliseconds per vector.
         body = {"model": self.model_name, "input": texts, "encoding_format": "float"}
         response = cast(dict[str, Any], self._client.post("/embeddings", body=body, cast_to=object))

@@ -20,24 +20,12 @@ Deliberate choices:
 from __future__ import annotations
 
 import asyncio
-import logging
-import os
-import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 import httpx
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.embeddings.zhipuai import ZhipuAIEmbedding
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    before_sleep_log,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
 from zhipuai import ZhipuAI as ZhipuAIClient
 from zhipuai.core import NOT_GIVEN
 from zhipuai.core._errors import (
@@ -49,11 +37,10 @@ from zhipuai.core._errors import (
     APITimeoutError,
 )
 
-log = logging.getLogger(__name__)
+from shared.providers.embedding_requests import RequestPool, with_retries
 
 MAX_TEXTS_PER_REQUEST = 64
 _FIXED_DIMENSION_MODELS = frozenset({"embedding-2"})
-_RETRY_AFTER_CAP_S = 60.0
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -66,17 +53,6 @@ def is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, APITimeoutError | APIConnectionError | httpx.TransportError)
 
 
-def retry_after_s(exc: BaseException | None) -> float:
-    """Seconds a 429/503 asked us to wait (`Retry-After`, in seconds), else 0."""
-    response = getattr(exc, "response", None)
-    if not isinstance(response, httpx.Response):
-        return 0.0
-    try:
-        return min(float(response.headers.get("retry-after", 0)), _RETRY_AFTER_CAP_S)
-    except ValueError:  # an HTTP date: rare, and the exponential wait still applies
-        return 0.0
-
-
 class BatchedZhipuEmbedding(ZhipuAIEmbedding):
     """`ZhipuAIEmbedding` that sends `batch_size` texts per request, `max_concurrency` requests at a time."""
 
@@ -86,9 +62,7 @@ class BatchedZhipuEmbedding(ZhipuAIEmbedding):
     backoff_initial_s: float = Field(default=0.5, ge=0, description="First retry wait; it doubles, plus jitter.")
     backoff_max_s: float = Field(default=20.0, ge=0, description="Longest wait between two attempts.")
 
-    _pool: ThreadPoolExecutor | None = PrivateAttr(default=None)
-    _pool_pid: int = PrivateAttr(default=0)
-    _pool_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _requests: RequestPool = PrivateAttr()
 
     def __init__(
         self,
@@ -121,6 +95,7 @@ class BatchedZhipuEmbedding(ZhipuAIEmbedding):
             timeout=NOT_GIVEN if timeout is None else timeout,
             max_retries=0,
         )
+        self._requests = RequestPool(max_concurrency, "zhipu-embed")
 
     @classmethod
     def class_name(cls) -> str:
@@ -128,10 +103,7 @@ class BatchedZhipuEmbedding(ZhipuAIEmbedding):
 
     def close(self) -> None:
         """Stop the request threads (they also stop on their own at interpreter exit)."""
-        with self._pool_lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True, cancel_futures=True)
-                self._pool = None
+        self._requests.close()
 
     def _get_query_embedding(self, query: str) -> list[float]:
         return self._embed_request([query])[0]
@@ -152,11 +124,11 @@ class BatchedZhipuEmbedding(ZhipuAIEmbedding):
     def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
         """Embed `texts` in batches, at most `max_concurrency` requests at once; results in input order."""
         # Executor.map yields in submission order and cancels batches not yet started if one fails.
-        results = self._executor().map(self._embed_request, self._batches(texts))
+        results = self._requests.executor().map(self._embed_request, self._batches(texts))
         return [vector for batch in results for vector in batch]
 
     async def _aget_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-        loop, pool = asyncio.get_running_loop(), self._executor()
+        loop, pool = asyncio.get_running_loop(), self._requests.executor()
         futures = [loop.run_in_executor(pool, self._embed_request, batch) for batch in self._batches(texts)]
         try:
             results = await asyncio.gather(*futures)
@@ -169,33 +141,17 @@ class BatchedZhipuEmbedding(ZhipuAIEmbedding):
     def _batches(self, texts: Sequence[str]) -> list[list[str]]:
         return [list(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
 
-    def _executor(self) -> ThreadPoolExecutor:
-        with self._pool_lock:
-            if self._pool is None or self._pool_pid != os.getpid():  # threads do not survive a fork
-                self._pool = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="zhipu-embed")
-                self._pool_pid = os.getpid()
-            return self._pool
-
-    def _wait(self, state: RetryCallState) -> float:
-        backoff = wait_exponential_jitter(initial=self.backoff_initial_s, max=self.backoff_max_s, jitter=0.5)
-        exc = state.outcome.exception() if state.outcome else None
-        return max(backoff(state), retry_after_s(exc))
-
     def _embed_request(self, texts: list[str]) -> list[list[float]]:
         """One /embeddings request for `texts`, retried on transient failures; vectors in input order."""
-        retrying = Retrying(
-            retry=retry_if_exception(is_retryable),
-            stop=stop_after_attempt(self.max_attempts),
-            wait=self._wait,
-            before_sleep=before_sleep_log(log, logging.WARNING),
-            reraise=True,
+        return with_retries(
+            self._create,
+            texts,
+            retryable=is_retryable,
+            attempts=self.max_attempts,
+            backoff_initial_s=self.backoff_initial_s,
+            backoff_max_s=self.backoff_max_s,
+            what=f"zhipu /embeddings ({self.model})",
         )
-        try:
-            return retrying(self._create, texts)
-        except Exception as exc:
-            attempts = retrying.statistics.get("attempt_number", 1)
-            exc.add_note(f"zhipu /embeddings ({self.model}, {len(texts)} texts): gave up after {attempts} attempt(s)")
-            raise
 
     def _create(self, texts: list[str]) -> list[list[float]]:
         dimensions = NOT_GIVEN if self.model in _FIXED_DIMENSION_MODELS or not self.dimensions else self.dimensions
