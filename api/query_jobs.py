@@ -74,7 +74,7 @@ class QuerySpec:
     rerank: bool = True
 
 
-async def _dispatch(dispatcher: QueryDispatcher, settings: Settings, job_id: str, spec: QuerySpec) -> None:
+async def _dispatch(dispatcher: QueryDispatcher, settings: Settings, job_id: str, spec: QuerySpec, owner: str) -> None:
     task = QueryTask(
         job_id=job_id,
         collection=spec.collection,
@@ -83,6 +83,7 @@ async def _dispatch(dispatcher: QueryDispatcher, settings: Settings, job_id: str
         history=spec.history,
         mode=spec.mode,
         rerank=spec.rerank,
+        owner=owner,
     )
     await dispatcher.send(task)
 
@@ -98,7 +99,7 @@ async def submit_query(
     redis: aioredis.Redis, dispatcher: QueryDispatcher, settings: Settings, spec: QuerySpec, *, gate: KeyGate
 ) -> str:
     job_id = await _create(redis, settings, spec, gate)
-    await _dispatch(dispatcher, settings, job_id, spec)
+    await _dispatch(dispatcher, settings, job_id, spec, gate.principal.owner)
     return job_id
 
 
@@ -115,7 +116,7 @@ async def submit_and_subscribe(
     job_id = await _create(redis, settings, spec, gate)
     subscription = await subscribe(hub, job_id)
     try:
-        await _dispatch(dispatcher, settings, job_id, spec)
+        await _dispatch(dispatcher, settings, job_id, spec, gate.principal.owner)
     except Exception:
         await subscription.close()
         raise

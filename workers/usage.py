@@ -21,11 +21,16 @@ def job_owner(client: redis.Redis, job_id: str) -> str:
 
 
 def record_usage(client: redis.Redis, job_id: str, counts: dict[UsageField, int]) -> None:
-    owner = job_owner(client, job_id)
+    """A job's counts, for its record's owner."""
+    count_usage(client, job_owner(client, job_id), counts)
+
+
+def count_usage(client: redis.Redis, owner: str, counts: dict[UsageField, int]) -> None:
     add_usage(client, owner, time.time(), counts)
     count_key_usage(client, owner, counts)
 
 
-def record_query_usage(client: redis.Redis, job_id: str, usage: TokenUsage, *, embedded_texts: int) -> None:
-    """An answered question's tokens (0 from the extractive answerer, which calls no LLM) and its embedding."""
-    record_usage(client, job_id, {**usage.fields(), UsageField.EMBEDDED_TEXTS: embedded_texts})
+def record_query_usage(client: redis.Redis, owner: str, usage: TokenUsage, *, embedded_texts: int) -> None:
+    """An answered question's tokens (0 from the extractive answerer, which calls no LLM) and its embedding, for
+    `owner` (the query task's): no Redis call at all with keys off."""
+    count_usage(client, owner, {**usage.fields(), UsageField.EMBEDDED_TEXTS: embedded_texts})

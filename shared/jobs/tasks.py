@@ -61,6 +61,9 @@ class QueryTask(TaskRequest):
     history: list[ChatTurn] = []
     mode: RetrievalMode = DEFAULT_MODE
     rerank: bool = True  # false: skip the reranking stage for this question (when a reranker is configured)
+    # The key id that asked (the job record's owner), so the worker counts the answer's usage without reading the
+    # record; "" with keys off: counted for nobody.
+    owner: str = ""
 
 
 class QueryBatchTask(TaskMessage):

@@ -184,6 +184,7 @@ class Prepared:
     started: float
     retrieved: float
     rerank: RerankOutcome | None = None
+    owner: str = ""  # the key whose usage the answer counts for
     condense_usage: TokenUsage = field(default_factory=TokenUsage)  # a follow-up's rewrite: an LLM call too
 
 
@@ -212,7 +213,7 @@ def _prepare(
     retrieved = time.perf_counter()
     events.publish(EventName.SOURCES, _source_payload(chunks, scores))
     job.running("generating")
-    return Prepared(question, chunks, ask.mode, started, retrieved, outcome, condensed)
+    return Prepared(question, chunks, ask.mode, started, retrieved, outcome, ask.owner, condensed)
 
 
 def _succeed(rt: Runtime, job_id: str, prepared: Prepared, generated: Generated) -> dict[str, Any]:
@@ -235,5 +236,5 @@ def _succeed(rt: Runtime, job_id: str, prepared: Prepared, generated: Generated)
     _end(rt, job_id, QueryEnding.succeeded(summary))
     record_answer(rt.redis, summary)  # time to first token, total time and tokens, for `/metrics`
     usage = generated.usage.plus(prepared.condense_usage)
-    record_query_usage(rt.redis, job_id, usage, embedded_texts=0 if prepared.mode == "bm25" else 1)
+    record_query_usage(rt.redis, prepared.owner, usage, embedded_texts=0 if prepared.mode == "bm25" else 1)
     return {"state": "succeeded", **summary.model_dump()}
