@@ -17,11 +17,10 @@ from cli.uploads import batches, collect_files, upload
 from cli.usage import usage_table
 from shared.evaluation.result import EvaluationResult
 from shared.feedback import MAX_COMMENT_CHARS, Rating
-from shared.ingest.import_paths import SUPPORTED_SUFFIXES
+from shared.ingest.import_paths import SUPPORTED_TYPES
 
 DEFAULT_API = "http://127.0.0.1:8000"
 PER_FILE_DEFAULT_MAX = 50
-_SUPPORTED = ", ".join(s.lstrip(".") for s in SUPPORTED_SUFFIXES)
 
 app = typer.Typer(
     name="ragq",
@@ -73,7 +72,7 @@ def options(
 )
 def index(
     ctx: typer.Context,
-    paths: Annotated[list[Path], typer.Argument(help=f"Files, or folders (walked for {_SUPPORTED})")],
+    paths: Annotated[list[Path], typer.Argument(help=f"Files, or folders (walked for {SUPPORTED_TYPES})")],
     collection: Collection,
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Print the job id(s) and return at once")] = False,
     skip_invalid: Annotated[

@@ -21,6 +21,7 @@ from api.key_limits import KeyGateDep
 from api.openapi_responses import errors
 from api.routes.collections import CollectionPath
 from api.schemas import UPLOAD_REQUEST_BODY, CollectionName
+from shared.ingest.import_paths import SUPPORTED_TYPES
 from shared.ingest.items import upload_item
 from shared.ingest.uploads import StoredUpload, UploadRejected, clean_filename, store_upload
 from shared.jobs.records import JobKind
@@ -98,7 +99,8 @@ async def _multipart(request: Request, settings: Settings) -> AsyncIterator[Form
     responses=errors(400, 409, 413, 415, 422, 503),
     openapi_extra=UPLOAD_REQUEST_BODY,
     summary="Upload one or many files (multipart, any field name) and index them",
-    description="Types: txt, md, pdf, docx, html. Files are stored by sha256; re-uploading a file with the same "
+    description=f"Types: {SUPPORTED_TYPES} (docs/api.md, Supported formats). "
+    "Files are stored by sha256; re-uploading a file with the same "
     "name and content adds nothing, a changed file replaces its old chunks. Any unsupported (415), oversized "
     "(413), empty or undecodable text file (422) refuses the whole request, naming every bad file, unless "
     "`skip_invalid=true`, which indexes the rest and lists the bad ones under `rejected`.",

@@ -14,6 +14,7 @@ TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".csv", ".tsv")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 # What the index workers read (workers/loaders/__init__.py LOADERS); docs/api.md's format table says how.
 SUPPORTED_SUFFIXES = (*TEXT_SUFFIXES, ".pdf", ".docx", ".pptx", ".xlsx", ".epub", *IMAGE_SUFFIXES)
+SUPPORTED_TYPES = ", ".join(suffix.lstrip(".") for suffix in SUPPORTED_SUFFIXES)  # for people: "txt, md, …"
 
 
 class ImportPathError(ValueError):

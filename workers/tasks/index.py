@@ -18,7 +18,7 @@ from llama_index.core.node_parser import SentenceSplitter
 
 from shared import keys
 from shared.ingest.import_paths import (
-    SUPPORTED_SUFFIXES,
+    SUPPORTED_TYPES,
     ImportPathError,
     SkippedFile,
     check_import_file,
@@ -65,8 +65,7 @@ def index_documents(self: Task, request: dict[str, Any]) -> dict[str, Any]:
         job.finish(JobState.FAILED, error=JobError(code=code, message=str(exc)))
         return {"state": "failed"}
     if not items:
-        supported = ", ".join(s.lstrip(".") for s in SUPPORTED_SUFFIXES)
-        message = f"no supported files ({supported}) found in {task.paths}"
+        message = f"no supported files ({SUPPORTED_TYPES}) found in {task.paths}"
         if skipped:
             message += "; skipped: " + "; ".join(f"{s.name} ({s.reason})" for s in skipped[:5])
         job.finish(JobState.FAILED, error=JobError(code="nothing_indexed", message=message))
