@@ -1,10 +1,10 @@
 """Stream an answer's text into its job's events, coalesced (shared/streams/coalescer.py).
 
-Two paths, chosen by the answerer: a sync answerer (zhipu, extractive) is read in the task's own thread,
-and a window's text goes out with the next piece or at the end; an async answerer (openai_compatible) runs
-on the worker process's event loop (workers/loop_answers.py), where a timer also flushes a window whose text
-is waiting. Either way
-a `StreamClosed` (cancel, or the stream ended elsewhere) closes the upstream response before it propagates.
+Two paths, chosen by the answerer: a sync answerer (extractive) is read in the task's own thread, and a
+window's text goes out with the next piece or at the end; an async answerer (zhipu, openai_compatible) runs on
+the worker process's event loop (workers/loop_answers.py), where a timer also flushes a window whose text is
+waiting. Either way a `StreamClosed` (cancel, or the stream ended elsewhere) closes the upstream response
+before it propagates.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def generate(rt: Runtime, events: EventPublisher, question: str, chunks: Sequenc
 async def generate_async(
     rt: Runtime, events: EventPublisher, question: str, chunks: Sequence[ScoredChunk]
 ) -> Generated:
-    """`generate` on the process's event loop, for an async answerer (openai_compatible)."""
+    """`generate` on the process's event loop, for an async answerer (zhipu, openai_compatible)."""
     publisher = AsyncEventPublisher(rt.append_batcher, events.job_id, events.replay_ttl_s)
     answerer = rt.answerer
     usage = TokenUsage()

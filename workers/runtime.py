@@ -49,7 +49,7 @@ class Runtime:
 
     @property
     def batch_answers(self) -> ThreadPoolExecutor:
-        """Threads for the questions of a batch when the answerer needs a thread per answer (zhipu, extractive)."""
+        """Threads for the questions of a batch when the answerer needs a thread per answer (extractive)."""
         size = self.pool_size
         return self._once("batch_answers", lambda: ThreadPoolExecutor(size, thread_name_prefix="batch-answer"))
 

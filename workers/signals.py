@@ -45,5 +45,5 @@ def _warm_up_unforked_worker(sender: Any = None, **_: Any) -> None:
 
 @worker_shutdown.connect
 def _finish_loop_answers(**_: Any) -> None:
-    """A warm shutdown lets the answers on the event loop (openai_compatible) finish, as Celery does its tasks."""
+    """A warm shutdown lets the answers on the event loop finish, as Celery does its tasks."""
     get_runtime().drain_answers(get_settings().UPSTREAM_TIMEOUT_S)

@@ -1,6 +1,6 @@
 """Answerers turn a question and its retrieved chunks into a stream of text pieces.
 
-`LLMAnswerer` prompts any LlamaIndex LLM (GLM-4-Flash by default) and yields its deltas as they arrive.
+`AsyncLLMAnswerer` prompts any LlamaIndex LLM (GLM-4-Flash by default) and yields its deltas as they arrive.
 `ExtractiveAnswerer` is the no-LLM fallback: it quotes the retrieved sentences closest to the question
 and says plainly that no language model wrote the answer.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import aclosing
 from typing import Protocol
 
 import numpy as np
@@ -16,7 +17,6 @@ from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.llms import LLM
 from llama_index.core.prompts import PromptTemplate
 
-from shared.providers.open_responses import OpenResponses
 from shared.store import ScoredChunk
 from shared.usage import TokenUsage
 
@@ -91,42 +91,43 @@ def format_context(chunks: Sequence[ScoredChunk]) -> str:
     return "\n\n".join(f"[{i}] {c.text}" for i, c in enumerate(chunks, start=1))
 
 
-class LLMAnswerer:
-    """Streams an LLM's answer grounded in the retrieved chunks."""
+class AsyncLLMAnswerer:
+    """Streams a LlamaIndex LLM's answer grounded in the retrieved chunks, through the LLM's async interface: on
+    the worker process's event loop, no thread per answer."""
 
-    def __init__(self, llm: LLM, name: str, open_responses: OpenResponses | None = None) -> None:
+    def __init__(self, llm: LLM, name: str) -> None:
         self.llm = llm
         self.name = name
-        self.open_responses = open_responses
 
-    def condense(self, question: str, history: Sequence[dict[str, str]], usage: TokenUsage | None = None) -> str:
+    async def acondense(self, question: str, history: Sequence[dict[str, str]], usage: TokenUsage | None = None) -> str:
         if not history:
             return question
         chat_history = "\n".join(f"{turn['role']}: {turn['content']}" for turn in history)
         prompt = CONDENSE_PROMPT.format(chat_history=chat_history, question=question)
-        response = self.llm.complete(prompt)
+        response = await self.llm.acomplete(prompt)
         if usage is not None:
-            fill_usage(usage, getattr(response.raw, "usage", None), prompt, len(response.text))
+            fill_usage(usage, _reported_usage(response.raw), prompt, len(response.text))
         return response.text.strip() or question
 
-    def stream(self, question: str, chunks: Sequence[ScoredChunk], usage: TokenUsage | None = None) -> Iterator[str]:
+    async def astream(
+        self, question: str, chunks: Sequence[ScoredChunk], usage: TokenUsage | None = None
+    ) -> AsyncIterator[str]:
         prompt = QA_PROMPT.format(context_str=format_context(chunks), query_str=question)
-        if self.open_responses:
-            self.open_responses.forget()
-        pieces = 0
-        reported = None
-        for response in self.llm.stream_complete(prompt):
-            # Zhipu reports the call's `usage` on its last chunk (the SDK's chunk is the response's `raw`).
-            reported = getattr(response.raw, "usage", None) or reported
-            if response.delta:
-                pieces += 1
-                yield response.delta
+        pieces, reported = 0, None
+        # Closed explicitly when this generator is (a cancel), so the LLM's stream closes its upstream response.
+        async with aclosing(await self.llm.astream_complete(prompt)) as responses:
+            async for response in responses:
+                reported = _reported_usage(response.raw) or reported  # the last chunk reports the call's usage
+                if response.delta:
+                    pieces += 1
+                    yield response.delta
         if usage is not None:
             fill_usage(usage, reported, prompt, pieces)
 
-    def abort(self) -> None:
-        if self.open_responses:
-            self.open_responses.close_all()
+
+def _reported_usage(raw: object) -> object:
+    """The `usage` of an upstream response or chunk, parsed JSON or an SDK object; None if it has none."""
+    return raw.get("usage") if isinstance(raw, dict) else getattr(raw, "usage", None)
 
 
 class ExtractiveAnswerer:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
 
-from shared.providers.answerers import Answerer, AsyncAnswerer, ExtractiveAnswerer, LLMAnswerer
+from shared.providers.answerers import Answerer, AsyncAnswerer, AsyncLLMAnswerer, ExtractiveAnswerer
 from shared.settings import Settings
 
 
@@ -30,6 +30,5 @@ def build_answerer(settings: Settings, embed_model: BaseEmbedding) -> Answerer |
     if settings.LLM_PROVIDER == "zhipu":
         from shared.providers.zhipu import build_zhipu_llm
 
-        llm, open_responses = build_zhipu_llm(settings)
-        return LLMAnswerer(llm, name=f"zhipu/{settings.CHAT_MODEL}", open_responses=open_responses)
+        return AsyncLLMAnswerer(build_zhipu_llm(settings), name=f"zhipu/{settings.CHAT_MODEL}")
     return ExtractiveAnswerer(embed_model)

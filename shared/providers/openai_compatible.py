@@ -57,14 +57,14 @@ class OpenAICompatibleAnswerer:
             async for chunk in stream:
                 if isinstance(chunk, dict) and chunk.get("usage"):
                     reported = chunk["usage"]  # servers that report it (some do unasked) do on the last chunk
-                if delta := _delta_text(chunk):
+                if delta := delta_text(chunk):
                     pieces += 1
                     yield delta
         if usage is not None:
             fill_usage(usage, reported, prompt, pieces)
 
 
-def _delta_text(chunk: object) -> str | None:
+def delta_text(chunk: object) -> str | None:
     """`choices[0].delta.content` of a chat-completion chunk, if it has text."""
     choices = chunk.get("choices") if isinstance(chunk, dict) else None
     if not choices or not isinstance(choices[0], dict):
@@ -74,12 +74,17 @@ def _delta_text(chunk: object) -> str | None:
     return content if isinstance(content, str) and content else None
 
 
-def build_openai_compatible_answerer(settings: Settings) -> OpenAICompatibleAnswerer:
-    client = AsyncOpenAI(
-        api_key=settings.llm_api_key,
-        base_url=settings.llm_base_url,
+def async_chat_client(api_key: str, base_url: str, settings: Settings) -> AsyncOpenAI:
+    """An async `openai` client with the upstream timeout and retries from settings, on the aiohttp transport."""
+    return AsyncOpenAI(
+        api_key=api_key,
+        base_url=base_url,
         timeout=settings.UPSTREAM_TIMEOUT_S,
         max_retries=settings.UPSTREAM_MAX_RETRIES,
         http_client=DefaultAioHttpClient(timeout=settings.UPSTREAM_TIMEOUT_S),
     )
+
+
+def build_openai_compatible_answerer(settings: Settings) -> OpenAICompatibleAnswerer:
+    client = async_chat_client(settings.llm_api_key, settings.llm_base_url, settings)
     return OpenAICompatibleAnswerer(client, settings.CHAT_MODEL)

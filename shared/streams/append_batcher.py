@@ -1,6 +1,6 @@
 """Appends from many answers on one event loop, sent to Redis together: one pipeline per turn of the loop.
 
-A worker's event loop holds many answers at once (the `openai_compatible` path), and each `token` event is
+A worker's event loop holds many answers at once (`zhipu`, `openai_compatible`), and each `token` event is
 one call of the append script (shared/streams/replay_log.py). One call each cost a connection checkout, a
 round trip and a timeout per event: the largest part of the worker's CPU per answer (docs/benchmarks.md).
 Here every append asked for during one turn of the loop goes out in one pipeline, and each caller gets its

@@ -44,7 +44,7 @@ class EventPublisher:
 
 
 class AsyncEventPublisher:
-    """`EventPublisher` for the worker's event loop (the openai_compatible path): the same script, batched."""
+    """`EventPublisher` for the worker's event loop (zhipu, openai_compatible): the same script, batched."""
 
     def __init__(self, batcher: AppendBatcher, job_id: str, replay_ttl_s: int) -> None:
         self.job_id = job_id

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -19,6 +20,7 @@ from tests.support.sse import read_stream
 pytestmark = pytest.mark.integration
 
 SAMPLE_FILES = len(list(SAMPLE_DOCS.iterdir()))
+WORKER_THREADS = 4  # zhipu_stack's worker: -P threads -c 4 (tests/conftest.py)
 TOKENS = ["KV", " 缓存", "保存", "了", "历史", "词元", "的", "键", "和", "值", "，", "避免", "重复", "计算", "。"]
 
 
@@ -90,6 +92,24 @@ def test_stream_tokens_equal_what_upstream_sent(client: httpx.Client, collection
     # the retrieved chunks reached the LLM in its prompt
     prompt = zhipu.requests("/chat/completions")[-1]["body"]["messages"][-1]["content"]
     assert sources[0]["text"] in prompt
+
+
+def test_answers_share_the_worker_beyond_its_threads_each_exactly_the_upstreams_text(
+    client: httpx.Client, collection: str, zhipu: ZhipuFakeServer
+) -> None:
+    """The default provider answers on the worker's event loop: no thread (nor sync SDK call) held per answer."""
+    zhipu.configure(tokens=TOKENS, first_token_delay_ms=1500)
+    # More than a thread per answer could hold at once: the pool's threads plus as many for questions sent together.
+    jobs = [ask(client, collection) for _ in range(3 * WORKER_THREADS)]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and zhipu.counters()["active_streams"] < len(jobs):
+        time.sleep(0.05)
+    assert zhipu.counters()["max_active_streams"] >= len(jobs)
+    for job_id in jobs:
+        events = read_stream(client, f"/v1/queries/{job_id}/stream")
+        assert [e.data["text"] for e in events if e.event == "token"] == TOKENS
+        assert events[-1].event == "done" and events[-1].data["answerer"] == "zhipu/glm-4-flash"
+        assert events[-1].data["tokens"] == len(TOKENS)
 
 
 def test_a_follow_up_with_history_is_rewritten_into_a_standalone_question(

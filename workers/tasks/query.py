@@ -74,7 +74,7 @@ def answer_queries(self: Task, request: dict[str, Any]) -> dict[str, Any]:
         vectors = _query_vectors(rt, asks)
         states = [_answer(rt, ask, vectors.get(ask.job_id))["state"] for ask in asks]
     else:
-        # zhipu and extractive generate in the thread that reads them: a thread per answer, from one pool per
+        # extractive generates in the thread that reads it: a thread per answer, from one pool per
         # process as large as the Celery pool: at most -c answers from batches at once, beside -c lone tasks.
         # Each waited for on its own: one that raises must not cancel those still waiting for a thread.
         answering = [rt.batch_answers.submit(_answer, rt, ask) for ask in asks]
@@ -136,7 +136,7 @@ def _answer_job(rt: Runtime, task: QueryTask, query_vector: list[float] | None) 
 def _answer_on_loop(
     rt: Runtime, job: JobRecordWriter, events: EventPublisher, task: QueryTask, query_vector: list[float] | None
 ) -> dict[str, Any]:
-    """openai_compatible: retrieve here, in the task's thread; generate on the process's event loop."""
+    """zhipu, openai_compatible: retrieve here, in the task's thread; generate on the process's event loop."""
     rt.answers.begin(task.job_id)  # waits while the loop holds LOOP_MAX_ANSWERS; starts the heartbeat
     try:
         job.running("retrieving")
