@@ -17,6 +17,8 @@ connections), the way a gateway or a load test holds connections: connections id
 reused, so a server that closes idle keep-alive connections as a client reuses them loses streams (issue
 13). Lost streams are reported with their exception class. `--path queries` makes each client
 `POST /v1/queries` then `GET` its stream (two requests per answer) instead of one `/stream_chat`.
+`--providers zhipu,openai_compatible` (the default) starts one stack per `LLM_PROVIDER`, one after the other
+against the same fake server, and prints each provider's CPU per answer and TTFT p50 against the first one's.
 `--url` targets a stack already running (e.g. `scripts/stack.sh up` pointed at the fake server started
 here on `--fake-port`) instead of starting one.
 
@@ -254,6 +256,25 @@ def lost_summary(rounds: list[Round]) -> str:
     lost = Counter(s.exception or "no exception (bad events)" for s in streams if not s.intact)
     by_class = "; ".join(f"{count} × {name}" for name, count in lost.most_common()) or "none"
     return f"{intact}/{len(streams)} streams intact over {len(rounds)} round(s); lost streams by exception: {by_class}"
+
+
+def provider_ratios(rounds: list[Round]) -> list[str]:
+    """Each provider's CPU per answer and TTFT p50 against the first provider's, at the same N in the same run."""
+    by_stack = {(r.stack, r.n): r for r in rounds}
+    stacks = list(dict.fromkeys(r.stack for r in rounds))
+    lines = []
+    for stack in stacks[1:]:
+        for r in (r for r in rounds if r.stack == stack):
+            if (base := by_stack.get((stacks[0], r.n))) is None:
+                continue
+            p50, base_p50 = float(r.figures()["TTFT p50"]), float(base.figures()["TTFT p50"])
+            lines.append(
+                f"N={r.n}: {stack} CPU {r.cpu_ms_per_answer():.1f} ms per answer vs {stacks[0]} "
+                f"{base.cpu_ms_per_answer():.1f} ms (×{r.cpu_ms_per_answer() / base.cpu_ms_per_answer():.2f}); "
+                f"TTFT p50 {p50:.0f} vs {base_p50:.0f} ms (×{p50 / max(base_p50, 1e-9):.2f}); intact "
+                f"{r.figures()['intact']}/{r.n} vs {base.figures()['intact']}/{base.n}"
+            )
+    return lines
 
 
 def run_stack(
@@ -502,6 +523,13 @@ def main(
         int | None, typer.Option(help="Threads of the one query worker process (-c). Default: the largest N.")
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds a round may take before its open streams are dropped.")] = 120,
+    providers: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated LLM_PROVIDER values, one stack each, in this order, against the same fake server "
+            "(openai_compatible reaches it through ZHIPUAI_BASE_URL and ZHIPU_API_KEY); ratios are against the first."
+        ),
+    ] = "openai_compatible,zhipu",
     redis_pool_size: Annotated[
         int,
         typer.Option(
@@ -518,7 +546,7 @@ def main(
     """Open N SSE answer streams at once (for each N), check every token, and time them.
 
     Starts the fake Zhipu server in a child process (50 ms to the first token, 5 ms per token, 50 tokens),
-    uses the Redis at REDIS_URL on a claimed DB (or starts one), starts one API process and one query
+    starts a private redis-server on a free port, starts one API process and one query
     worker (`-P threads -c --query-concurrency`), indexes docs/kb, then for each N opens N `/stream_chat`
     SSE streams at the same instant. Prints per N: intact streams, lost and duplicated tokens, streams not
     ending with exactly one `done`, TTFT p50/p90/p99, wall time, tokens/s, CPU per process, and the
@@ -543,7 +571,7 @@ def main(
     console.print(f"load generator: {client} (bench/load_clients.py)")
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-concurrency-"))
-    redis_server = None if url else RedisServer.obtain(tmp)
+    redis_server = None if url else RedisServer.start(tmp)
     spawn = multiprocessing.get_context("spawn")
     parent, child = spawn.Pipe()
     fake = spawn.Process(target=serve_fake, args=(child, fake_port), name="zhipu-fake")
@@ -556,9 +584,11 @@ def main(
             rounds += run_external(url, run_dir, redis_url, plan, fake_urls)
         else:
             assert redis_server is not None
-            stacks: list[tuple[str, dict[str, str]]] = [("as is", {})]
+            names = [name.strip() for name in providers.split(",") if name.strip()]
+            stacks: list[tuple[str, dict[str, str]]] = [(name, {"LLM_PROVIDER": name}) for name in names]
             if redis_pool_size:
-                stacks.append((f"pools {redis_pool_size}", pool_size_env(tmp, redis_pool_size)))
+                pools = pool_size_env(tmp, redis_pool_size)
+                stacks += [(f"{name}, pools {redis_pool_size}", {**env, **pools}) for name, env in stacks]
             for label, extra_env in stacks:
                 rounds += run_stack(label, extra_env, plan, concurrency, fake_urls, redis_server, tmp)
     finally:
@@ -584,6 +614,8 @@ def main(
     for line in findings(rounds):
         console.print(line)
     for line in verdicts(rounds):
+        console.print(f"[bold]{line}[/]")
+    for line in provider_ratios(rounds):
         console.print(f"[bold]{line}[/]")
     console.print(f"[bold]{lost_summary(rounds)}[/]")
     if write_docs:

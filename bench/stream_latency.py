@@ -387,7 +387,7 @@ def main(
     Example: .venv/bin/python -m bench.stream_latency --runs 20 --warmup 2
     """
     tmp = Path(tempfile.mkdtemp(prefix="bench-latency-"))
-    redis_server = RedisServer.obtain(tmp)
+    redis_server = RedisServer.start(tmp)
     results: dict[str, list[Sample]] = {}
     breakdown: Breakdown | None = None
     try:
