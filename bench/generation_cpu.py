@@ -71,7 +71,7 @@ def main() -> None:
     args = parser.parse_args()
 
     fake = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.zhipu_server", "--port", str(args.fake_port), "--no-auth"]
+        [sys.executable, "-m", "harness.fakes.zhipu_server", "--port", str(args.fake_port), "--no-auth"]
         + ["--first-token-delay-ms", "50", "--token-delay-ms", str(args.token_delay_ms)]
         + ["--tokens-count", str(args.tokens), "--log-level", "warning"],
     )

@@ -28,8 +28,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tests.fakes.zhipu_server import ZhipuFakeServer
-from tests.support.processes import ROOT, RedisServer, Stack
+from harness.fakes.zhipu_server import ZhipuFakeServer
+from harness.processes import ROOT, RedisServer, Stack
 
 SECTION = "## Index throughput (bench/index_throughput.py)"
 API_KEY = "bench.key"
@@ -265,7 +265,7 @@ def markdown(
         "",
         f"Command: `{command}` — run on {date.today().isoformat()}, {machine()}.",
         "",
-        f"Corpus: `{_shown(corpus)}` ({files} files). The fake Zhipu server (`tests/fakes/zhipu_server.py`) waits "
+        f"Corpus: `{_shown(corpus)}` ({files} files). The fake Zhipu server (`harness/fakes/zhipu_server.py`) waits "
         f"{delay_ms:g} ms per `/embeddings` request. Each stack run starts the API, N prefork index workers "
         f"(`-c 1`) and one threaded query worker on a private Redis DB, submits one index job over {copies_note} "
         "and polls "

@@ -22,7 +22,7 @@ import aiohttp
 import httpx
 
 from bench.stream_latency import ANSWER_TOKENS
-from tests.support.sse import SSELineParser
+from harness.sse import SSELineParser
 
 ClientKind = Literal["aiohttp", "httpx"]
 KEEPALIVE_S = 5.0

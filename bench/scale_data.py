@@ -3,7 +3,7 @@
 The corpus's sentences (cut at 。！？；, newlines and table bars, kept when they hold at least four CJK
 characters) are drawn at random with a fixed seed and concatenated into chunks of about 300–500 characters,
 50 chunks per document. Each sentence is embedded once with the fake ZhipuAI server's embedder
-(`tests/fakes/zhipu_vectors.py`: signed feature hashing of character unigrams and bigrams) at 384 dimensions,
+(`harness/fakes/zhipu_vectors.py`: signed feature hashing of character unigrams and bigrams) at 384 dimensions,
 the local model's size; a chunk's vector is the normalised sum of its sentences' vectors, which is what
 hashing the chunk's own characters would give up to the bigrams that straddle two sentences. Questions are
 the corpus's 24 hand-written questions followed by sentence fragments drawn from the corpus.
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.fakes.zhipu_vectors import embed_text
 from shared.store import ChunkRecord
-from tests.fakes.zhipu_vectors import embed_text
 
 DIMENSION = 384  # the offline multilingual-e5-small's dimension
 CHUNKS_PER_DOCUMENT = 50

@@ -119,7 +119,7 @@ def docs_section(results: list[dict[str, Any]], command: str, machine: dict[str,
             "distinct sentences with Chinese text) drawn with a fixed seed and joined into chunks of about 300–500 "
             "characters; so every term recurs far more often than in real documents, which makes keyword "
             "posting lists long. Vectors (384-d, the local model's size) come from the fake embedder of "
-            "`tests/fakes/zhipu_vectors.py` (hashed character uni- and bigrams): each sentence embedded once, "
+            "`harness/fakes/zhipu_vectors.py` (hashed character uni- and bigrams): each sentence embedded once, "
             "a chunk's vector the normalised sum of its sentences'. Questions: the corpus's 24 hand-written "
             f"questions and sentence fragments, {note['queries']} in all, embedded beforehand.",
             "",

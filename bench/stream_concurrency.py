@@ -61,8 +61,8 @@ from bench.stream_latency import (
     start_stack,
     write_section,
 )
-from tests.fakes.zhipu_server import ZhipuFakeServer
-from tests.support.processes import ROOT, RedisServer
+from harness.fakes.zhipu_server import ZhipuFakeServer
+from harness.processes import ROOT, RedisServer
 
 SECTION = "## Stream concurrency (bench/stream_concurrency.py)"
 SECTION_POOLED = "## Stream concurrency, repeated rounds on one pooled client (bench/stream_concurrency.py --repeat)"

@@ -1,6 +1,6 @@
 """Stream latency: time to first token (TTFT) and total time of one answer, stack paths vs the seed's path.
 
-Every path streams from the local Zhipu-protocol server (tests/fakes/zhipu_server.py) set to 50 ms to the
+Every path streams from the local Zhipu-protocol server (harness/fakes/zhipu_server.py) set to 50 ms to the
 first token, 5 ms per token and 50 tokens, one answer at a time:
 
 - stream_chat: `GET /stream_chat` with `Accept: text/event-stream`, submit and relay in one call
@@ -43,10 +43,10 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.index_throughput import machine
+from harness.fakes.zhipu_server import ZhipuFakeServer
+from harness.processes import ROOT, RedisServer, Stack
+from harness.sse import iter_events
 from shared import keys
-from tests.fakes.zhipu_server import ZhipuFakeServer
-from tests.support.processes import ROOT, RedisServer, Stack
-from tests.support.sse import iter_events
 
 SECTION = "## Stream latency (bench/stream_latency.py)"
 API_KEY = "bench.key"

@@ -16,9 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fakes.zhipu_server import ZhipuFakeServer
+from harness.fakes.zhipu_server import ZhipuFakeServer
+from harness.processes import RedisServer, Stack
 from tests.support.postgres import PostgresServer
-from tests.support.processes import RedisServer, Stack
 
 SAMPLE_DOCS = Path(__file__).resolve().parents[1] / "docs" / "kb"
 

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
+from harness.processes import BIN, Stack, free_port
 from tests.support.browser import launch_chromium
-from tests.support.processes import BIN, Stack, free_port
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser

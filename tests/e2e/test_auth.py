@@ -15,11 +15,11 @@ import httpx
 import pytest
 
 from api import stream_tokens
+from harness.processes import BIN, ROOT, Stack, free_port
+from harness.sse import read_stream
 from tests.e2e.conftest import LIMITED_TO, KeyedApi
 from tests.e2e.test_cli import one_line_error, ragq
 from tests.support.jobs import wait_for_job
-from tests.support.processes import BIN, ROOT, Stack, free_port
-from tests.support.sse import read_stream
 
 pytestmark = pytest.mark.e2e
 

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from harness.processes import Stack
 from tests.e2e.conftest import KeyedApi
 from tests.e2e.test_browser_eventsource import COLLECT_JS, STREAM_TIMEOUT_MS
 from tests.support.jobs import index_and_wait
-from tests.support.processes import Stack
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page

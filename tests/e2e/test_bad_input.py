@@ -16,11 +16,11 @@ import httpx
 import pytest
 import redis
 
+from harness.processes import Stack
+from harness.sse import read_stream
 from shared import keys
 from tests.conftest import client_for
 from tests.support.jobs import index_and_wait, wait_for_job
-from tests.support.processes import Stack
-from tests.support.sse import read_stream
 
 pytestmark = pytest.mark.e2e
 

@@ -13,10 +13,10 @@ from urllib.parse import urlencode
 
 import pytest
 
+from harness.fakes.zhipu_server import ZhipuFakeServer
+from harness.processes import Stack
 from tests.conftest import client_for, copy_sample_docs
-from tests.fakes.zhipu_server import ZhipuFakeServer
 from tests.support.jobs import index_and_wait
-from tests.support.processes import Stack
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page

@@ -15,10 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.fakes.zhipu_server import ZhipuFakeServer
+from harness.processes import Stack, free_port
 from tests.conftest import SAMPLE_DOCS, client_for, copy_sample_docs
-from tests.fakes.zhipu_server import ZhipuFakeServer
 from tests.support.jobs import index_and_wait, wait_for_job
-from tests.support.processes import Stack, free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.processes import Stack
 from tests.conftest import client_for
 from tests.support.jobs import index_and_wait
-from tests.support.processes import Stack
 
 pytestmark = pytest.mark.e2e
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.processes import Stack
 from tests.conftest import SAMPLE_DOCS, client_for
 from tests.e2e.test_cli import one_line_error, ragq
 from tests.support.jobs import index_and_wait
-from tests.support.processes import Stack
 
 pytestmark = pytest.mark.e2e
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from harness.processes import Stack
 from tests.conftest import SAMPLE_DOCS, client_for
 from tests.e2e.conftest import LIMITED_TO, KeyedApi
 from tests.support.jobs import index_and_wait, wait_for_job
-from tests.support.processes import Stack
 
 pytestmark = pytest.mark.e2e
 

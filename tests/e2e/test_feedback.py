@@ -19,14 +19,14 @@ import httpx
 import pytest
 import redis
 
+from harness.processes import BIN, Stack, free_port
+from harness.sse import read_stream
 from shared.eval_set import read_eval_set
 from shared.settings import Settings
 from tests.conftest import client_for
 from tests.e2e.conftest import KeyedApi, wait_ready
 from tests.e2e.test_cli import ragq
 from tests.support.jobs import index_and_wait, write_queued_query
-from tests.support.processes import BIN, Stack, free_port
-from tests.support.sse import read_stream
 
 pytestmark = pytest.mark.e2e
 

@@ -10,10 +10,10 @@ import httpx
 import pytest
 import redis
 
+from harness.processes import Stack
 from shared import keys
 from tests.conftest import client_for
 from tests.support.jobs import index_and_wait, wait_for_job
-from tests.support.processes import Stack
 
 pytestmark = pytest.mark.e2e
 

@@ -17,11 +17,11 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from harness.processes import Stack
 from shared import keys
 from shared.jobs.tasks import INDEX_QUEUE
 from tests.support.contracts import HoldingProxy, spawn_api, wait_until
 from tests.support.jobs import wait_for_job
-from tests.support.processes import Stack
 
 pytestmark = pytest.mark.e2e
 

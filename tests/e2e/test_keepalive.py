@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.processes import Stack
+from harness.processes import Stack
 
 pytestmark = pytest.mark.e2e
 

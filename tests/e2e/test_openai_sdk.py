@@ -7,10 +7,10 @@ from collections.abc import Iterator
 import openai
 import pytest
 
+from harness.fakes.zhipu_server import ZhipuFakeServer
+from harness.processes import Stack
 from tests.conftest import client_for, copy_sample_docs
-from tests.fakes.zhipu_server import ZhipuFakeServer
 from tests.support.jobs import index_and_wait
-from tests.support.processes import Stack
 
 pytestmark = pytest.mark.e2e
 

@@ -37,9 +37,9 @@ from schemathesis.checks import (
 )
 
 from api.main import create_app
+from harness.processes import Stack
 from tests.e2e.conftest import KeyedApi
 from tests.support.jobs import index_and_wait, wait_for_job
-from tests.support.processes import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.fuzz]
 

@@ -10,11 +10,11 @@ import httpx
 import pytest
 import requests
 
+from harness.fakes.zhipu_server import ZhipuFakeServer
+from harness.processes import Stack
+from harness.sse import iter_events
 from tests.conftest import client_for, copy_sample_docs
-from tests.fakes.zhipu_server import ZhipuFakeServer
 from tests.support.jobs import index_and_wait
-from tests.support.processes import Stack
-from tests.support.sse import iter_events
 
 pytestmark = pytest.mark.e2e
 

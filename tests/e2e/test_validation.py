@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from harness.processes import Stack
 from tests.conftest import client_for
 from tests.support.jobs import wait_for_job
-from tests.support.processes import Stack
 
 pytestmark = pytest.mark.e2e
 

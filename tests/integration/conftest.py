@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
+from harness.fakes.zhipu_server import ZhipuFakeServer
+from harness.processes import RedisServer, Stack
 from tests.conftest import SAMPLE_DOCS, client_for, stack_env
-from tests.fakes.zhipu_server import ZhipuFakeServer
 from tests.support.jobs import index_and_wait
-from tests.support.processes import RedisServer, Stack
 
 OFFLINE_KB = "kb"
 

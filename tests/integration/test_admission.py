@@ -8,10 +8,10 @@ import httpx
 import pytest
 import redis
 
+from harness.fakes.zhipu_server import ZhipuFakeServer
+from harness.processes import RedisServer, Stack
 from tests.conftest import client_for, copy_sample_docs, stack_env
-from tests.fakes.zhipu_server import ZhipuFakeServer
 from tests.support.jobs import index_and_wait, wait_for_job
-from tests.support.processes import RedisServer, Stack
 
 pytestmark = pytest.mark.integration
 

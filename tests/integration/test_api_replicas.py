@@ -8,11 +8,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from harness.fakes.zhipu_server import ZhipuFakeServer
+from harness.processes import BIN, Stack, free_port
+from harness.sse import Event, iter_events
 from tests.conftest import copy_sample_docs
-from tests.fakes.zhipu_server import ZhipuFakeServer
 from tests.support.jobs import index_and_wait
-from tests.support.processes import BIN, Stack, free_port
-from tests.support.sse import Event, iter_events
 
 pytestmark = pytest.mark.integration
 

@@ -9,12 +9,12 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
+from harness.processes import RedisServer, free_port
 from shared.jobs.records import new_job_id
 from shared.streams.append_batcher import AppendBatcher
 from shared.streams.events import REPLAY_FIELD, EventName, StreamEvent, TokenPayload
 from shared.streams.publisher import AsyncEventPublisher, StreamClosed
 from shared.streams.replay_log import APPEND_SCRIPT, append_call
-from tests.support.processes import RedisServer, free_port
 
 pytestmark = pytest.mark.integration
 

@@ -11,14 +11,14 @@ import pytest
 import redis
 from celery import Celery
 
+from harness.fakes.zhipu_server import ZhipuFakeServer
+from harness.processes import RedisServer, Stack
+from harness.sse import iter_events
 from shared.ingest.items import IndexItem
 from shared.jobs.dispatch import send
 from shared.jobs.tasks import IndexBatchTask
 from tests.conftest import client_for, stack_env
-from tests.fakes.zhipu_server import ZhipuFakeServer
 from tests.support.jobs import wait_for_job
-from tests.support.processes import RedisServer, Stack
-from tests.support.sse import iter_events
 
 pytestmark = pytest.mark.integration
 

@@ -9,10 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
+from harness.processes import Stack
 from tests.conftest import SAMPLE_DOCS, client_for
 from tests.integration.conftest import OFFLINE_KB
 from tests.support.jobs import wait_for_job
-from tests.support.processes import Stack
 
 pytestmark = pytest.mark.integration
 

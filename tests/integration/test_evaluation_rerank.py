@@ -1,6 +1,6 @@
 """Evaluation jobs with a reranker configured: a fourth mode, hybrid+rerank, scored like the others.
 
-The reranker is the local fake's Cohere/Jina `POST /rerank` (tests/fakes/zhipu_app.py), which gives a text holding
+The reranker is the local fake's Cohere/Jina `POST /rerank` (harness/fakes/zhipu_app.py), which gives a text holding
 its `rerank_boost` string the top score whatever the question: the case below is found by hybrid+rerank only.
 """
 
@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
+from harness.fakes.zhipu_server import ZhipuFakeServer
+from harness.processes import RedisServer, Stack
 from tests.conftest import client_for, copy_sample_docs, stack_env
-from tests.fakes.zhipu_server import ZhipuFakeServer
 from tests.support.jobs import index_and_wait, wait_for_job
-from tests.support.processes import RedisServer, Stack
 
 pytestmark = pytest.mark.integration
 COLLECTION = "eval-rerank"

@@ -18,13 +18,13 @@ import httpx
 import pytest
 import redis
 
+from harness.fakes.zhipu_server import ZhipuFakeServer
+from harness.processes import BIN, RedisServer, Stack
+from harness.sse import Event, iter_events
 from shared import keys
 from tests.conftest import client_for, copy_sample_docs, stack_env
-from tests.fakes.zhipu_server import ZhipuFakeServer
 from tests.support.jobs import index_and_wait, wait_for_job
 from tests.support.private_redis import PrivateRedis
-from tests.support.processes import BIN, RedisServer, Stack
-from tests.support.sse import Event, iter_events
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 

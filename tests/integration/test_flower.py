@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.processes import BIN, ROOT, Stack, free_port
+from harness.processes import BIN, ROOT, Stack, free_port
 
 pytestmark = pytest.mark.integration
 

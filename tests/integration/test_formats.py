@@ -14,11 +14,11 @@ from typing import Any
 import httpx
 import pytest
 
+from harness.processes import Stack
+from harness.sse import iter_events
 from tests.conftest import client_for
 from tests.support.documents import docx_document, pdf_pages, pdf_without_text
 from tests.support.jobs import wait_for_job
-from tests.support.processes import Stack
-from tests.support.sse import iter_events
 
 pytestmark = pytest.mark.integration
 COLLECTION = "formats"

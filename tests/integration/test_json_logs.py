@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
+from harness.fakes.zhipu_server import ZhipuFakeServer
+from harness.processes import Stack
 from shared.jobs.tasks import INDEX_BATCH_TASK
 from tests.conftest import client_for, copy_sample_docs
-from tests.fakes.zhipu_server import ZhipuFakeServer
 from tests.integration.conftest import JSON_LOGS_FLOWER_PASSWORD
 from tests.support.jobs import index_and_wait, wait_for_job
-from tests.support.processes import Stack
 
 pytestmark = pytest.mark.integration
 

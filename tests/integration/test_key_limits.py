@@ -16,13 +16,13 @@ import redis.asyncio as aioredis
 from api.auth import Principal
 from api.errors import ApiError
 from api.key_limits import KeyGate, usage_day_of
+from harness.processes import RedisServer
 from shared import keys
 from shared.jobs.records import JobKind, initial_fields, new_job_id
 from shared.key_limits import KeyLimits
 from shared.settings import Settings
 from shared.streams.endings import QueryEnding, end_query_async
 from shared.usage import UsageField
-from tests.support.processes import RedisServer
 
 pytestmark = pytest.mark.integration
 

@@ -22,12 +22,12 @@ import httpx
 import pytest
 from celery import Celery
 
+from harness.fakes.zhipu_server import ZhipuFakeServer
+from harness.processes import BIN, RedisServer, Stack, free_port
+from harness.sse import iter_events
 from tests.conftest import copy_sample_docs, stack_env
 from tests.e2e.conftest import wait_ready
-from tests.fakes.zhipu_server import ZhipuFakeServer
 from tests.support.jobs import index_and_wait, wait_for_job
-from tests.support.processes import BIN, RedisServer, Stack, free_port
-from tests.support.sse import iter_events
 
 pytestmark = pytest.mark.integration
 

@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 import redis
 
+from harness.fakes.zhipu_server import ZhipuFakeServer
+from harness.processes import Stack
+from harness.sse import iter_events, read_stream
 from shared import keys
 from tests.conftest import client_for
-from tests.fakes.zhipu_server import ZhipuFakeServer
 from tests.support.contracts import stack_setting, wait_until
 from tests.support.jobs import index_and_wait, wait_for_job
-from tests.support.processes import Stack
-from tests.support.sse import iter_events, read_stream
 
 pytestmark = pytest.mark.integration
 

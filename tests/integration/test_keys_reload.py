@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.processes import BIN, ROOT, RedisServer, free_port
 from tests.conftest import stack_env
-from tests.support.processes import BIN, ROOT, RedisServer, free_port
 
 pytestmark = pytest.mark.integration
 

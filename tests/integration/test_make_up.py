@@ -23,10 +23,10 @@ import httpx
 import pytest
 import redis
 
+from harness.fakes.zhipu_server import ZhipuFakeServer
+from harness.processes import BIN, ROOT, free_port
 from tests.conftest import SAMPLE_DOCS
-from tests.fakes.zhipu_server import ZhipuFakeServer
 from tests.support.jobs import wait_for_job
-from tests.support.processes import BIN, ROOT, free_port
 
 pytestmark = pytest.mark.integration
 

@@ -9,10 +9,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness.processes import Stack
 from tests.conftest import client_for
 from tests.integration.conftest import OFFLINE_KB
 from tests.support.jobs import wait_for_job
-from tests.support.processes import Stack
 
 pytestmark = pytest.mark.integration
 

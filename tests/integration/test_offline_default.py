@@ -8,13 +8,13 @@ from typing import Any
 import httpx
 import pytest
 
+from harness.processes import Stack
+from harness.sse import read_stream
 from shared.providers.answerers import EXTRACTIVE_NOTICE
 from shared.store.sqlite_store import SQLiteStore
 from tests.conftest import SAMPLE_DOCS, client_for
 from tests.integration.conftest import OFFLINE_KB
 from tests.support.jobs import index_and_wait, wait_for_job
-from tests.support.processes import Stack
-from tests.support.sse import read_stream
 
 pytestmark = pytest.mark.integration
 

@@ -11,14 +11,14 @@ import pytest
 import redis
 from celery import Celery
 
+from harness.fakes.zhipu_server import ZhipuFakeServer
+from harness.processes import RedisServer, Stack
+from harness.sse import iter_events, read_stream
 from shared.jobs.dispatch import send
 from shared.jobs.records import new_job_id
 from shared.jobs.tasks import QueryBatchTask, QueryTask
 from tests.conftest import client_for, copy_sample_docs, stack_env
-from tests.fakes.zhipu_server import ZhipuFakeServer
 from tests.support.jobs import index_and_wait, wait_for_job, write_queued_query
-from tests.support.processes import RedisServer, Stack
-from tests.support.sse import iter_events, read_stream
 
 pytestmark = pytest.mark.integration
 

@@ -20,16 +20,16 @@ from celery import Celery
 
 from api.errors import ApiError
 from api.query_dispatch import QueryDispatcher
+from harness.fakes.zhipu_server import ZhipuFakeServer
+from harness.processes import RedisServer, Stack
+from harness.sse import read_stream
 from shared.jobs.dispatch import create_celery, send
 from shared.jobs.records import new_job_id
 from shared.jobs.tasks import QUERY_BATCH_TASK, QUERY_QUEUE, QUERY_TASK, QueryBatchTask, QueryTask
 from shared.settings import Settings
 from shared.streams.events import REPLAY_FIELD, EventName, StreamEvent
 from tests.conftest import client_for, copy_sample_docs
-from tests.fakes.zhipu_server import ZhipuFakeServer
 from tests.support.jobs import index_and_wait, write_queued_query
-from tests.support.processes import RedisServer, Stack
-from tests.support.sse import read_stream
 
 pytestmark = pytest.mark.integration
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from harness.processes import Stack
 from tests.conftest import client_for
-from tests.support.processes import Stack
 
 pytestmark = pytest.mark.integration
 

@@ -15,10 +15,10 @@ import httpx
 import pytest
 import redis
 
+from harness.processes import RedisServer, Stack, free_port
 from tests.conftest import stack_env
 from tests.support.contracts import start_api_only, wait_until
 from tests.support.private_redis import PrivateRedis
-from tests.support.processes import RedisServer, Stack, free_port
 
 pytestmark = pytest.mark.integration
 

@@ -16,14 +16,14 @@ import httpx
 import pytest
 from pypdf import PdfReader, PdfWriter
 
+from harness.processes import Stack
+from harness.sse import iter_events
 from tests.conftest import client_for
 from tests.support.archives import epub_book, pptx_with_external_entity, truncated_xlsx, zip_bomb_docx
 from tests.support.documents import docx_document, pdf_pages
 from tests.support.jobs import wait_for_job
 from tests.support.office_files import delimited_text, pptx_deck, purchases_sheet, server_inventory, xlsx_workbook
-from tests.support.processes import Stack
 from tests.support.scans import image_bomb_png, scanned_pdf, whiteboard_png
-from tests.support.sse import iter_events
 
 pytestmark = pytest.mark.integration
 COLLECTION = "team-folder"

@@ -7,11 +7,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from harness.fakes.zhipu_server import ZhipuFakeServer
+from harness.processes import Stack
+from harness.sse import Event, iter_events, read_stream
 from tests.conftest import client_for, copy_sample_docs
-from tests.fakes.zhipu_server import ZhipuFakeServer
 from tests.support.jobs import index_and_wait
-from tests.support.processes import Stack
-from tests.support.sse import Event, iter_events, read_stream
 
 pytestmark = pytest.mark.integration
 

@@ -16,14 +16,14 @@ import httpx
 import pytest
 import redis
 
+from harness.fakes.zhipu_server import ZhipuFakeServer
+from harness.processes import RedisServer, Stack
+from harness.sse import Event, iter_events, read_stream
 from shared import keys
 from tests.conftest import client_for, stack_env
-from tests.fakes.zhipu_server import ZhipuFakeServer
 from tests.support.contracts import wait_until
 from tests.support.jobs import index_and_wait, wait_for_job
 from tests.support.private_redis import PrivateRedis
-from tests.support.processes import RedisServer, Stack
-from tests.support.sse import Event, iter_events, read_stream
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 

@@ -11,11 +11,11 @@ import redis.asyncio as aioredis
 
 from api.pubsub_hub import PubSubHub, Subscription
 from api.relay import EventBatch, relay_events, subscribe
+from harness.processes import RedisServer
 from shared.jobs.records import new_job_id
 from shared.streams.endings import QueryEnding, end_query
 from shared.streams.events import AnswerTimings, DonePayload, EventName, TokenPayload
 from shared.streams.publisher import EventPublisher
-from tests.support.processes import RedisServer
 
 pytestmark = pytest.mark.integration
 

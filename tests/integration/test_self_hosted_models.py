@@ -17,13 +17,13 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from harness.fakes.zhipu_server import ZhipuFakeServer
+from harness.processes import RedisServer, Stack
+from harness.sse import Event, iter_events, read_stream
 from shared.providers.rerankers import HttpReranker
 from tests.conftest import client_for, copy_sample_docs, stack_env
-from tests.fakes.zhipu_server import ZhipuFakeServer
 from tests.support.contracts import spawn_api
 from tests.support.jobs import wait_for_job
-from tests.support.processes import RedisServer, Stack
-from tests.support.sse import Event, iter_events, read_stream
 
 pytestmark = pytest.mark.integration
 COLLECTION = "self-hosted"

@@ -12,16 +12,16 @@ import pytest
 import redis
 from celery import Celery
 
+from harness.fakes.zhipu_server import ZhipuFakeServer
+from harness.processes import RedisServer, Stack
+from harness.sse import Event, iter_events
 from shared.jobs.dispatch import send
 from shared.jobs.records import new_job_id
 from shared.jobs.tasks import QueryTask
 from shared.streams.events import REPLAY_FIELD, EventName, StreamEvent
 from shared.streams.replay_log import TERMINAL_FIELD
 from tests.conftest import client_for, copy_sample_docs, stack_env
-from tests.fakes.zhipu_server import ZhipuFakeServer
 from tests.support.jobs import index_and_wait, wait_for_job
-from tests.support.processes import RedisServer, Stack
-from tests.support.sse import Event, iter_events
 
 pytestmark = pytest.mark.integration
 

@@ -13,8 +13,8 @@ from llama_index.embeddings.zhipuai import ZhipuAIEmbedding
 from zhipuai import ZhipuAI as ZhipuAIClient
 from zhipuai.core._errors import APIInternalError, APIReachLimitError, APIRequestFailedError
 
+from harness.fakes.zhipu_server import ZhipuFakeServer
 from shared.providers.zhipu_batched import BatchedZhipuEmbedding
-from tests.fakes.zhipu_server import ZhipuFakeServer
 
 pytestmark = pytest.mark.integration
 

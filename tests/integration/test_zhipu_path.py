@@ -10,12 +10,12 @@ import httpx
 import pytest
 import redis
 
+from harness.fakes.zhipu_server import ZhipuFakeServer
+from harness.processes import Stack
+from harness.sse import read_stream
 from shared.providers.answerers import NO_CONTEXT_ANSWER
 from tests.conftest import SAMPLE_DOCS, client_for, copy_sample_docs
-from tests.fakes.zhipu_server import ZhipuFakeServer
 from tests.support.jobs import index_and_wait, wait_for_job
-from tests.support.processes import Stack
-from tests.support.sse import read_stream
 
 pytestmark = pytest.mark.integration
 

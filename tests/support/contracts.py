@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from harness.processes import BIN, Stack, free_port
 from shared.settings import Settings
-from tests.support.processes import BIN, Stack, free_port
 
 
 def wait_until(check: Callable[[], object], timeout: float = 30.0, what: str = "condition") -> None:

@@ -10,7 +10,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support.processes import _wait, free_port, redis_answers
+from harness.processes import _wait, free_port, redis_answers
 
 
 @dataclass

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from tests.support.processes import ROOT
+from harness.processes import ROOT
 
 PROBE = """
 import gc, json, sys

@@ -16,12 +16,12 @@ import pytest
 from llama_index.core import MockEmbedding
 from llama_index.core.llms import LLM
 
+from harness.fakes.zhipu_server import ZhipuFakeServer
 from shared.providers.answerers import AsyncLLMAnswerer
 from shared.providers.factory import build_answerer
 from shared.settings import Settings
 from shared.store import ScoredChunk
 from shared.usage import TokenUsage
-from tests.fakes.zhipu_server import ZhipuFakeServer
 from workers.generation import is_async
 
 TOKENS = [f"词{i:02d}" for i in range(12)]
