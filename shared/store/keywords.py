@@ -10,6 +10,8 @@ Deliberate choices:
   so a question may match part of a compound.
 - Each distinct question term counts once: search mode emits overlapping sub-words, and repeating them would
   let a long compound outweigh the rest of the question.
+- A question's own wording (什么, 为什么, 是, 的, 吗 ...) is left out of its search (shared/store/stopwords.py);
+  chunks keep every token.
 - Text goes through `normalize_text` before cutting, so a question typed with full-width letters (ＫＶ) or
   radical lookalikes matches the normalised text the index holds.
 - jieba is imported and its dictionary loaded on first use, not on import, with its log line silenced.
@@ -23,6 +25,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 
 from shared.ingest.text_normalize import normalize_text
+from shared.store.stopwords import QUESTION_STOPWORDS
 
 # Postings a keyword search may read (see `plan_terms`); KEYWORD_POSTINGS_BUDGET overrides it.
 DEFAULT_POSTINGS_BUDGET = 20_000
@@ -56,8 +59,9 @@ def index_text(text: str) -> str:
 
 
 def query_terms(question: str) -> list[str]:
-    """The question's distinct tokens, in order."""
-    return list(dict.fromkeys(tokenize(question)))
+    """The question's distinct tokens, in order, without question words; all of them when nothing else is left."""
+    terms = list(dict.fromkeys(tokenize(question)))
+    return [t for t in terms if t not in QUESTION_STOPWORDS] or terms
 
 
 def bm25_idf(df: int, n: int) -> float:

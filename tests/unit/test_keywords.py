@@ -37,3 +37,17 @@ def test_a_question_counts_each_term_once_in_order() -> None:
 
 def test_the_index_stores_tokens_joined_by_spaces() -> None:
     assert index_text("vLLM 的 KV cache！") == "vllm 的 kv cache"
+
+
+def test_a_question_searches_what_it_asks_about_not_how_it_asks() -> None:
+    # In a small collection 什么 and 是 are rare, so searching them ranks chunks that say "什么是…" first.
+    assert query_terms("什么是 Belady 异常？") == ["belady", "异常"]
+    assert query_terms("为什么说解码阶段受限于显存带宽？") == ["解码", "阶段", "受限", "限于", "受限于", "显存", "带宽"]
+
+
+def test_a_negation_is_part_of_the_question() -> None:
+    assert query_terms("硬链接为什么不能跨文件系统？") == ["硬", "链接", "不能", "跨", "文件", "系统", "文件系统"]
+
+
+def test_a_question_made_only_of_question_words_still_searches_them() -> None:
+    assert query_terms("是什么？") == ["是", "什么"]
