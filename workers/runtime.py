@@ -17,6 +17,8 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 from llama_index.core.base.embeddings.base import BaseEmbedding
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import ExponentialWithJitterBackoff
 
 from shared.ops.gc_tuning import tune_gc
 from shared.providers.answerers import Answerer, AsyncAnswerer
@@ -92,12 +94,16 @@ class Runtime:
         """A Redis client for the event loop only (its connections belong to that loop)."""
 
         def connect() -> aioredis.Redis:
+            # A pool built here gives its connections no retry (redis-py's asyncio Connection default); with the
+            # client's own default retries, a connection Redis closed (a restart) is replaced instead of failing
+            # the answer that next appends on it.
             pool = aioredis.BlockingConnectionPool.from_url(
                 self.settings.REDIS_URL,
                 decode_responses=True,
                 health_check_interval=30,
                 max_connections=self.settings.REDIS_MAX_CONNECTIONS,
                 timeout=self.settings.REDIS_POOL_TIMEOUT_S,
+                retry=AsyncRetry(ExponentialWithJitterBackoff(base=1, cap=10), retries=3),
             )
             return aioredis.Redis(connection_pool=pool)
 
