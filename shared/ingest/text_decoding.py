@@ -12,10 +12,8 @@ and a wrong guess indexes mojibake silently; a refusal tells the user to re-save
 from __future__ import annotations
 
 import codecs
-import functools
-import re
-import unicodedata
 
+import regex
 from bs4.dammit import EncodingDetector
 
 # The first bytes the declared charset is looked for in (the HTML standard's prescan reads 1024).
@@ -112,7 +110,7 @@ class TextDecoder:
             checked, implausible = self._sampled.get(name, (0, 0))
             if checked < _SAMPLE_CHARS:
                 sample = text[: _SAMPLE_CHARS - checked]
-                checked, implausible = checked + len(sample), implausible + len(_implausible().findall(sample))
+                checked, implausible = checked + len(sample), implausible + len(_IMPLAUSIBLE.findall(sample))
                 self._sampled[name] = (checked, implausible)
             if final and implausible > _IMPLAUSIBLE_SHARE * checked:
                 self._failure = f"read as {name} it is full of unassigned or control characters"
@@ -121,18 +119,10 @@ class TextDecoder:
             raise UndecodableText(f"{_REFUSAL} ({self._failure})")
 
 
-@functools.cache
-def _implausible() -> re.Pattern[str]:
-    """Unassigned, private-use and control code points (whitespace controls excepted), built on first use."""
-    ranges: list[tuple[int, int]] = []
-    for code in range(0x110000):
-        category = unicodedata.category(chr(code))
-        if category in ("Cn", "Co", "Cs") or (category == "Cc" and chr(code) not in "\t\n\v\f\r"):
-            if ranges and ranges[-1][1] == code - 1:
-                ranges[-1] = (ranges[-1][0], code)
-            else:
-                ranges.append((code, code))
-    return re.compile("[" + "".join(f"\\U{a:08x}-\\U{b:08x}" for a, b in ranges) + "]")
+# Unassigned, private-use, surrogate and control code points (whitespace controls excepted), by the `regex`
+# module's Unicode properties: compiled in microseconds, where a class of ranges built from `unicodedata` took
+# a fifth of a second per process and matched about ten times slower.
+_IMPLAUSIBLE = regex.compile(r"[[\p{Cn}\p{Co}\p{Cs}\p{Cc}]--[\t\n\v\f\r]]", regex.V1)
 
 
 def detect_encoding(data: bytes, html: bool = False) -> str:
