@@ -177,11 +177,14 @@ class Stack:
             return False
 
     def stop(self, name: str | None = None) -> None:
-        for key in [name] if name else list(self.processes):
-            proc = self.processes.pop(key)
+        """Stop one process, or every process of the stack: all get SIGTERM first, so their shutdowns overlap."""
+        stopping = [self.processes.pop(key) for key in ([name] if name else list(self.processes))]
+        for proc in stopping:
             proc.terminate()
+        deadline = time.monotonic() + 15
+        for proc in stopping:
             try:
-                proc.wait(15)
+                proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
