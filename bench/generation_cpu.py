@@ -1,4 +1,4 @@
-"""CPU per answer of the worker's generation step alone, on one event loop (issue 9).
+"""CPU per answer of the worker's generation step alone, on one event loop.
 
 Runs the `openai_compatible` answerer and the worker's own generation code (workers/generation.py: upstream
 stream, token coalescing, `token` events through the replay-log script into a real Redis) for N answers at

@@ -2,7 +2,7 @@
 
 Two clients with one interface (`StreamClient`): `aiohttp` (the default) and `httpx`. Both hold one pooled
 session for every round, sized max(N) + 10 connections with a 5 s keep-alive expiry, so idle connections
-are reused from round to round (issue 13). They differ in what they cost the machine the bench runs on:
+are reused from round to round. They differ in what they cost the machine the bench runs on:
 bench/stream_floor.py, straight on the fake upstream with no ragqueue in between, measured the httpx
 client at 22 ms of CPU per stream at N = 500 (its connection pool walks every connection on each request
 and each release) and aiohttp's at 0.7 ms. On 2 shared cores the httpx client alone held the first token of

@@ -23,7 +23,7 @@ COLUMNS = (
     "RSS MiB",
     "disk MiB",
 )
-# Issue 8's targets, (engine, size) -> what must hold.
+# The store's scale targets, (engine, size) -> what must hold.
 TARGETS = {
     ("sqlite", 100_000): (("after write / steady", 2.0), ("hybrid p50", 50.0)),
     ("postgresql", 100_000): (("hybrid p50", 30.0),),

@@ -1,4 +1,4 @@
-"""How the collection store scales (issue 8): insert rate, retrieval latency, first query after a write, memory, disk.
+"""How the collection store scales: insert rate, retrieval latency, first query after a write, memory, disk.
 
 One collection per engine grows through the requested sizes by `replace_document` (documents of 50 chunks,
 jieba tokenising inside the store as an index job does). At each size a fresh process, as a query worker would

@@ -1,4 +1,4 @@
-"""PostgreSQL at 1M chunks for the store scale bench (issue 8), bulk-loaded instead of grown by `replace_document`.
+"""PostgreSQL at 1M chunks for the store scale bench, bulk-loaded instead of grown by `replace_document`.
 
 `replace_document` runs at about 250 chunks/s on PostgreSQL (jieba, then one HNSW insertion per row), so 1M
 chunks would take over an hour. This script builds the same collection (same seed and documents as

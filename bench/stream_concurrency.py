@@ -498,7 +498,7 @@ def main(
         "50,200,500"
     ),
     repeat: Annotated[
-        int, typer.Option(min=1, help="Run each round this many times, all on one pooled client (issue 13).")
+        int, typer.Option(min=1, help="Run each round this many times, all on one pooled client.")
     ] = 1,
     path: Annotated[
         str, typer.Option(help="stream_chat (one request per answer) or queries (POST /v1/queries, then its stream).")
@@ -555,7 +555,7 @@ def main(
 
     Example: .venv/bin/python -m bench.stream_concurrency --streams 50,200 --redis-pool-size 10000
 
-    Example (issue 13): start the fake on port 18765 and a stack pointed at it, then
+    Example: start the fake on port 18765 and a stack pointed at it, then
       .venv/bin/python -m bench.stream_concurrency --url http://127.0.0.1:18400 --run-dir .run-bench
       --fake-port 18765 --streams 500 --repeat 5 --path queries
     """

@@ -1,4 +1,4 @@
-"""`keyed_api`: a second API process on the offline stack's Redis, store and workers, with API keys on (issue 11).
+"""`keyed_api`: a second API process on the offline stack's Redis, store and workers, with API keys on.
 
 One extra uvicorn process instead of a whole stack: the offline stack's Celery workers serve it, as they
 would serve a second `make up` API replica.

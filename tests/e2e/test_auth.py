@@ -1,4 +1,4 @@
-"""API keys over real HTTP (issue 11): 401 without a key, 404 for another key's job or collection, signed streams.
+"""API keys over real HTTP: 401 without a key, 404 for another key's job or collection, signed streams.
 
 Runs against `keyed_api` (tests/e2e/conftest.py): key A and key B unlimited, a third key limited to one
 collection, all served by the offline stack's real workers.

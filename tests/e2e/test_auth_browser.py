@@ -1,4 +1,4 @@
-"""Headless Chromium with API keys on (issue 11): an EventSource on the signed stream URL, and the page's key prompt.
+"""Headless Chromium with API keys on: an EventSource on the signed stream URL, and the page's key prompt.
 
 The `browser` fixture (tests/e2e/conftest.py).
 """

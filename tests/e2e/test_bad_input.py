@@ -1,7 +1,7 @@
-"""Bad input on every route is a 4xx in the one error shape with a stable code, never a 5xx (issue 11, item 8).
+"""Bad input on every route is a 4xx in the one error shape with a stable code, never a 5xx.
 
 Runs against the session `offline_stack` (real API, real Celery workers, real Redis). The table covers every
-route; the named tests after it pin each finding of issue 11 that was reproduced as a 500, a hang or an escape.
+route; the named tests after it pin each finding of a security review reproduced as a 500, a hang or an escape.
 The last test asks a real question: after all of this, the workers still answer.
 """
 
@@ -213,7 +213,7 @@ def test_bad_input_is_a_4xx_with_a_stable_code(
     assert_error(client.request(method, url, **kwargs), status, code)
 
 
-# --- Regression tests, one per finding of issue 11 ---------------------------------------------------------------
+# --- Regression tests, one per finding of the security review ---------------------------------------------------------
 
 
 def test_documents_offset_beyond_int64_is_422(client: httpx.Client, query_job: str) -> None:
@@ -268,7 +268,7 @@ def test_index_path_with_a_nul_byte_or_300_characters_is_422(client: httpx.Clien
 def test_symlink_escape_while_walking_a_folder_is_skipped_and_reported(
     client: httpx.Client, offline_stack: Stack, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    """Issue 11 (high): symlinks to /etc/hostname and to a file outside the root were walked and indexed."""
+    """A review finding (high): symlinks to /etc/hostname and to a file outside the root were walked and indexed."""
     outside = tmp_path_factory.mktemp("outside") / "secret.txt"
     outside.write_text("外部机密：这段文字绝不能被索引。\n", encoding="utf-8")
     folder = offline_stack.import_dir / "escape"

@@ -1,4 +1,4 @@
-"""A real browser's `EventSource` on `/stream_chat` and `/v1/queries/{id}/stream` (issue 4 §7).
+"""A real browser's `EventSource` on `/stream_chat` and `/v1/queries/{id}/stream`.
 
 Headless Chromium from tests/support/browser.py (the `browser` fixture, tests/e2e/conftest.py).
 """

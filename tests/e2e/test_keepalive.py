@@ -1,4 +1,4 @@
-"""The API keeps idle connections open for API_KEEPALIVE_S, longer than clients' own idle timeouts (issue 13).
+"""The API keeps idle connections open for API_KEEPALIVE_S, longer than clients' own idle timeouts.
 
 uvicorn's default of 5 s equals httpx's keep-alive expiry: a request sent on a pooled connection at the moment
 the server closes it dies with "Server disconnected without sending a response".

@@ -1,4 +1,4 @@
-"""Schema fuzzing (issue 11): schemathesis drives every route of the running offline stack over HTTP.
+"""Schema fuzzing: schemathesis drives every route of the running offline stack over HTTP.
 
 Each operation of `/openapi.json` gets its schema's examples, boundary cases and a few generated requests,
 valid and invalid, sent to the real uvicorn in front of real Redis and Celery workers. Every answer must be

@@ -1,4 +1,4 @@
-"""Faults with real processes on a stack of its own (private Redis, one worker, beat), issue 11 item 7.
+"""Faults with real processes on a stack of its own (private Redis, one worker, beat).
 
 A client that leaves a `/stream_chat` or OpenAI stream for good gets its answer cancelled upstream; one back
 within the grace period resumes. Uploads no document refers to are collected. An embedding upstream that

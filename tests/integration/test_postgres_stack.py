@@ -1,4 +1,4 @@
-"""Nothing shared but Redis and PostgreSQL: API and workers each with an empty DATA_DIR of their own (issue 8)."""
+"""Nothing shared but Redis and PostgreSQL: API and workers each with an empty DATA_DIR of their own."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Questions sent together (issue 9): the API's dispatcher on a real broker, and the workers' batch task.
+"""Questions sent together: the API's dispatcher on a real broker, and the workers' batch task.
 
 A burst of questions leaves an API process as a few `answer_queries` messages instead of one message each
 (api/query_dispatch.py); a worker answers every question of a batch as if it had come alone, including one

@@ -206,7 +206,7 @@ def test_killing_the_worker_mid_answer_ends_the_stream_with_worker_lost_and_the_
         with client.stream("GET", f"/v1/queries/{job_id}/stream", headers={"Last-Event-ID": "3"}) as again:
             replay = _rest(iter_events(again), [])
         assert [e.id for e in replay] == [e.id for e in seen[3:]]
-        # Issue 11's bound, far above what it takes (HEARTBEAT_TTL_S=3 here, plus a poll), so never flaky.
+        # How long a client may wait for its ending: far above what it takes (HEARTBEAT_TTL_S=3, plus a poll).
         assert ended_after < 30, f"the client got its error {ended_after:.1f} s after the kill"
 
         # the next question is served by a replacement worker (the next test stops it again)

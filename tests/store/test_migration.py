@@ -1,4 +1,4 @@
-"""`ragqueue-admin migrate-store`: embedded collections copied into PostgreSQL with their vectors (issue 8)."""
+"""`ragqueue-admin migrate-store`: embedded collections copied into PostgreSQL with their vectors."""
 
 from __future__ import annotations
 

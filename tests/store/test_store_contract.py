@@ -1,4 +1,4 @@
-"""What the API and workers rely on from a store, checked against both engines (issue 8)."""
+"""What the API and workers rely on from a store, checked against both engines."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Uploads no document refers to are collected, on both engines (issue 11: deleted collections left theirs behind)."""
+"""Uploads no document refers to are collected, on both engines (deleted collections used to leave theirs behind)."""
 
 from __future__ import annotations
 

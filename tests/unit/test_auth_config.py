@@ -1,4 +1,4 @@
-"""API key settings, the key ring built from them, and stream tokens (issue 11), without a server."""
+"""API key settings, the key ring built from them, and stream tokens, without a server."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """No dependency of any route runs in the thread pool: FastAPI hands a plain `def` dependency to a worker thread,
-a hop per dependency per request that cost the API about a tenth of its CPU per answer (issue 9, api/deps.py)."""
+a hop per dependency per request that cost the API about a tenth of its CPU per answer (api/deps.py)."""
 
 from __future__ import annotations
 

@@ -50,7 +50,7 @@ def test_sample_docs_are_an_allowed_root(settings: Settings) -> None:
 
 
 def test_folder_walk_skips_symlinks_that_escape_the_root_and_reports_them(settings: Settings, tmp_path: Path) -> None:
-    """Issue 11 (symlink escape, high): a file found while walking is resolved and re-checked, not just the folder."""
+    """A symlink escape: a file found while walking is resolved and re-checked, not just the folder."""
     outside = tmp_path / "outside.txt"
     outside.write_text("secret")
     folder = settings.import_dir / "set"

@@ -1,4 +1,4 @@
-"""The embedded store's vectors: after a write, the next query reads only the rows written (issue 8)."""
+"""The embedded store's vectors: after a write, the next query reads only the rows written."""
 
 from __future__ import annotations
 
