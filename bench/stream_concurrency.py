@@ -497,9 +497,7 @@ def main(
     streams: Annotated[str, typer.Option(help="Comma-separated numbers of concurrent streams, one round each.")] = (
         "50,200,500"
     ),
-    repeat: Annotated[
-        int, typer.Option(min=1, help="Run each round this many times, all on one pooled client.")
-    ] = 1,
+    repeat: Annotated[int, typer.Option(min=1, help="Run each round this many times, all on one pooled client.")] = 1,
     path: Annotated[
         str, typer.Option(help="stream_chat (one request per answer) or queries (POST /v1/queries, then its stream).")
     ] = "stream_chat",
