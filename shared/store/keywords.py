@@ -14,37 +14,25 @@ Deliberate choices:
   chunks keep every token.
 - Text goes through `normalize_text` before cutting, so a question typed with full-width letters (ＫＶ) or
   radical lookalikes matches the normalised text the index holds.
-- jieba is imported and its dictionary loaded on first use, not on import, with its log line silenced.
+- The segmenter's dictionary is loaded on first use, not on import.
 """
 
 from __future__ import annotations
 
-import logging
 import math
-import threading
 from collections.abc import Callable, Mapping, Sequence
 
 from shared.ingest.text_normalize import normalize_text
+from shared.store.segmenter import cut_for_search
 from shared.store.stopwords import QUESTION_STOPWORDS
 
 # Postings a keyword search may read (see `plan_terms`); KEYWORD_POSTINGS_BUDGET overrides it.
 DEFAULT_POSTINGS_BUDGET = 20_000
 
-_cut: Callable[[str], list[str]] | None = None
-_cut_lock = threading.Lock()
-
 
 def _search_cut() -> Callable[[str], list[str]]:
-    """jieba's search-mode cut, with its dictionary loaded once per process (about a second)."""
-    global _cut
-    with _cut_lock:
-        if _cut is None:
-            import jieba
-
-            jieba.setLogLevel(logging.WARNING)  # else "Building prefix dict ..." on stderr in every process
-            jieba.initialize()
-            _cut = jieba.lcut_for_search
-        return _cut
+    """jieba's search-mode cut, computed by jieba-rs with jieba's tokens (shared/store/segmenter.py)."""
+    return cut_for_search
 
 
 def tokenize(text: str) -> list[str]:
