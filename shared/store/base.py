@@ -19,6 +19,7 @@ from shared.store.fusion import reciprocal_rank_fusion
 from shared.store.records import ChunkRecord, CollectionInfo, DocumentInfo, EmbeddingMismatchError, ScoredChunk
 from shared.store.retrieval_modes import (
     DEFAULT_MODE,
+    HYBRID_RRF_K,
     KEYWORD_WEIGHT,
     RETRIEVAL_MODES,
     VECTOR_WEIGHT,
@@ -86,7 +87,9 @@ class CollectionStore(ABC):
         keyword = self.keyword_search(question, pool)
         by_id = {c.chunk_id: c for c in (*vector, *keyword)}
         fused = reciprocal_rank_fusion(
-            [[c.chunk_id for c in vector], [c.chunk_id for c in keyword]], weights=[VECTOR_WEIGHT, KEYWORD_WEIGHT]
+            [[c.chunk_id for c in vector], [c.chunk_id for c in keyword]],
+            k=HYBRID_RRF_K,
+            weights=[VECTOR_WEIGHT, KEYWORD_WEIGHT],
         )
         return [replace(by_id[i], score=s) for i, s in fused[:top_k]]
 
@@ -115,7 +118,7 @@ class CollectionStore(ABC):
         """The `top_k` best chunks for `question` in `mode`; `query_vector` may be None only in "bm25" mode.
 
         Scores are not comparable across modes: cosine similarity for "vector", the engine's keyword score
-        for "bm25", the RRF score (sum of 1 / (60 + rank) over both rankings) for "hybrid".
+        for "bm25", the weighted RRF score (sum of weight / (HYBRID_RRF_K + rank) over both rankings) for "hybrid".
         """
         if mode not in RETRIEVAL_MODES:
             raise ValueError(f"unknown retrieval mode {mode!r}: use one of {', '.join(RETRIEVAL_MODES)}")

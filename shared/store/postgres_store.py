@@ -35,7 +35,6 @@ from psycopg_pool import ConnectionPool
 
 from shared.store.base import CollectionStore, Store, StoreUnavailableError
 from shared.store.blobs import BlobNotFoundError, BlobStore, blob_path, write_atomically
-from shared.store.fusion import RRF_K
 from shared.store.keywords import plan_terms, query_terms, tokenize
 from shared.store.postgres_schema import SCHEMA, chunk_table, create_chunk_table, migrate, term_table
 from shared.store.records import (
@@ -46,7 +45,7 @@ from shared.store.records import (
     ScoredChunk,
     valid_collection_name,
 )
-from shared.store.retrieval_modes import KEYWORD_WEIGHT, VECTOR_WEIGHT, fusion_pool
+from shared.store.retrieval_modes import HYBRID_RRF_K, KEYWORD_WEIGHT, VECTOR_WEIGHT, fusion_pool
 
 # Keyword postings budget (keywords.plan_terms): each candidate row costs ~4-5 µs here (filter, then ts_rank
 # per term) against ~1 µs per posting in FTS5, so PostgreSQL reads fewer to stay within its latency target.
@@ -350,7 +349,7 @@ class PostgresCollection(CollectionStore):
                 conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(self._ef_search)))
                 params["q"] = _unit(query_vector) if query_vector is not None else None
             if mode == "hybrid":
-                params.update(pool=fusion_pool(top_k), rrf=RRF_K, wv=VECTOR_WEIGHT, wk=KEYWORD_WEIGHT)
+                params.update(pool=fusion_pool(top_k), rrf=HYBRID_RRF_K, wv=VECTOR_WEIGHT, wk=KEYWORD_WEIGHT)
             statement = {"vector": _VECTOR_SQL, "bm25": _KEYWORD_SQL, "hybrid": _HYBRID_SQL}[mode]
             rows = conn.execute(statement.format(chunks=chunk_table(collection_id), score=score), params).fetchall()
         return [

@@ -17,6 +17,12 @@ MIN_FUSION_POOL = 20
 # more questions there than the small local embedding model does, and it breaks rank ties toward keywords.
 KEYWORD_WEIGHT = 1.2
 VECTOR_WEIGHT = 1.0
+# RRF's k for hybrid mode. The paper's k = 60 suits fusing many deep runs; here two lists of `fusion_pool` chunks
+# are fused and the first few are answered from. At k = 60 a chunk's first place on one side is worth 1.3 times a
+# 20th place, so any chunk both sides hold somewhere outranks the first of either; at k = 10 it is worth 2.7
+# times. Measured MRR@5 on both question sets of the study-notes corpus rose (docs/benchmarks.md, "Offline
+# ranking, before and after"); k = 5 and 10 ranked alike, 20 and 60 lower.
+HYBRID_RRF_K = 10
 
 
 def fusion_pool(top_k: int) -> int:

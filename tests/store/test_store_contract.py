@@ -9,7 +9,7 @@ import pytest
 
 from shared.store import ChunkRecord, EmbeddingMismatchError, Store
 from shared.store.blobs import BlobNotFoundError, blob_key, blob_path
-from shared.store.retrieval_modes import KEYWORD_WEIGHT, VECTOR_WEIGHT
+from shared.store.retrieval_modes import HYBRID_RRF_K, KEYWORD_WEIGHT, VECTOR_WEIGHT
 
 # Hand-made 4-d vectors: the query vector points at the KV-cache chunk and away from the error-code chunk,
 # so only the keyword side can find "E1024".
@@ -158,11 +158,12 @@ def test_vector_scores_are_cosine_best_first(store: Store) -> None:
 def test_hybrid_is_the_default_and_fuses_both_rankings_with_rrf(store: Store) -> None:
     _kb(store)
     found = store.collection("kb").retrieve(QUESTION, QUERY_VECTOR, 2)
-    # Weighted RRF: error is keyword rank 1 and vector rank 4 -> 1.2/61 + 1/64; kv is vector rank 1 with no
-    # keyword match -> 1/61.
+    # Weighted RRF: error is keyword rank 1 and vector rank 4 -> 1.2/(k + 1) + 1/(k + 4); kv is vector rank 1 with
+    # no keyword match -> 1/(k + 1).
+    k = HYBRID_RRF_K
     assert _texts(found) == [TEXTS["error"][0], TEXTS["kv"][0]]
-    assert found[0].score == pytest.approx(KEYWORD_WEIGHT / 61 + VECTOR_WEIGHT / 64)
-    assert found[1].score == pytest.approx(VECTOR_WEIGHT / 61)
+    assert found[0].score == pytest.approx(KEYWORD_WEIGHT / (k + 1) + VECTOR_WEIGHT / (k + 4))
+    assert found[1].score == pytest.approx(VECTOR_WEIGHT / (k + 1))
 
 
 def test_keyword_search_without_a_shared_term_finds_nothing(store: Store) -> None:
