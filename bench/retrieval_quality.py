@@ -46,7 +46,7 @@ from shared.providers.query_embeddings import embed_queries
 from shared.settings import Settings
 from shared.store import Store
 from shared.store.keywords import tokenize
-from shared.store.retrieval_modes import RETRIEVAL_MODES, RetrievalMode
+from shared.store.retrieval_modes import HYBRID_RRF_K, RETRIEVAL_MODES, RetrievalMode
 from workers.indexing import SplitDocument, embed_chunks, load_and_split
 
 # bench/ is not a package; `shared` and `workers` import because `make install` installs ragqueue editable.
@@ -305,8 +305,8 @@ def docs_section(results: list[EngineResult], command: str, chunk_size: int, ove
             "(it contains the answer passage, whitespace aside), so these are the figures `ragq eval -k 5` reports "
             "for the same collection. Keyword (bm25) search is SQLite FTS5's `bm25()` or, on PostgreSQL, idf times "
             "`ts_rank` per term, over jieba tokens, without the question's own wording (什么, 是, 吗 ...). Hybrid "
-            "fuses the top max(4·k, 20) of each side with weighted RRF (k = 60). ms/query is retrieval only, after "
-            "the question is embedded (the machine was shared with other developers' tests).",
+            f"fuses the top max(4·k, 20) of each side with weighted RRF (k = {HYBRID_RRF_K}). ms/query is retrieval "
+            "only, after the question is embedded (the machine was shared with other developers' tests).",
             "",
             "- kb: `docs/kb/`; tune: `tests/data/qa_sample.json`, check: `docs/kb-eval.jsonl`",
             "- corpus: the study-notes corpus given by `--corpus-dir` (Chinese OS and networking study notes, plus "
