@@ -28,7 +28,7 @@ from shared.settings import Settings
 from shared.store import ScoredChunk
 from shared.streams.append_batcher import AppendBatcher
 from shared.streams.publisher import AsyncEventPublisher
-from workers.generation import Generated, _generate_async
+from workers.generation import Generated, stream_answer
 
 
 def _cpu_s() -> float:
@@ -50,7 +50,7 @@ async def _round(
     async def one() -> Generated:
         job_id = uuid.uuid4().hex
         publisher = AsyncEventPublisher(batcher, job_id, 60)
-        return await _generate_async(answerer.astream("什么是 KV 缓存？", chunks), publisher, window_s)
+        return await stream_answer(answerer.astream("什么是 KV 缓存？", chunks), publisher, window_s)
 
     started_cpu, started = _cpu_s(), time.perf_counter()
     results = await asyncio.gather(*(one() for _ in range(answers)))

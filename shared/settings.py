@@ -73,8 +73,8 @@ class Settings(BaseSettings):
     # by default) and its key; unset, they fall back to ZHIPUAI_BASE_URL and ZHIPU_API_KEY.
     LLM_BASE_URL: str | None = None
     LLM_API_KEY: SecretStr | None = None
-    # openai_compatible: answers one query worker process generates at once on its event loop (no thread each);
-    # a task waits for a free slot beyond this.
+    # Answers one query worker process generates at once on its event loop (no thread each); a task waits for a
+    # free slot beyond this. The extractive answerer, whose work is CPU, takes fewer (its `max_answers`).
     LOOP_MAX_ANSWERS: int = Field(default=1000, ge=1)
     # Questions an API process received while it was sending the previous query task go out together, as one
     # task message of at most this many (api/query_dispatch.py); 1 sends one message per question.

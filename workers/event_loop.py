@@ -1,9 +1,9 @@
 """One asyncio event loop per worker process, in a thread of its own, for asynchronous answer generation.
 
-A Celery pool thread hands its answer's generation to this loop and waits on the result: the thread only
-holds the task's slot (late ack, time limits, the heartbeat), while reading the upstream stream and
-publishing events for every answer of the process happen on the one loop. Started on first use, after any
-fork; a daemon thread, so it never keeps a stopping worker alive.
+A query task retrieves in its Celery pool thread, then hands its answer's generation to this loop and returns
+(workers/loop_answers.py): reading the answerer's stream and publishing events for every answer of the process
+happen on the one loop. Started on first use, after any fork; a daemon thread, so it never keeps a stopping
+worker alive.
 """
 
 from __future__ import annotations

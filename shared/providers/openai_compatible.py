@@ -22,6 +22,8 @@ from shared.usage import TokenUsage
 class OpenAICompatibleAnswerer:
     """Streams an answer grounded in the retrieved chunks from an OpenAI-compatible chat endpoint."""
 
+    max_answers = None  # waiting on the upstream costs the process nothing
+
     def __init__(self, client: AsyncOpenAI, model: str) -> None:
         self.client = client
         self.model = model

@@ -26,9 +26,11 @@ from harness.sse import read_stream
 from shared.jobs.dispatch import create_celery, send
 from shared.jobs.records import new_job_id
 from shared.jobs.tasks import QUERY_BATCH_TASK, QUERY_QUEUE, QUERY_TASK, QueryBatchTask, QueryTask
+from shared.providers.answerers import EXTRACTIVE_NOTICE
 from shared.settings import Settings
 from shared.streams.events import REPLAY_FIELD, EventName, StreamEvent
 from tests.conftest import client_for, copy_sample_docs
+from tests.integration.conftest import OFFLINE_KB
 from tests.support.jobs import index_and_wait, write_queued_query
 
 pytestmark = pytest.mark.integration
@@ -50,6 +52,19 @@ def _queued(client: redis.Redis) -> list[tuple[str, str, list[dict[str, Any]]]]:
 
 def _task(collection: str = "c", question: str = "什么是 KV 缓存？") -> QueryTask:
     return QueryTask(job_id=new_job_id(), collection=collection, question=question, top_k=4)
+
+
+def _redelivered(r: redis.Redis, ask: QueryTask) -> None:
+    """As if its worker died after a token: delivered again, the question must end, never start over."""
+    r.xadd(
+        f"rag:replay:{ask.job_id}",
+        {REPLAY_FIELD: StreamEvent(seq=1, event=EventName.TOKEN, data={"text": "半"}).to_wire()},
+        id="0-1",
+    )
+
+
+def _text(events: list[Any]) -> str:
+    return "".join(e.data["text"] for e in events if e.event == "token")
 
 
 def test_a_burst_leaves_as_shared_messages_and_a_lone_question_as_its_own(redis_server: RedisServer) -> None:
@@ -91,12 +106,7 @@ def test_a_batch_answers_each_question_alone_and_ends_a_redelivered_one(
         asks += [_task("batches") for _ in range(10)]
         for ask in asks:
             write_queued_query(r, ask.job_id, ask.collection)
-        # The second one's worker died after a token: delivered again, it must end, never start over.
-        r.xadd(
-            f"rag:replay:{asks[1].job_id}",
-            {REPLAY_FIELD: StreamEvent(seq=1, event=EventName.TOKEN, data={"text": "半"}).to_wire()},
-            id="0-1",
-        )
+        _redelivered(r, asks[1])
         batch_id = f"batch-{uuid.uuid4().hex}"
         send(Celery(broker=zhipu_stack.env["REDIS_URL"]), QueryBatchTask(requests=asks), task_id=batch_id)
         streams = [read_stream(client, f"/v1/queries/{ask.job_id}/stream") for ask in asks]
@@ -111,6 +121,38 @@ def test_a_batch_answers_each_question_alone_and_ends_a_redelivered_one(
         assert [e.id for e in events] == list(range(1, len(events) + 1))
     assert [(e.event, e.data.get("code")) for e in streams[1][-1:]] == [("error", "worker_lost")]
     assert [(e.event, e.data.get("code")) for e in streams[3]] == [("error", "not_found")]
+    r.close()
+
+
+def test_an_offline_batch_is_answered_on_the_event_loop_with_each_questions_own_answer(
+    offline_stack: Stack, offline_kb: dict[str, Any]
+) -> None:
+    """The extractive answerer takes the LLM answerers' path: every question of a batch is handed to the worker's
+    event loop, and gets the answer it gets when asked alone, in events numbered 1, 2, ..."""
+    assert offline_kb["state"] == "succeeded", offline_kb
+    questions = ["KV 缓存里保存的是什么？", "什么是投机解码？"]
+    r = redis.Redis.from_url(offline_stack.env["REDIS_URL"], decode_responses=True)
+    with client_for(offline_stack) as client:
+        alone = {}
+        for question in questions:
+            asked = client.post("/v1/queries", json={"collection": OFFLINE_KB, "question": question, "top_k": 4})
+            alone[question] = _text(read_stream(client, asked.json()["stream_url"]))
+        asks = [_task(OFFLINE_KB, questions[i % 2]) for i in range(6)] + [_task("missing")]
+        for ask in asks:
+            write_queued_query(r, ask.job_id, ask.collection)
+        _redelivered(r, asks[1])
+        batch_id = f"batch-{uuid.uuid4().hex}"
+        send(Celery(broker=offline_stack.env["REDIS_URL"]), QueryBatchTask(requests=asks), task_id=batch_id)
+        streams = [read_stream(client, f"/v1/queries/{ask.job_id}/stream") for ask in asks]
+    states = "{'generating on the event loop': 5, 'redelivered': 1, 'failed': 1}"
+    assert _worker_log_line(offline_stack, batch_id).endswith(f"{{'answers': 7, 'states': {states}}}")
+    for ask, events in [(asks[0], streams[0]), *zip(asks[2:6], streams[2:6], strict=True)]:
+        assert events[0].event == "sources" and events[-1].event == "done"
+        assert _text(events) == alone[ask.question] and _text(events).startswith(EXTRACTIVE_NOTICE)
+        assert [e.id for e in events] == list(range(1, len(events) + 1))
+        assert events[-1].data["answerer"] == "extractive" and events[-1].data["tokens"] > 1
+    assert [(e.event, e.data.get("code")) for e in streams[1][-1:]] == [("error", "worker_lost")]
+    assert [(e.event, e.data.get("code")) for e in streams[6]] == [("error", "not_found")]
     r.close()
 
 

@@ -22,7 +22,6 @@ from shared.providers.factory import build_answerer
 from shared.settings import Settings
 from shared.store import ScoredChunk
 from shared.usage import TokenUsage
-from workers.generation import is_async
 
 TOKENS = [f"词{i:02d}" for i in range(12)]
 T = TypeVar("T")
@@ -71,7 +70,7 @@ def _on_a_loop_without_threads(answerer: AsyncLLMAnswerer, main: Coroutine[Any, 
 
 
 def test_the_default_zhipu_answerer_is_async_on_llama_index_llm(answerer: AsyncLLMAnswerer) -> None:
-    assert is_async(answerer) and isinstance(answerer.llm, LLM)
+    assert isinstance(answerer.llm, LLM)
     assert answerer.name == "zhipu/glm-4-flash"
 
 

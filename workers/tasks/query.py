@@ -6,14 +6,12 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from celery import Task
 
-from shared.jobs.heartbeat import Heartbeat
 from shared.jobs.record_writer import JobRecordWriter
 from shared.jobs.tasks import QUERY_BATCH_TASK, QUERY_TASK, QueryBatchTask, QueryTask
 from shared.ops.log_setup import logging_job
@@ -27,7 +25,7 @@ from shared.streams.events import AnswerTimings, DonePayload, ErrorCode, EventNa
 from shared.streams.publisher import EventPublisher, StreamClosed
 from shared.usage import TokenUsage
 from workers.celery_app import app
-from workers.generation import Generated, condense, generate, generate_async, is_async
+from workers.generation import Generated, condense, generate
 from workers.reranking import rerank_chunks
 from workers.runtime import Runtime, get_runtime
 from workers.usage import record_query_usage
@@ -68,24 +66,17 @@ def answer_queries(self: Task, request: dict[str, Any]) -> dict[str, Any]:
     """The questions an API process sent together (api/query_dispatch.py), each answered as if it came alone."""
     asks = QueryBatchTask.model_validate(request).requests
     rt = get_runtime()
-    if is_async(rt.answerer):
-        # Each retrieves here in turn and hands its generation to the event loop; the questions are embedded
-        # together first, in one request where the model allows it.
-        vectors = _query_vectors(rt, asks)
-        states = [_answer(rt, ask, vectors.get(ask.job_id))["state"] for ask in asks]
-    else:
-        # extractive generates in the thread that reads it: a thread per answer, from one pool per
-        # process as large as the Celery pool: at most -c answers from batches at once, beside -c lone tasks.
-        # Each waited for on its own: one that raises must not cancel those still waiting for a thread.
-        answering = [rt.batch_answers.submit(_answer, rt, ask) for ask in asks]
-        states = [_state_of(ask, future) for ask, future in zip(asks, answering, strict=True)]
+    # Each retrieves here in turn and hands its generation to the event loop, where the batch's answers stream
+    # together; the questions are embedded together first, in one request where the model allows it.
+    vectors = _query_vectors(rt, asks)
+    states = [_state_of(rt, ask, vectors.get(ask.job_id)) for ask in asks]
     return {"answers": len(asks), "states": dict(Counter(states))}
 
 
-def _state_of(ask: QueryTask, answering: Future[dict[str, Any]]) -> str:
+def _state_of(rt: Runtime, ask: QueryTask, query_vector: list[float] | None) -> str:
     try:
-        return str(answering.result()["state"])
-    except Exception:  # `_answer` ends the job itself on any failure it expects; this one escaped it
+        return str(_answer(rt, ask, query_vector)["state"])
+    except Exception:  # `_answer` ends the job itself on any failure it expects; this one must not stop the rest
         log.exception("query job %s: answering it in a batch failed", ask.job_id)
         return "failed"
 
@@ -106,7 +97,7 @@ def _query_vectors(rt: Runtime, asks: list[QueryTask]) -> dict[str, list[float]]
 
 def _answer(rt: Runtime, task: QueryTask, query_vector: list[float] | None = None) -> dict[str, Any]:
     # A batch's task logs under the batch's id (workers/log_signals.py); each of its questions under its own job's,
-    # in the task's thread or a pool thread, and on the event loop (its coroutine copies this context).
+    # in the task's thread and on the event loop (its coroutine copies this context).
     with logging_job(task.job_id):
         return _answer_job(rt, task, query_vector)
 
@@ -122,41 +113,28 @@ def _answer_job(rt: Runtime, task: QueryTask, query_vector: list[float] | None) 
         _end(rt, job_id, QueryEnding.failed(ErrorCode.WORKER_LOST, WORKER_LOST_MESSAGE))
         return {"state": "redelivered"}
 
-    if is_async(rt.answerer):
-        return _answer_on_loop(rt, job, events, task, query_vector)
-    with Heartbeat(rt.redis, job_id, settings.HEARTBEAT_INTERVAL_S, settings.HEARTBEAT_TTL_S):
-        job.running("retrieving")
-        try:
-            prepared = _prepare(rt, job, events, task, query_vector)
-            return _succeed(rt, job_id, prepared, generate(rt, events, prepared.question, prepared.chunks))
-        except Exception as exc:
-            return _ended(rt, job_id, exc)
-
-
-def _answer_on_loop(
-    rt: Runtime, job: JobRecordWriter, events: EventPublisher, task: QueryTask, query_vector: list[float] | None
-) -> dict[str, Any]:
-    """zhipu, openai_compatible: retrieve here, in the task's thread; generate on the process's event loop."""
-    rt.answers.begin(task.job_id)  # waits while the loop holds LOOP_MAX_ANSWERS; starts the heartbeat
+    # Retrieve here, in the task's thread (embedding and search are CPU work, kept off the loop); generate on the
+    # process's event loop, which streams every answer of the process.
+    rt.answers.begin(job_id)  # waits while the loop holds LOOP_MAX_ANSWERS; starts the heartbeat
     try:
         job.running("retrieving")
         prepared = _prepare(rt, job, events, task, query_vector)
     except Exception as exc:
-        rt.answers.end(task.job_id)
-        return _ended(rt, task.job_id, exc)
-    rt.answers.hand_off(task.job_id, _generate_on_loop(rt, events, prepared))
+        rt.answers.end(job_id)
+        return _ended(rt, job_id, exc)
+    rt.answers.hand_off(job_id, _generate_on_loop(rt, job_id, prepared))
     return {"state": "generating on the event loop"}
 
 
-async def _generate_on_loop(rt: Runtime, events: EventPublisher, prepared: Prepared) -> None:
+async def _generate_on_loop(rt: Runtime, job_id: str, prepared: Prepared) -> None:
     """The answer's stream on the loop; its ending (a Redis script call) in the loop's executor, off the loop."""
     loop = asyncio.get_running_loop()
     try:
-        generated = await generate_async(rt, events, prepared.question, prepared.chunks)
+        generated = await generate(rt, job_id, prepared.question, prepared.chunks)
     except Exception as exc:
-        await loop.run_in_executor(None, _ended, rt, events.job_id, exc)
+        await loop.run_in_executor(None, _ended, rt, job_id, exc)
         return
-    await loop.run_in_executor(None, _succeed, rt, events.job_id, prepared, generated)
+    await loop.run_in_executor(None, _succeed, rt, job_id, prepared, generated)
 
 
 def _ended(rt: Runtime, job_id: str, exc: Exception) -> dict[str, Any]:
