@@ -33,7 +33,7 @@ router = APIRouter(tags=["feedback"])
 @router.post(
     "/v1/queries/{job_id}/feedback",
     response_model=Feedback,
-    responses=errors(404, 409, 422),
+    responses=errors(400, 404, 409, 422),
     summary="Rate a finished answer up or down, with an optional comment; a second rating replaces the first",
 )
 async def rate_answer(
