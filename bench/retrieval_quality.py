@@ -313,7 +313,7 @@ def docs_section(results: list[EngineResult], command: str, chunk_size: int, ove
             "`问答手册.txt`, which is in fact an English text on agent AI); tune: `bench/data/corpus_questions.json`, "
             "check: `bench/data/corpus_questions_check.json`",
             "",
-            "Ranking choices were made on the tune sets; the check sets were written before and only measured. kb "
+            "Ranking choices are made on the tune sets; the check sets were written before any change. kb "
             "has only a few chunks, so its hit@5 is near the ceiling for every mode; the corpus separates them "
             "better. Compare scores only within a corpus.",
             "",
