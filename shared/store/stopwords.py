@@ -6,7 +6,7 @@ collection, but in a small one (a team's few files of notes) it is in few chunks
 chunks that happen to ask or say "什么是…" outrank the answer. Only the question's side drops them: chunks keep
 every token, so nothing is re-indexed, and a question made only of these words still searches them all.
 
-Negations (不, 没有) stay: they change what is asked.
+Negations (不, 没有) stay: they change what is asked; so do English words that are also acronyms here.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ _CHINESE = """
 会 能 能够 可以 才能 要 该 应该 就 都 也 还 又 才 再 有 说 用 做 用来 起 干
 请问 请 一下 指 叫 叫做 称为 所谓 意思 作用 情况 一般 通常 分别 到底 大概 大约 真正
 """
+# Without a, i, am, as, it: in Chinese technical text those are A 类地址, I/O, AM, AS 自治系统, IT.
 _ENGLISH = """
-what which who whom whose why how when where is are was were be been being am the a an of to in on for
-does do did can could should would will shall may might must and or with by from as at it its this that these
-those there their they them i you we he she me my your our please
+what which who whom whose why how when where is are was were be been being the an of to in on for
+does do did can could should would will shall may might must and or with by from at its this that these
+those there their they them you we he she me my your our please
 """
 
 QUESTION_STOPWORDS: frozenset[str] = frozenset((_CHINESE + _ENGLISH).split())

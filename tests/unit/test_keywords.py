@@ -52,3 +52,7 @@ def test_a_negation_is_part_of_the_question() -> None:
 
 def test_a_question_made_only_of_question_words_still_searches_them() -> None:
     assert query_terms("是什么？") == ["是", "什么"]
+
+
+def test_a_latin_letter_is_an_acronym_not_an_article() -> None:
+    assert query_terms("A 类地址和 I/O 端口是什么？") == ["a", "类", "地址", "i", "o", "端口"]
