@@ -4,6 +4,8 @@ export REDIS_URL ?= redis://127.0.0.1:6379/0
 export API_PORT ?= 8000
 export FLOWER_PORT ?= 5555
 PY := .venv/bin/python
+# pytest-xdist worker processes for `make test` (tests/support/worker_groups.py says what each one takes)
+TEST_PROCESSES ?= 2
 
 .PHONY: help install up down status demo test lint
 
@@ -35,8 +37,8 @@ lint: install  ## ruff and mypy
 	@.venv/bin/ruff check .
 	@.venv/bin/mypy
 
-test: install  ## Lint, then run the test suite (it starts its own Redis, PostgreSQL and Celery workers)
+test: install  ## Lint, then run the test suite in TEST_PROCESSES processes (each starts its own Redis, PostgreSQL and Celery workers)
 	@scripts/install_browser.sh
 	@.venv/bin/ruff check .
 	@.venv/bin/mypy
-	@.venv/bin/pytest
+	@.venv/bin/pytest -n $(TEST_PROCESSES)

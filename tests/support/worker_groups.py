@@ -1,0 +1,85 @@
+"""How `make test` splits the suite between pytest-xdist worker processes.
+
+Each xdist worker builds its own session fixtures (its own Redis, stacks, fake upstream), so the unit of
+distribution is what a fixture costs to build, not a test:
+- a test module is one unit: its module-scoped stacks start once, in one worker;
+- the modules that use a session fixture too costly to build twice are one unit together (SHARED);
+- units that start stacks run first and the in-process ones last, so the workers finish together (longest
+  work first) instead of one starting a stack while the other has nothing left to take.
+The scheduler runs in the controlling process, which sees only test ids, so SHARED names modules by path;
+every worker checks at collection that the table is complete (a module that starts using such a fixture
+without being listed fails the run instead of silently building the fixture twice).
+Without xdist this plugin only orders the modules (each stays whole, in file order within its cost).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+# Session fixtures that cost tens of seconds of CPU to build, and the modules that use them.
+SHARED: dict[str, tuple[str, ...]] = {
+    # the sample docs embedded with the local model
+    "offline_kb": (
+        "tests/integration/test_evaluation.py",
+        "tests/integration/test_job_listing.py",
+        "tests/integration/test_metrics.py",
+        "tests/integration/test_offline_default.py",
+        "tests/integration/test_query_batches.py",
+    ),
+    # a stack of its own for JSON logs and coalesced tokens
+    "json_coalescing_stack": ("tests/integration/test_json_logs.py", "tests/integration/test_token_coalescing.py"),
+}
+UNIT_OF = {module: fixture for fixture, modules in SHARED.items() for module in modules}
+STACK_FIXTURES = ("offline_stack", "zhipu_stack", "keyed_api", *SHARED)
+
+
+def unit_of(nodeid: str) -> str:
+    """The unit of work a test belongs to: its module, or the shared fixture's name."""
+    module = nodeid.split("::", 1)[0]
+    return UNIT_OF.get(module, module)
+
+
+def _cost(item: pytest.Item) -> int:
+    """2: the module starts something of its own; 1: it uses a session stack; 0: it runs in process."""
+    definitions = item._fixtureinfo.name2fixturedefs  # type: ignore[attr-defined]
+    if any(definitions[name][-1].scope == "module" for name in item.fixturenames if name in definitions):
+        return 2
+    return 1 if any(name in item.fixturenames for name in STACK_FIXTURES) else 0
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    unlisted = sorted(
+        {
+            f"{item.nodeid.split('::', 1)[0]} uses {fixture}"
+            for item in items
+            for fixture in SHARED
+            if fixture in item.fixturenames and UNIT_OF.get(item.nodeid.split("::", 1)[0]) != fixture
+        }
+    )
+    if unlisted:
+        raise pytest.UsageError(f"add to SHARED in {__file__}: " + "; ".join(unlisted))
+    cost: dict[str, int] = {}
+    first: dict[str, int] = {}
+    for index, item in enumerate(items):
+        unit = unit_of(item.nodeid)
+        cost[unit] = max(cost.get(unit, 0), _cost(item))
+        first.setdefault(unit, index)
+    position = {id(item): index for index, item in enumerate(items)}
+    items.sort(key=lambda item: (-cost[unit_of(item.nodeid)], first[unit_of(item.nodeid)], position[id(item)]))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Whole units to each worker, in collection order (the order above), for any of xdist's load modes."""
+    if config.getoption("dist") not in ("load", "loadscope", "loadfile", "loadgroup"):
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class UnitScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return unit_of(nodeid)
+
+    config.option.loadscopereorder = False  # keep the longest-first order instead of the most-tests-first one
+    return UnitScheduling(config, log)
