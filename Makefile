@@ -5,7 +5,7 @@ export API_PORT ?= 8000
 export FLOWER_PORT ?= 5555
 PY := .venv/bin/python
 # pytest-xdist worker processes for `make test` (tests/support/worker_groups.py says what each one takes)
-TEST_PROCESSES ?= 2
+TEST_PROCESSES ?= 3
 
 .PHONY: help install up down status demo test lint
 
