@@ -10,14 +10,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
 
 from llama_index.core import MockEmbedding
 
 from shared.providers.answerers import EXTRACTIVE_NOTICE, NO_CONTEXT_ANSWER, ExtractiveAnswerer
 from shared.store import ScoredChunk
 from shared.usage import TokenUsage
+from tests.support.executors import CountingThreads
 
 DELAY_S = 0.25  # per embedding call; an answer makes two (the question, then its candidate sentences)
 CHUNKS = [
@@ -36,18 +35,6 @@ class SlowEmbedding(MockEmbedding):
     def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
         time.sleep(DELAY_S)
         return [[1.0 if "KV" in text else 0.0, 1.0] for text in texts]
-
-
-class CountingThreads(ThreadPoolExecutor):
-    """A loop's default executor that records what is sent to it."""
-
-    def __init__(self) -> None:
-        super().__init__(max_workers=2)
-        self.sent: list[str] = []
-
-    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
-        self.sent.append(repr(fn))
-        return super().submit(fn, *args, **kwargs)
 
 
 def _answerer(max_sentences: int = 1) -> ExtractiveAnswerer:

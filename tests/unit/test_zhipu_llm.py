@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Coroutine
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import pytest
@@ -22,22 +21,11 @@ from shared.providers.factory import build_answerer
 from shared.settings import Settings
 from shared.store import ScoredChunk
 from shared.usage import TokenUsage
+from tests.support.executors import CountingThreads
 
 TOKENS = [f"词{i:02d}" for i in range(12)]
 T = TypeVar("T")
 CHUNKS = [ScoredChunk("c1", "d1", "kb/kv.md", "KV 缓存保存历史词元的键和值。", 1.0)]
-
-
-class CountingThreads(ThreadPoolExecutor):
-    """A loop's default executor that records what is sent to a thread."""
-
-    def __init__(self) -> None:
-        super().__init__(max_workers=2)
-        self.sent: list[str] = []
-
-    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
-        self.sent.append(repr(fn))
-        return super().submit(fn, *args, **kwargs)
 
 
 @pytest.fixture
