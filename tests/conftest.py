@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from harness.fakes.zhipu_server import ZhipuFakeServer
+from harness.postgres import PostgresServer
 from harness.processes import RedisServer, Stack
-from tests.support.postgres import PostgresServer
 
 SAMPLE_DOCS = Path(__file__).resolve().parents[1] / "docs" / "kb"
 

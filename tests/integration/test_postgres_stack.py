@@ -13,11 +13,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from harness.postgres import PostgresServer
 from harness.processes import BIN, ROOT, RedisServer, Stack
 from harness.sse import iter_events
 from tests.conftest import client_for, stack_env
 from tests.support.jobs import wait_for_job
-from tests.support.postgres import PostgresServer
 
 pytestmark = pytest.mark.integration
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.postgres import PostgresServer
 from shared.store import Store
 from shared.store.postgres_store import PostgresStore
 from shared.store.sqlite_store import SQLiteStore
-from tests.support.postgres import PostgresServer
 
 ENGINES = ["sqlite", "postgresql"]
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.postgres import PostgresServer
 from harness.processes import BIN, ROOT
 from shared.store import ChunkRecord
 from shared.store.blobs import blob_key, blob_path
 from shared.store.postgres_store import PostgresStore
 from shared.store.sqlite_store import SQLiteStore
-from tests.support.postgres import PostgresServer
 
 
 def _embedded(data: Path) -> SQLiteStore:
