@@ -163,6 +163,8 @@ def test_a_disconnecting_client_frees_its_subscription_and_can_resume(
             rest = _rest(iter_events(again), [])
     ids = [e.id for e in seen + rest]
     assert ids == list(range(1, len(ids) + 1))  # nothing lost, nothing twice
+    ending = (seen + rest)[-1]
+    assert ending.event == "done", f"the answer ended with {ending.event}: {ending.data}"
     assert [e.data["text"] for e in seen + rest if e.event == "token"] == SLOW_TOKENS[:20]
 
 
