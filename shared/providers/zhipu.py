@@ -24,7 +24,6 @@ from llama_index.core.base.llms.types import (
     ChatMessage,
     ChatResponse,
     ChatResponseAsyncGen,
-    ChatResponseGen,
     CompletionResponse,
     CompletionResponseAsyncGen,
     MessageRole,
@@ -50,45 +49,7 @@ def sdk_client(settings: Settings) -> ZhipuAIClient:
     )
 
 
-class UsageReportingZhipuAI(ZhipuAI):
-    """The stock integration, except that a chunk with no text is passed on (as an empty delta) when it carries
-    the call's `usage`, as Zhipu's last chunk does: the stock one drops it, and a key's tokens come from it."""
-
-    def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
-        messages_dict = self._convert_to_llm_messages(messages)
-
-        def gen() -> ChatResponseGen:
-            raw_response = self._client.chat.completions.create(
-                model=self.model,
-                messages=messages_dict,
-                stream=True,
-                tools=kwargs.get("tools"),
-                tool_choice=kwargs.get("tool_choice"),
-                stop=kwargs.get("stop"),
-                timeout=self.timeout,
-                extra_body=self.model_kwargs,
-            )
-            text = ""
-            for chunk in raw_response:
-                delta = chunk.choices[0].delta if chunk.choices else None
-                content = delta.content if delta is not None else None
-                if content is None and getattr(chunk, "usage", None) is None:
-                    continue
-                text += content or ""
-                yield ChatResponse(
-                    message=ChatMessage(
-                        content=text,
-                        role=(delta.role if delta is not None else None) or "assistant",
-                        additional_kwargs={"tool_calls": delta.tool_calls if delta is not None else None},
-                    ),
-                    delta=content or "",
-                    raw=chunk,
-                )
-
-        return gen()
-
-
-class AsyncZhipuAI(UsageReportingZhipuAI):
+class AsyncZhipuAI(ZhipuAI):
     """The stock ZhipuAI LLM, with asynchronous calls that need no thread: one event loop holds many answers."""
 
     _aclient: AsyncOpenAI = PrivateAttr()
