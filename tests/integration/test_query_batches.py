@@ -14,6 +14,7 @@ import time
 import uuid
 from typing import Any
 
+import httpx
 import pytest
 import redis
 from celery import Celery
@@ -67,6 +68,19 @@ def _text(events: list[Any]) -> str:
     return "".join(e.data["text"] for e in events if e.event == "token")
 
 
+def _answer_batch(stack: Stack, client: httpx.Client, asks: list[QueryTask]) -> tuple[str, list[list[Any]]]:
+    """Queue `asks` as the API would, the second as delivered again after its worker died, send them as one batch
+    task and read every question's stream: (the batch's task id, each question's events)."""
+    r = redis.Redis.from_url(stack.env["REDIS_URL"], decode_responses=True)
+    for ask in asks:
+        write_queued_query(r, ask.job_id, ask.collection)
+    _redelivered(r, asks[1])
+    r.close()
+    batch_id = f"batch-{uuid.uuid4().hex}"
+    send(Celery(broker=stack.env["REDIS_URL"]), QueryBatchTask(requests=asks), task_id=batch_id)
+    return batch_id, [read_stream(client, f"/v1/queries/{ask.job_id}/stream") for ask in asks]
+
+
 def test_a_burst_leaves_as_shared_messages_and_a_lone_question_as_its_own(redis_server: RedisServer) -> None:
     url = redis_server.url(redis_server.claim_db("test_query_batches"))
     client = redis.Redis.from_url(url)
@@ -95,23 +109,16 @@ def test_a_burst_leaves_as_shared_messages_and_a_lone_question_as_its_own(redis_
 def test_a_batch_answers_each_question_alone_and_ends_a_redelivered_one(
     zhipu_stack: Stack, zhipu: ZhipuFakeServer
 ) -> None:
-    zhipu.configure(tokens=TOKENS, token_delay_ms=20)  # answers long enough for the later ones to wait for a thread
-    r = redis.Redis.from_url(zhipu_stack.env["REDIS_URL"], decode_responses=True)
+    zhipu.configure(tokens=TOKENS, token_delay_ms=20)  # answers long enough to overlap
     with client_for(zhipu_stack) as client:
         copy_sample_docs(zhipu_stack, "kb")
         assert index_and_wait(client, "batches", ["kb"])["state"] == "succeeded"
         asks = [_task("batches"), _task("batches", "什么是投机解码？"), _task("batches"), _task("missing")]
-        # More questions than the worker has threads for a batch's answers (-c 4): those wait for a thread, and
-        # must still be answered after the ones before them finished.
+        # More questions than the worker has pool threads (-c 4): every one is answered, not only the first few.
         asks += [_task("batches") for _ in range(10)]
-        for ask in asks:
-            write_queued_query(r, ask.job_id, ask.collection)
-        _redelivered(r, asks[1])
-        batch_id = f"batch-{uuid.uuid4().hex}"
-        send(Celery(broker=zhipu_stack.env["REDIS_URL"]), QueryBatchTask(requests=asks), task_id=batch_id)
-        streams = [read_stream(client, f"/v1/queries/{ask.job_id}/stream") for ask in asks]
+        batch_id, streams = _answer_batch(zhipu_stack, client, asks)
     # The batch's task itself ends well and counts every question's outcome (it once failed on the first
-    # success, and questions still waiting for a thread were then cancelled). zhipu answers on the worker's
+    # success, and the questions after it were then cancelled). zhipu answers on the worker's
     # event loop: the task hands each answer off, and the streams below show how each ended.
     states = "{'generating on the event loop': 12, 'redelivered': 1, 'failed': 1}"
     assert _worker_log_line(zhipu_stack, batch_id).endswith(f"{{'answers': 14, 'states': {states}}}")
@@ -121,7 +128,6 @@ def test_a_batch_answers_each_question_alone_and_ends_a_redelivered_one(
         assert [e.id for e in events] == list(range(1, len(events) + 1))
     assert [(e.event, e.data.get("code")) for e in streams[1][-1:]] == [("error", "worker_lost")]
     assert [(e.event, e.data.get("code")) for e in streams[3]] == [("error", "not_found")]
-    r.close()
 
 
 def test_an_offline_batch_is_answered_on_the_event_loop_with_each_questions_own_answer(
@@ -131,19 +137,13 @@ def test_an_offline_batch_is_answered_on_the_event_loop_with_each_questions_own_
     event loop, and gets the answer it gets when asked alone, in events numbered 1, 2, ..."""
     assert offline_kb["state"] == "succeeded", offline_kb
     questions = ["KV 缓存里保存的是什么？", "什么是投机解码？"]
-    r = redis.Redis.from_url(offline_stack.env["REDIS_URL"], decode_responses=True)
     with client_for(offline_stack) as client:
         alone = {}
         for question in questions:
             asked = client.post("/v1/queries", json={"collection": OFFLINE_KB, "question": question, "top_k": 4})
             alone[question] = _text(read_stream(client, asked.json()["stream_url"]))
         asks = [_task(OFFLINE_KB, questions[i % 2]) for i in range(6)] + [_task("missing")]
-        for ask in asks:
-            write_queued_query(r, ask.job_id, ask.collection)
-        _redelivered(r, asks[1])
-        batch_id = f"batch-{uuid.uuid4().hex}"
-        send(Celery(broker=offline_stack.env["REDIS_URL"]), QueryBatchTask(requests=asks), task_id=batch_id)
-        streams = [read_stream(client, f"/v1/queries/{ask.job_id}/stream") for ask in asks]
+        batch_id, streams = _answer_batch(offline_stack, client, asks)
     states = "{'generating on the event loop': 5, 'redelivered': 1, 'failed': 1}"
     assert _worker_log_line(offline_stack, batch_id).endswith(f"{{'answers': 7, 'states': {states}}}")
     for ask, events in [(asks[0], streams[0]), *zip(asks[2:6], streams[2:6], strict=True)]:
@@ -153,7 +153,6 @@ def test_an_offline_batch_is_answered_on_the_event_loop_with_each_questions_own_
         assert events[-1].data["answerer"] == "extractive" and events[-1].data["tokens"] > 1
     assert [(e.event, e.data.get("code")) for e in streams[1][-1:]] == [("error", "worker_lost")]
     assert [(e.event, e.data.get("code")) for e in streams[6]] == [("error", "not_found")]
-    r.close()
 
 
 def test_every_question_of_a_batch_the_broker_refused_gets_a_503_and_the_next_send_is_tried_again() -> None:
