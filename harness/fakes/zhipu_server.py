@@ -109,6 +109,13 @@ class ZhipuFakeServer:
     def counters(self) -> dict[str, int]:
         return dict(self.state.dump()["counters"])
 
+    def wait_for_active_streams(self, count: int, timeout_s: float = 30) -> int:
+        """Wait until `count` chat streams are open at once (or `timeout_s` passes); the most ever open at once."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and self.counters()["active_streams"] < count:
+            time.sleep(0.05)
+        return self.counters()["max_active_streams"]
+
     def stop(self) -> None:
         if self._server is not None:
             self._server.should_exit = True
