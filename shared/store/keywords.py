@@ -20,7 +20,7 @@ Deliberate choices:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from shared.ingest.text_normalize import normalize_text
 from shared.store.segmenter import cut_for_search
@@ -30,14 +30,9 @@ from shared.store.stopwords import QUESTION_STOPWORDS
 DEFAULT_POSTINGS_BUDGET = 20_000
 
 
-def _search_cut() -> Callable[[str], list[str]]:
-    """jieba's search-mode cut, computed by jieba-rs with jieba's tokens (shared/store/segmenter.py)."""
-    return cut_for_search
-
-
 def tokenize(text: str) -> list[str]:
     """Lower-cased jieba search-mode tokens, without whitespace or punctuation-only tokens."""
-    tokens = (t.strip().lower() for t in _search_cut()(normalize_text(text)))
+    tokens = (t.strip().lower() for t in cut_for_search(normalize_text(text)))
     return [t for t in tokens if any(ch.isalnum() for ch in t)]
 
 
