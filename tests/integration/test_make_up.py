@@ -220,8 +220,23 @@ def all_running(stack: UpStack) -> tuple[dict[str, Row], str] | None:
     return (rows, out) if {row.state for row in rows.values()} == {"RUNNING"} else None
 
 
+def wait_all_running(stack: UpStack, timeout: float = 60) -> tuple[dict[str, Row], str]:
+    """`all_running`, waited for; on a timeout the error holds the last `make status` and the tail of the log of
+    each program not running, so a program that crashed or started slowly on a busy machine says which."""
+    try:
+        return wait_until(lambda: all_running(stack), timeout, "every program to be RUNNING")
+    except TimeoutError as exc:
+        rows, out = stack.status()
+        for name, row in rows.items():
+            log = stack.run_dir / f"{name}.log"
+            if row.state != "RUNNING" and log.exists():
+                exc.add_note(f"--- {log} (last 2,000 characters):\n{log.read_text(errors='replace')[-2000:]}")
+        exc.add_note(f"--- make status:\n{out}")
+        raise
+
+
 def test_every_program_runs_under_supervisord_and_the_api_is_ready(stack: UpStack) -> None:
-    rows, out = wait_until(lambda: all_running(stack), 30, "every program to be RUNNING")
+    rows, out = wait_all_running(stack)
     assert {name: row.restarts for name, row in rows.items()} == dict.fromkeys(PROGRAMS, 0)
     assert f"redis: running (pid {(stack.run_dir / 'redis.pid').read_text().strip()}" in out
     assert httpx.get(f"{stack.api}/readyz", timeout=10).status_code == 200
@@ -286,7 +301,7 @@ def test_redis_keeps_job_records_across_a_restart(stack: UpStack) -> None:
 
 
 def test_make_down_leaves_no_process_and_frees_every_port(stack: UpStack) -> None:
-    wait_until(lambda: all_running(stack), 30, "every program to be RUNNING")
+    wait_all_running(stack)
     down_and_check_nothing_is_left(stack, set())
 
 
@@ -298,7 +313,7 @@ def test_make_up_on_postgresql_indexes_answers_and_stops_it(zhipu_server: ZhipuF
     try:
         started = up.run(STACK_SH, "up")
         assert started.returncode == 0, started.stdout + started.stderr
-        rows, out = wait_until(lambda: all_running(up), 30, "every program to be RUNNING")
+        rows, out = wait_all_running(up)
         assert set(rows) == PROGRAMS
         postmaster = int((up.run_dir / "postgres" / "postmaster.pid").read_text().split()[0])
         assert f"postgres: running (pid {postmaster}" in out
