@@ -12,6 +12,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -19,6 +20,7 @@ import pytest
 from harness.fakes.zhipu_server import ZhipuFakeServer
 from harness.postgres import PostgresServer
 from harness.processes import RedisServer, Stack
+from tests.support.jobs import index_and_wait
 
 SAMPLE_DOCS = Path(__file__).resolve().parents[1] / "docs" / "kb"
 
@@ -85,6 +87,20 @@ def offline_stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFa
     )
     yield stack
     stack.stop()
+
+
+OFFLINE_KB = "kb"
+
+
+@pytest.fixture(scope="session")
+def offline_kb(offline_stack: Stack) -> dict[str, Any]:
+    """The sample docs indexed once on the offline stack into `OFFLINE_KB`; the finished index job's record.
+
+    The local embedding model makes this the costliest index job of the session (tens of seconds of CPU on a
+    small machine); tests that only read the collection share it, and none of them changes it.
+    """
+    with client_for(offline_stack) as client:
+        return index_and_wait(client, OFFLINE_KB, [str(SAMPLE_DOCS)])  # the sample docs are an allowed import root
 
 
 @pytest.fixture(scope="session")

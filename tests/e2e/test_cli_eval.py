@@ -5,24 +5,23 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from harness.processes import Stack
-from tests.conftest import SAMPLE_DOCS, client_for
+from tests.conftest import OFFLINE_KB, SAMPLE_DOCS
 from tests.e2e.test_cli import one_line_error, ragq
-from tests.support.jobs import index_and_wait
 
 pytestmark = pytest.mark.e2e
 
-COLLECTION = "cli-eval"
+COLLECTION = OFFLINE_KB  # the sample docs, indexed once for the session; evaluating only reads them
 EVAL_SET = SAMPLE_DOCS.parent / "kb-eval.jsonl"
 
 
 @pytest.fixture(scope="module")
-def api(offline_stack: Stack) -> str:
-    with client_for(offline_stack) as client:
-        assert index_and_wait(client, COLLECTION, [str(SAMPLE_DOCS)])["state"] == "succeeded"
+def api(offline_stack: Stack, offline_kb: dict[str, Any]) -> str:
+    assert offline_kb["state"] == "succeeded"
     return offline_stack.base_url
 
 

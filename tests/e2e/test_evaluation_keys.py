@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from harness.processes import Stack
-from tests.conftest import SAMPLE_DOCS, client_for
+from tests.conftest import OFFLINE_KB, SAMPLE_DOCS
 from tests.e2e.conftest import LIMITED_TO, KeyedApi
-from tests.support.jobs import index_and_wait, wait_for_job
+from tests.support.jobs import wait_for_job
 
 pytestmark = pytest.mark.e2e
 
-COLLECTION = "eval-keys"
+COLLECTION = OFFLINE_KB  # the sample docs, indexed once for the session; evaluating only reads them
 EVAL_SET = SAMPLE_DOCS.parent / "kb-eval.jsonl"
 NDJSON = {"Content-Type": "application/x-ndjson"}
 
 
-def test_an_evaluation_job_is_seen_only_by_its_key(offline_stack: Stack, keyed_api: KeyedApi) -> None:
-    with client_for(offline_stack) as open_client:
-        assert index_and_wait(open_client, COLLECTION, [str(SAMPLE_DOCS)])["state"] == "succeeded"
+def test_an_evaluation_job_is_seen_only_by_its_key(offline_kb: dict[str, Any], keyed_api: KeyedApi) -> None:
+    assert offline_kb["state"] == "succeeded"
     body = EVAL_SET.read_bytes()
     with keyed_api.client(keyed_api.key_a) as a, keyed_api.client(keyed_api.key_b) as b:
         response = a.post(f"/v1/collections/{COLLECTION}/evaluations", content=body, headers=NDJSON)

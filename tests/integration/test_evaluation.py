@@ -10,8 +10,7 @@ import httpx
 import pytest
 
 from harness.processes import Stack
-from tests.conftest import SAMPLE_DOCS, client_for
-from tests.integration.conftest import OFFLINE_KB
+from tests.conftest import OFFLINE_KB, SAMPLE_DOCS, client_for
 from tests.support.jobs import wait_for_job
 
 pytestmark = pytest.mark.integration

@@ -28,7 +28,9 @@ def rerank_stack(
     redis_server: RedisServer, zhipu_server: ZhipuFakeServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("eval-rerank")
-    env = stack_env(redis_server, "eval-rerank", root)
+    # Embeddings from the local Zhipu-protocol server: the local model would spend seconds of CPU per sample
+    # document, and what is under test is the reranking stage, whatever embedded the chunks.
+    env = stack_env(redis_server, "eval-rerank", root, zhipu_server)
     env.update(
         RERANK_PROVIDER="openai_compatible",
         RERANK_BASE_URL=zhipu_server.base_url,

@@ -7,8 +7,7 @@ from typing import Any
 import pytest
 
 from harness.processes import Stack
-from tests.conftest import client_for
-from tests.integration.conftest import OFFLINE_KB
+from tests.conftest import OFFLINE_KB, client_for
 from tests.support.jobs import wait_for_job
 
 pytestmark = pytest.mark.integration

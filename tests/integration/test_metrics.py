@@ -10,8 +10,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness.processes import Stack
-from tests.conftest import client_for
-from tests.integration.conftest import OFFLINE_KB
+from tests.conftest import OFFLINE_KB, client_for
 from tests.support.jobs import wait_for_job
 
 pytestmark = pytest.mark.integration

@@ -12,8 +12,7 @@ from harness.processes import Stack
 from harness.sse import read_stream
 from shared.providers.answerers import EXTRACTIVE_NOTICE
 from shared.store.sqlite_store import SQLiteStore
-from tests.conftest import SAMPLE_DOCS, client_for
-from tests.integration.conftest import OFFLINE_KB
+from tests.conftest import OFFLINE_KB, SAMPLE_DOCS, client_for
 from tests.support.jobs import index_and_wait, wait_for_job
 
 pytestmark = pytest.mark.integration

@@ -30,8 +30,7 @@ from shared.jobs.tasks import QUERY_BATCH_TASK, QUERY_QUEUE, QUERY_TASK, QueryBa
 from shared.providers.answerers import EXTRACTIVE_NOTICE
 from shared.settings import Settings
 from shared.streams.events import REPLAY_FIELD, EventName, StreamEvent
-from tests.conftest import client_for, copy_sample_docs
-from tests.integration.conftest import OFFLINE_KB
+from tests.conftest import OFFLINE_KB, client_for, copy_sample_docs
 from tests.support.jobs import index_and_wait, write_queued_query
 
 pytestmark = pytest.mark.integration

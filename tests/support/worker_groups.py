@@ -22,6 +22,8 @@ import pytest
 SHARED: dict[str, tuple[str, ...]] = {
     # the sample docs embedded with the local model
     "offline_kb": (
+        "tests/e2e/test_cli_eval.py",
+        "tests/e2e/test_evaluation_keys.py",
         "tests/integration/test_evaluation.py",
         "tests/integration/test_job_listing.py",
         "tests/integration/test_metrics.py",
