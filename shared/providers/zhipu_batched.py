@@ -15,19 +15,24 @@ Deliberate choices:
   client's timeout with none at all.
 - `x-should-retry` is deliberately not consulted, because it is an OpenAI-style header, not Zhipu's own;
   whether to retry is decided by status and exception type alone.
+- The SDK builds and sends the request and raises its own error types, but hands back the raw response
+  (`cast_type=httpx.Response`), whose body orjson decodes: the stdlib decoder took ~0.2 ms of GIL-bound CPU
+  per 1024-d vector, a sixth of an index worker's CPU per chunk; orjson takes a tenth of that, with the same
+  floats (both round each decimal to the nearest double).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 import httpx
+import orjson
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.embeddings.zhipuai import ZhipuAIEmbedding
 from zhipuai import ZhipuAI as ZhipuAIClient
-from zhipuai.core import NOT_GIVEN
+from zhipuai.core import NOT_GIVEN, make_request_options
 from zhipuai.core._errors import (
     APIConnectionError,
     APIInternalError,
@@ -155,16 +160,14 @@ class BatchedZhipuEmbedding(ZhipuAIEmbedding):
 
     def _create(self, texts: list[str]) -> list[list[float]]:
         dimensions = NOT_GIVEN if self.model in _FIXED_DIMENSION_MODELS or not self.dimensions else self.dimensions
-        # disable_strict_validation returns the plain JSON: building SDK models float by float costs ~2.5 ms
-        # of GIL-bound CPU per 1024-d vector, which serialised the concurrent requests (docs/benchmarks.md).
-        response = self._client.embeddings.create(
-            model=self.model,
-            input=texts,
-            dimensions=dimensions,
-            timeout=NOT_GIVEN if self.timeout is None else self.timeout,
-            disable_strict_validation=True,
+        # The body `embeddings.create` sends; values left NOT_GIVEN are dropped by the SDK.
+        response = self._client.post(
+            "/embeddings",
+            body={"model": self.model, "input": texts, "dimensions": dimensions},
+            options=make_request_options(timeout=NOT_GIVEN if self.timeout is None else self.timeout),
+            cast_type=httpx.Response,
         )
-        items = sorted(cast(dict[str, Any], response)["data"], key=lambda item: item["index"])
+        items = sorted(orjson.loads(response.content)["data"], key=lambda item: item["index"])
         if [item["index"] for item in items] != list(range(len(texts))):
             indexes = [item["index"] for item in items]
             raise ValueError(f"zhipu /embeddings returned indexes {indexes} for {len(texts)} texts")

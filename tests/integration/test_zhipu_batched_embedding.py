@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 from llama_index.embeddings.zhipuai import ZhipuAIEmbedding
 from zhipuai import ZhipuAI as ZhipuAIClient
@@ -45,17 +46,16 @@ class ClientProxy:
     """Stands in for the SDK client: counts requests in flight, and can act around each real call."""
 
     def __init__(self, real: ZhipuAIClient, around: Callable[[Callable[[], Any]], Any] | None = None) -> None:
-        self.embeddings = self
         self._real, self._around = real, around or (lambda call: call())
         self._lock = threading.Lock()
         self.active = self.peak = 0
 
-    def create(self, **kw: Any) -> Any:
+    def post(self, path: str, **kw: Any) -> Any:
         with self._lock:
             self.active += 1
             self.peak = max(self.peak, self.active)
         try:
-            return self._around(lambda: self._real.embeddings.create(**kw))
+            return self._around(lambda: self._real.post(path, **kw))
         finally:
             with self._lock:
                 self.active -= 1
@@ -90,10 +90,9 @@ def test_vectors_equal_the_stock_integration_in_input_order(fake: ZhipuFakeServe
 
 
 def test_vectors_follow_input_order_when_the_api_returns_items_out_of_order(fake: ZhipuFakeServer) -> None:
-    def reversed_items(call: Callable[[], Any]) -> Any:
-        response = call()  # the plain JSON dict (the class asks the SDK not to build models)
-        response["data"] = list(reversed(response["data"]))
-        return response
+    def reversed_items(call: Callable[[], Any]) -> httpx.Response:
+        body = call().json()  # the raw response (the class decodes its body itself)
+        return httpx.Response(200, json={**body, "data": list(reversed(body["data"]))})
 
     embed = batched(fake, batch_size=6)
     expected = embed.get_text_embedding_batch(TEXTS)
