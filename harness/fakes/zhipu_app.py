@@ -16,9 +16,10 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -308,7 +309,9 @@ def build_app(state: FakeState) -> Starlette:
         dim = dimension_for(model, body.get("dimensions"))
         data = [{"index": i, "object": "embedding", "embedding": embed_text(t, dim)} for i, t in enumerate(texts)]
         n = sum(len(t) for t in texts)
-        return JSONResponse({"data": data, "model": model, "object": "list", "usage": _usage(n, 0)})
+        # orjson: the stdlib encoder spent ~0.25 ms of CPU per 1024-d vector, on the cores of the stack it serves.
+        body = {"data": data, "model": model, "object": "list", "usage": _usage(n, 0)}
+        return Response(orjson.dumps(body), media_type="application/json")
 
     async def rerank(request: Request, body: dict[str, Any], auth: str | None) -> Any:
         """Cohere/Jina style, as Zhipu, vLLM, Jina, Infinity and Xinference serve it; TEI's own form at `/rerank`."""

@@ -11,7 +11,6 @@ texts sharing Chinese characters/words score higher than unrelated ones.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 
 import numpy as np
 
@@ -28,38 +27,37 @@ def dimension_for(model: str, requested: int | None) -> int:
     return int(requested)
 
 
-def _features(text: str) -> Iterator[tuple[str, float]]:
-    chars = [c for c in text.lower() if not c.isspace()]
-    for c in chars:
-        yield c, UNIGRAM_WEIGHT
-    for a, b in zip(chars, chars[1:], strict=False):
-        yield a + b, BIGRAM_WEIGHT
-
-
-def _bucket(feature: str, dim: int) -> tuple[int, float]:
+def _bucket(feature: str, dim: int) -> int:
+    """The feature's bucket and sign packed in one int: bucket * 2, plus 1 when the sign is negative."""
     digest = hashlib.blake2b(feature.encode("utf-8"), digest_size=8).digest()
     value = int.from_bytes(digest, "little")
-    return (value >> 1) % dim, (1.0 if value & 1 else -1.0)
+    return ((value >> 1) % dim) * 2 + (0 if value & 1 else 1)
 
 
 # A feature's bucket is a pure function of it, so it is remembered per dimension: the fake runs on the cores of the
 # stack it serves (bench/index_throughput.py), and hashing every feature of every text cost ~1 ms of CPU per
 # 500-character text. Characters and bigrams of real text are far fewer than their occurrences.
-_BUCKETS: dict[int, dict[str, tuple[int, float]]] = {}
+_BUCKETS: dict[int, dict[str, int]] = {}
+_SIGNS = np.array([1.0, -1.0])
 
 
 def embed_text(text: str, dim: int = EMBEDDING_2_DIM) -> list[float]:
     """Return a unit-length vector of length `dim` for `text` (e1 for empty text)."""
-    vec = np.zeros(dim, dtype=np.float64)
     known = _BUCKETS.setdefault(dim, {})
-    features = list(_features(text))
-    if features:
-        buckets = [known.get(f) or known.setdefault(f, _bucket(f, dim)) for f, _ in features]
-        indexes = np.fromiter((index for index, _ in buckets), dtype=np.intp, count=len(buckets))
-        signs = np.fromiter((sign for _, sign in buckets), dtype=np.float64, count=len(buckets))
-        weights = np.fromiter((weight for _, weight in features), dtype=np.float64, count=len(features))
-        # np.add.at adds in order, element by element: the same sums as a Python loop, bit for bit.
-        np.add.at(vec, indexes, signs * weights)
+    chars = [c for c in text.lower() if not c.isspace()]
+    # Every unigram (weight 0.5), then every bigram (weight 1.0), in text order.
+    features = chars + [a + b for a, b in zip(chars, chars[1:], strict=False)]
+    if not features:
+        return [1.0] + [0.0] * (dim - 1)
+    packed = np.fromiter(
+        (known[f] if f in known else known.setdefault(f, _bucket(f, dim)) for f in features),
+        dtype=np.intp,
+        count=len(features),
+    )
+    weights = np.full(len(features), BIGRAM_WEIGHT)
+    weights[: len(chars)] = UNIGRAM_WEIGHT
+    # bincount adds each weight to its bin in input order, as a Python loop would: the same sums, bit for bit.
+    vec: np.ndarray = np.bincount(packed >> 1, weights=_SIGNS[packed & 1] * weights, minlength=dim)
     norm = float(np.linalg.norm(vec))
     if norm == 0.0:
         vec[0] = 1.0
