@@ -16,7 +16,14 @@ import numpy as np
 
 from shared.store.blobs import BlobStore, blob_sha256
 from shared.store.fusion import reciprocal_rank_fusion
-from shared.store.records import ChunkRecord, CollectionInfo, DocumentInfo, EmbeddingMismatchError, ScoredChunk
+from shared.store.records import (
+    ChunkRecord,
+    CollectionInfo,
+    DocumentInfo,
+    DocumentWrite,
+    EmbeddingMismatchError,
+    ScoredChunk,
+)
 from shared.store.retrieval_modes import (
     DEFAULT_MODE,
     HYBRID_RRF_K,
@@ -49,10 +56,15 @@ class CollectionStore(ABC):
     def info(self) -> CollectionInfo: ...
 
     @abstractmethod
+    def replace_documents(self, documents: Sequence[DocumentWrite]) -> None:
+        """Make the stored chunks of each document exactly its `chunks`, all in one transaction (idempotent,
+        content-keyed). A document listed twice ends as its last listing, as if written one after the other."""
+
     def replace_document(
         self, doc_id: str, source: str, sha256: str, chunks: Sequence[ChunkRecord], vectors: np.ndarray
     ) -> None:
         """Make the stored chunks of `doc_id` exactly `chunks`, in one transaction (idempotent, content-keyed)."""
+        self.replace_documents([DocumentWrite(doc_id, source, sha256, chunks, vectors)])
 
     @abstractmethod
     def delete_document(self, doc_id: str) -> int | None:

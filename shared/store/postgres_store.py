@@ -39,9 +39,9 @@ from shared.store.keywords import plan_terms, query_terms, tokenize
 from shared.store.postgres_schema import SCHEMA, chunk_table, create_chunk_table, migrate, term_table
 from shared.store.records import (
     COLLECTION_NAME_RULE,
-    ChunkRecord,
     CollectionInfo,
     DocumentInfo,
+    DocumentWrite,
     ScoredChunk,
     valid_collection_name,
 )
@@ -192,28 +192,30 @@ class PostgresCollection(CollectionStore):
             updated_at=float(row[4]),
         )
 
-    def replace_document(
-        self, doc_id: str, source: str, sha256: str, chunks: Sequence[ChunkRecord], vectors: np.ndarray
-    ) -> None:
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    def replace_documents(self, documents: Sequence[DocumentWrite]) -> None:
+        # A document listed twice ends as its last listing. Rows are written in doc_id and chunk id order, so two
+        # transactions over the same documents (a redelivered batch beside its first delivery) lock them in one order.
+        latest = {d.doc_id: d for d in sorted(documents, key=lambda d: d.doc_id)}
+        if not latest:
+            return
         tokens: dict[str, list[str]] = {}
-        rows: dict[str, tuple[Any, ...]] = {}
-        for i, c in enumerate(chunks):  # the same text twice in one document is one chunk
-            if c.id not in rows:
-                tokens[c.id] = tokenize(c.text)
-                rows[c.id] = (c.id, doc_id, c.position, c.text, c.location, tsvector_literal(tokens[c.id]), vectors[i])
+        wanted = {doc_id: _chunk_rows(document, tokens) for doc_id, document in latest.items()}
+        documents_rows = [(d.doc_id, d.source, d.sha256, len(wanted[d.doc_id])) for d in latest.values()]
         now = time.time()
         with self._conn() as conn, conn.transaction():
             collection_id = self._require_id(conn)
             table = chunk_table(collection_id)
-            existing = {
-                r[0] for r in conn.execute(sql.SQL("SELECT id FROM {} WHERE doc_id = %s").format(table), (doc_id,))
-            }
-            new = [rows[i] for i in rows if i not in existing]
+            stored = conn.execute(
+                sql.SQL("SELECT id, doc_id FROM {} WHERE doc_id = ANY(%s)").format(table), (list(latest),)
+            ).fetchall()
+            known = {chunk for chunk, doc_id in stored if chunk in wanted[doc_id]}
+            gone = sorted(chunk for chunk, doc_id in stored if chunk not in wanted[doc_id])
+            ordered = [row for doc_id in latest for _, row in sorted(wanted[doc_id].items())]
+            new = [row for row in ordered if row[0] not in known]
             with conn.cursor() as cur:
                 cur.executemany(
                     sql.SQL("UPDATE {} SET position = %s, location = %s WHERE id = %s AND doc_id = %s").format(table),
-                    [(rows[i][2], rows[i][4], i, doc_id) for i in rows if i in existing],
+                    [(row[2], row[4], row[0], row[1]) for row in ordered if row[0] in known],
                 )
                 cur.executemany(
                     sql.SQL(
@@ -222,17 +224,17 @@ class PostgresCollection(CollectionStore):
                     ).format(table),
                     new,
                 )
+                cur.executemany(
+                    "INSERT INTO documents (collection_id, id, source, sha256, chunks, updated_at) "
+                    "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (collection_id, id) DO UPDATE SET "
+                    "source = EXCLUDED.source, sha256 = EXCLUDED.sha256, chunks = EXCLUDED.chunks, "
+                    "updated_at = EXCLUDED.updated_at",
+                    [(collection_id, *row, now) for row in documents_rows],
+                )
             delta: Counter[str] = Counter()
             for row in new:
                 delta.update(set(tokens[row[0]]))
-            removed = self._remove_chunks(conn, collection_id, sorted(existing - rows.keys()), delta)
-            conn.execute(
-                "INSERT INTO documents (collection_id, id, source, sha256, chunks, updated_at) "
-                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (collection_id, id) DO UPDATE SET "
-                "source = EXCLUDED.source, sha256 = EXCLUDED.sha256, chunks = EXCLUDED.chunks, "
-                "updated_at = EXCLUDED.updated_at",
-                (collection_id, doc_id, source, sha256, len(rows), now),
-            )
+            removed = self._remove_chunks(conn, collection_id, gone, delta)
             self._count(conn, collection_id, len(new) - removed, delta, now)
 
     @staticmethod
@@ -378,6 +380,18 @@ class PostgresCollection(CollectionStore):
 
     def hybrid_search(self, question: str, query_vector: np.ndarray, top_k: int) -> list[ScoredChunk]:
         return self._search("hybrid", question, query_vector, top_k)
+
+
+def _chunk_rows(document: DocumentWrite, tokens: dict[str, list[str]]) -> dict[str, tuple[Any, ...]]:
+    """The document's rows by chunk id (id, doc_id, position, text, location, tsvector, vector), its chunks' tokens
+    put in `tokens`; the same text twice in one document is one chunk, at its first position."""
+    vectors = np.ascontiguousarray(document.vectors, dtype=np.float32)
+    rows: dict[str, tuple[Any, ...]] = {}
+    for i, c in enumerate(document.chunks):
+        if c.id not in rows:
+            tokens[c.id] = words = tokenize(c.text)
+            rows[c.id] = (c.id, document.doc_id, c.position, c.text, c.location, tsvector_literal(words), vectors[i])
+    return rows
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 COLLECTION_NAME_RULE = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 _NAME = re.compile(COLLECTION_NAME_RULE)
@@ -34,6 +37,17 @@ class ChunkRecord:
     @property
     def id(self) -> str:
         return chunk_id(self.doc_id, self.text)
+
+
+@dataclass(frozen=True)
+class DocumentWrite:
+    """A document's new content for `CollectionStore.replace_documents`: its chunks and their vectors, row by row."""
+
+    doc_id: str
+    source: str
+    sha256: str
+    chunks: Sequence[ChunkRecord]
+    vectors: np.ndarray
 
 
 @dataclass(frozen=True)

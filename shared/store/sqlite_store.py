@@ -38,6 +38,7 @@ from shared.store.records import (
     ChunkRecord,
     CollectionInfo,
     DocumentInfo,
+    DocumentWrite,
     ScoredChunk,
     valid_collection_name,
 )
@@ -159,52 +160,44 @@ class SQLiteCollection(CollectionStore):
             updated_at=float(meta["updated_at"]),
         )
 
-    def replace_document(
-        self, doc_id: str, source: str, sha256: str, chunks: Sequence[ChunkRecord], vectors: np.ndarray
-    ) -> None:
-        blobs = np.ascontiguousarray(vectors, dtype=np.float32)
-        ids = [c.id for c in chunks]
+    def replace_documents(self, documents: Sequence[DocumentWrite]) -> None:
+        latest = {d.doc_id: d for d in documents}  # a document listed twice ends as its last listing
+        if not latest:
+            return
         # Tokenising is the slow part: do it before taking the write lock.
-        rows = [
-            (c.id, doc_id, c.position, c.text, c.location, blobs[i].tobytes(), index_text(c.text))
-            for i, c in enumerate(chunks)
-        ]
+        wanted = {doc_id: _chunk_rows(d) for doc_id, d in latest.items()}
         now = time.time()
         with self._connect() as conn:
             conn.execute("BEGIN IMMEDIATE")
-            gone = conn.execute(
-                "SELECT seq FROM chunks WHERE doc_id = ? AND id NOT IN (SELECT value FROM json_each(?))",
-                (doc_id, json.dumps(ids)),
+            stored = conn.execute(
+                "SELECT seq, id, doc_id FROM chunks WHERE doc_id IN (SELECT value FROM json_each(?))",
+                (json.dumps(sorted(latest)),),
             ).fetchall()
-            delta = _remove(conn, [g[0] for g in gone])
-            known = {
-                r[0]
-                for r in conn.execute(
-                    "SELECT id FROM chunks WHERE doc_id = ? AND id IN (SELECT value FROM json_each(?))",
-                    (doc_id, json.dumps(ids)),
-                )
-            }
+            gone = [seq for seq, chunk, doc_id in stored if chunk not in wanted[doc_id]]
+            known = {chunk for _, chunk, doc_id in stored if chunk in wanted[doc_id]}
+            delta = _remove(conn, gone)
+            rows = [row for by_id in wanted.values() for row in by_id.values()]
+            new = [row for row in rows if row[0] not in known]
             conn.executemany(
                 "UPDATE chunks SET position = ?, location = ? WHERE id = ?",
-                [(r[2], r[4], r[0]) for r in rows if r[0] in known],
+                [(row[2], row[4], row[0]) for row in rows if row[0] in known],
             )
-            added = 0
-            for row in rows:
-                if row[0] in known:
-                    continue
-                known.add(row[0])  # the same text twice in one document is one chunk
-                seq = conn.execute(
-                    "INSERT INTO chunks (id, doc_id, position, text, location, embedding) VALUES (?, ?, ?, ?, ?, ?)",
-                    row[:6],
-                ).lastrowid
-                conn.execute("INSERT INTO chunks_fts (rowid, tokens) VALUES (?, ?)", (seq, row[6]))
+            conn.executemany(
+                "INSERT INTO chunks (id, doc_id, position, text, location, embedding) VALUES (?, ?, ?, ?, ?, ?)",
+                [row[:6] for row in new],
+            )
+            # A chunk's FTS row shares its seq, which AUTOINCREMENT assigned just above.
+            conn.executemany(
+                "INSERT INTO chunks_fts (rowid, tokens) SELECT seq, ? FROM chunks WHERE id = ?",
+                [(row[6], row[0]) for row in new],
+            )
+            for row in new:
                 delta.update(set(row[6].split()))
-                added += 1
-            conn.execute(
+            conn.executemany(
                 "INSERT OR REPLACE INTO documents (id, source, sha256, chunks, updated_at) VALUES (?,?,?,?,?)",
-                (doc_id, source, sha256, len(set(ids)), now),
+                [(d.doc_id, d.source, d.sha256, len(wanted[d.doc_id]), now) for d in latest.values()],
             )
-            _count(conn, added - len(gone), delta, now)
+            _count(conn, len(new) - len(gone), delta, now)
             conn.execute("COMMIT")
 
     def delete_document(self, doc_id: str) -> int | None:
@@ -305,6 +298,20 @@ class SQLiteCollection(CollectionStore):
                 (match, top_k),
             ).fetchall()
             return _fetch(conn, ranked)
+
+
+_ChunkRow = tuple[str, str, int, str, str, bytes, str]
+
+
+def _chunk_rows(document: DocumentWrite) -> dict[str, _ChunkRow]:
+    """The document's rows by chunk id (id, doc_id, position, text, location, vector, tokens); the same text twice
+    in one document is one chunk, at its first position."""
+    blobs = np.ascontiguousarray(document.vectors, dtype=np.float32)
+    rows: dict[str, _ChunkRow] = {}
+    for i, c in enumerate(document.chunks):
+        if c.id not in rows:
+            rows[c.id] = (c.id, document.doc_id, c.position, c.text, c.location, blobs[i].tobytes(), index_text(c.text))
+    return rows
 
 
 def _remove(conn: sqlite3.Connection, seqs: list[int]) -> Counter[str]:

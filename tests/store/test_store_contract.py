@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shared.store import ChunkRecord, EmbeddingMismatchError, Store
+from shared.store import ChunkRecord, DocumentWrite, EmbeddingMismatchError, Store
 from shared.store.blobs import BlobNotFoundError, blob_key, blob_path
 from shared.store.retrieval_modes import HYBRID_RRF_K, KEYWORD_WEIGHT, VECTOR_WEIGHT
 
@@ -70,6 +70,66 @@ def test_the_same_text_twice_in_a_document_is_one_chunk(store: Store) -> None:
     c.replace_document("d1", "a.txt", "sha", [ChunkRecord("d1", 0, "same"), ChunkRecord("d1", 1, "same")], _vectors(2))
     assert c.info().chunks == 1
     assert c.documents()[0].chunks == 1
+
+
+def _batch(version: int) -> list[DocumentWrite]:
+    """Three documents as an index batch writes them; version 2 rewrites d1, shortens d2 and keeps d3."""
+    texts = {
+        "d1": [f"进程调度 rev{version} 第{i}段" for i in range(3)],
+        "d2": ["页表 缓存 TLB", "缺页 中断 页表", "交换 分区"][: 4 - version],
+        "d3": ["文件系统 日志 inode", "目录 项 inode"],
+    }
+    return [
+        DocumentWrite(
+            d, f"{d}.md", f"{d}-v{version}", [ChunkRecord(d, i, t) for i, t in enumerate(ts)], _vectors(3)[: len(ts)]
+        )
+        for d, ts in texts.items()
+    ]
+
+
+def _everything(store: Store, name: str) -> list[tuple[str, ...]]:
+    c = store.collection(name)
+    found = [("vector", h.chunk_id, f"{h.score:.5f}") for h in c.retrieve("", QUERY_VECTOR, 20, "vector")]
+    for question in ("页表 inode 进程调度", "交换 分区", "rev1", "rev2"):
+        found += [("bm25", question, h.chunk_id, f"{h.score:.5f}") for h in c.retrieve(question, None, 20, "bm25")]
+    info = c.info()
+    return [*found, ("counts", str(info.documents), str(info.chunks))]
+
+
+def test_a_batch_of_documents_written_at_once_stores_what_writing_them_one_by_one_does(store: Store) -> None:
+    one_by_one, at_once = store.collection("single"), store.collection("batch")
+    for c in (one_by_one, at_once):
+        c.ensure("m", 4)
+    for version in (1, 2):
+        for d in _batch(version):
+            one_by_one.replace_document(d.doc_id, d.source, d.sha256, d.chunks, d.vectors)
+        at_once.replace_documents(_batch(version))
+        assert _everything(store, "batch") == _everything(store, "single")
+    assert [(d.id, d.sha256, d.chunks) for d in at_once.documents()] == [
+        ("d1", "d1-v2", 3),
+        ("d2", "d2-v2", 2),
+        ("d3", "d3-v2", 2),
+    ]
+    assert not at_once.retrieve("rev1", None, 5, "bm25")  # d1's first version is gone from keyword search too
+
+
+def test_a_batch_delivered_twice_keeps_one_copy_of_each_chunk(store: Store) -> None:
+    c = store.collection("c1")
+    c.ensure("m", 4)
+    c.replace_documents(_batch(1))
+    c.replace_documents(_batch(1))
+    assert (c.info().documents, c.info().chunks) == (3, 8)
+    assert len(c.retrieve("inode", None, 10, "bm25")) == 2
+
+
+def test_a_document_listed_twice_in_one_batch_ends_as_its_last_listing(store: Store) -> None:
+    c = store.collection("c1")
+    c.ensure("m", 4)
+    first, second = _batch(1)[0], _batch(2)[0]
+    c.replace_documents([first, second])
+    assert c.document_sha256("d1") == "d1-v2"
+    assert (c.info().documents, c.info().chunks) == (1, 3)
+    assert not c.retrieve("rev1", None, 5, "bm25")
 
 
 def test_a_changed_document_replaces_its_old_chunks_in_both_searches(store: Store) -> None:

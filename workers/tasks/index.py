@@ -36,7 +36,7 @@ from shared.jobs.record_writer import JobRecordWriter
 from shared.jobs.records import JobError, JobField, JobState
 from shared.jobs.tasks import INDEX_BATCH_TASK, INDEX_TASK, IndexBatchTask, IndexTask
 from shared.providers.upstream_errors import classify_embedding_error
-from shared.store import EmbeddingMismatchError
+from shared.store import DocumentWrite, EmbeddingMismatchError
 from shared.streams.events import ErrorCode
 from shared.usage import UsageField
 from workers.celery_app import app
@@ -182,13 +182,16 @@ def _index_batch(rt: Runtime, progress: IndexProgress, collection: str, items: l
         )
         store.ensure(rt.embed_model_name, int(vectors.shape[1]))
         progress.update("storing")
-        start = 0
-        for item, doc in changed:  # every document has at least one chunk (load_and_split ensures it)
+        writes, start = [], 0
+        for _, doc in changed:  # every document has at least one chunk (load_and_split ensures it)
             end = start + len(doc.chunks)
-            store.replace_document(doc.doc_id, doc.source, doc.sha256, doc.chunks, vectors[start:end])
+            writes.append(DocumentWrite(doc.doc_id, doc.source, doc.sha256, doc.chunks, vectors[start:end]))
+            start = end
+        # One transaction for the batch: a connection, lookups and term counts per document cost more than its rows.
+        store.replace_documents(writes)
+        for item, doc in changed:
             progress.document(item.name, item.doc_id, DocStatus.INDEXED, chunks=len(doc.chunks))
             progress.documents_done += 1
-            start = end
         progress.update("storing")
         embedded = len(vectors)
         counts = {UsageField.EMBEDDED_CHUNKS: embedded, UsageField.EMBEDDED_TEXTS: embedded}
