@@ -10,7 +10,7 @@ import pytest
 
 from workers.loaders import LOADERS
 
-HEAVY = ("onnxruntime", "rapidocr_onnxruntime", "cv2", "openpyxl", "pptx", "pypdfium2")
+HEAVY = ("onnxruntime", "rapidocr_onnxruntime", "cv2", "openpyxl", "pptx", "pypdfium2", "bs4")
 
 
 def modules_after(code: str) -> set[str]:
