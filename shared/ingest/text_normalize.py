@@ -123,17 +123,28 @@ _RADICALS_SUPPLEMENT = {
     "⻳": "龟",
 }
 _TABLE = str.maketrans(_RADICALS_SUPPLEMENT)
+_RADICAL = re.compile(r"[\u2e80-\u2eff]")
 # Chinese full-width punctuation is the correct form in Chinese text; NFKC would turn it into ASCII.
-_KEEP = re.compile("([，。：；！？（）、])")
+KEPT_PUNCTUATION = "，。：；！？（）、"
+_KEEP = re.compile(f"([{KEPT_PUNCTUATION}])")
+# Text made only of ASCII, CJK ideographs, kept punctuation and these is its own NFKC, so the NFKC pass is
+# skipped for it (indexed chunks are normalised already and keyword tokenising normalises them again): none has
+# a decomposition, none is a combining mark, none composes with the character before it; see
+# tests/unit/test_text_normalize.py, which checks this against unicodedata.
+STABLE_PUNCTUATION = "【】《》〈〉「」『』〔〕〖〗“”‘’•·×→≤≥−–—─━"
+_NEEDS_NFKC = re.compile(rf"[^\x00-\x7f\u4e00-\u9fa5{KEPT_PUNCTUATION}{STABLE_PUNCTUATION}]")
 _SPACE_RUNS = re.compile(r"[ \t\u3000]+")
 _BLANK_LINES = re.compile(r"\n{3,}")
 
 
 def normalize_text(text: str) -> str:
     """NFKC-normalise (keeping Chinese punctuation), fold radical lookalikes, drop NULs and collapse runs of blanks."""
-    text = "".join(
-        part if _KEEP.fullmatch(part) else unicodedata.normalize("NFKC", part) for part in _KEEP.split(text)
-    ).translate(_TABLE)
+    if _NEEDS_NFKC.search(text):
+        text = "".join(
+            part if _KEEP.fullmatch(part) else unicodedata.normalize("NFKC", part) for part in _KEEP.split(text)
+        )
+        if _RADICAL.search(text):
+            text = text.translate(_TABLE)
     text = text.replace("\x00", "").replace("\r\n", "\n").replace("\r", "\n")
     text = _SPACE_RUNS.sub(" ", text)
     return _BLANK_LINES.sub("\n\n", text).strip()

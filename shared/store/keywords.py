@@ -21,19 +21,40 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from itertools import chain
 
 from shared.ingest.text_normalize import normalize_text
-from shared.store.segmenter import cut_for_search
+from shared.store.segmenter import precise_words, search_words
 from shared.store.stopwords import QUESTION_STOPWORDS
 
 # Postings a keyword search may read (see `plan_terms`); KEYWORD_POSTINGS_BUDGET overrides it.
 DEFAULT_POSTINGS_BUDGET = 20_000
 
 
+class _WordTokens(dict[str, tuple[str, ...]]):
+    """Keyword tokens per precise-mode word, computed once per distinct word.
+
+    A word's search-mode tokens depend on the word alone, and a corpus repeats a few thousand words, so looking
+    them up replaces most of the per-token Python work. Emptied when full, to bound a long-lived worker's memory.
+    """
+
+    LIMIT = 1 << 15  # about 220 bytes a word: at most ~7 MB
+
+    def __missing__(self, word: str) -> tuple[str, ...]:
+        tokens = (t.strip().lower() for t in search_words(word))
+        found = tuple(t for t in tokens if any(ch.isalnum() for ch in t))
+        if len(self) >= self.LIMIT:
+            self.clear()
+        self[word] = found
+        return found
+
+
+_word_tokens = _WordTokens()
+
+
 def tokenize(text: str) -> list[str]:
     """Lower-cased jieba search-mode tokens, without whitespace or punctuation-only tokens."""
-    tokens = (t.strip().lower() for t in cut_for_search(normalize_text(text)))
-    return [t for t in tokens if any(ch.isalnum() for ch in t)]
+    return list(chain.from_iterable(map(_word_tokens.__getitem__, precise_words(normalize_text(text)))))
 
 
 def index_text(text: str) -> str:

@@ -34,19 +34,26 @@ def _segmenter() -> Any:
         return _jieba
 
 
+def precise_words(text: str) -> list[str]:
+    """jieba-rs's precise-mode words of `text` (HMM on): the words `search_words` expands one by one."""
+    return _segmenter().cut(text, True)  # type: ignore[no-any-return]
+
+
+def search_words(word: str) -> list[str]:
+    """What jieba's search mode emits for one precise-mode word: its dictionary sub-words, then the word."""
+    is_word = _segmenter().has_word
+    n = len(word)
+    if n > 1 and not _HAN.search(word) and not is_word(word):
+        return [piece for piece in _JIEBA_SKIP.split(word) if piece]
+    tokens: list[str] = []
+    if n > 2:
+        tokens.extend(gram for gram in (word[i : i + 2] for i in range(n - 1)) if is_word(gram))
+    if n > 3:
+        tokens.extend(gram for gram in (word[i : i + 3] for i in range(n - 2)) if is_word(gram))
+    tokens.append(word)
+    return tokens
+
+
 def cut_for_search(text: str) -> list[str]:
     """The tokens of `jieba.lcut_for_search(text)`, in the same order."""
-    jieba = _segmenter()
-    is_word = jieba.has_word
-    tokens: list[str] = []
-    for word in jieba.cut(text, True):
-        n = len(word)
-        if n > 1 and not _HAN.search(word) and not is_word(word):
-            tokens.extend(piece for piece in _JIEBA_SKIP.split(word) if piece)
-            continue
-        if n > 2:
-            tokens.extend(gram for gram in (word[i : i + 2] for i in range(n - 1)) if is_word(gram))
-        if n > 3:
-            tokens.extend(gram for gram in (word[i : i + 3] for i in range(n - 2)) if is_word(gram))
-        tokens.append(word)
-    return tokens
+    return [token for word in precise_words(text) for token in search_words(word)]
