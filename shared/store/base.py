@@ -67,6 +67,11 @@ class CollectionStore(ABC):
         self.replace_documents([DocumentWrite(doc_id, source, sha256, chunks, vectors)])
 
     @abstractmethod
+    def build_search_indexes(self) -> list[str]:
+        """Build the search indexes the collection lacks (a new collection's are deferred until its first load is
+        in); the names built, empty when there was none to build. Idempotent; searches are correct either way."""
+
+    @abstractmethod
     def delete_document(self, doc_id: str) -> int | None:
         """Remove a document and its chunks; how many chunks went, or None if there is no such document."""
 

@@ -47,6 +47,7 @@ def copy_collection(
                 dst.replace_document(doc.id, doc.source, doc.sha256, chunks, vectors)
             on_chunks(len(chunks))
         offset += len(page)
+    dst.build_search_indexes()  # deferred by a new PostgreSQL collection until its rows are in
     after = dst.info()
     return CopyReport(name, info.documents, info.chunks, after.documents, after.chunks)
 

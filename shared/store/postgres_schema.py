@@ -49,11 +49,13 @@ def term_table(collection_id: int) -> sql.Identifier:
 
 
 def create_chunk_table(conn: psycopg.Connection, collection_id: int, dimension: int) -> None:
-    """A collection's chunk table with its three indexes (by document, GIN over tokens, HNSW over vectors), and
-    its term table."""
+    """A collection's chunk table, indexed by document only, and its term table.
+
+    The search indexes (`search_indexes`) come after the first load (shared/store/postgres_indexes.py): rows
+    inserted into a table that already has them cost 1.6x as much as loading, then building both
+    (docs/benchmarks.md)."""
     table = chunk_table(collection_id)
     name = f"chunks_{collection_id}"
-    # Cosine distance; vectors are stored L2-normalised, so 1 - distance is the cosine similarity.
     statements = [
         sql.SQL(
             "CREATE TABLE {} (id text PRIMARY KEY, doc_id text NOT NULL, position integer NOT NULL, "
@@ -69,10 +71,6 @@ def create_chunk_table(conn: psycopg.Connection, collection_id: int, dimension: 
             table
         ),
         sql.SQL("CREATE INDEX {} ON {} (doc_id)").format(sql.Identifier(f"{name}_doc"), table),
-        sql.SQL("CREATE INDEX {} ON {} USING gin (tokens)").format(sql.Identifier(f"{name}_tokens"), table),
-        sql.SQL("CREATE INDEX {} ON {} USING hnsw (embedding vector_cosine_ops)").format(
-            sql.Identifier(f"{name}_hnsw"), table
-        ),
         sql.SQL("CREATE TABLE {} (term text PRIMARY KEY, df integer NOT NULL)").format(term_table(collection_id)),
     ]
     for statement in statements:
@@ -110,3 +108,23 @@ def migrate(conn: psycopg.Connection) -> list[int]:
             )
             applied.append(version)
     return applied
+
+
+def search_indexes(collection_id: int) -> dict[str, sql.Composed]:
+    """The chunk table's search indexes, by name: GIN over the tokens, HNSW over the vectors (cosine).
+
+    Each statement is `CREATE INDEX CONCURRENTLY IF NOT EXISTS`, so it runs outside a transaction block and
+    writers of the table carry on while it builds. Collections made before these were deferred have both
+    under the same names, so nothing here needs a migration.
+    """
+    table = chunk_table(collection_id)
+    name = f"chunks_{collection_id}"
+    # Cosine distance; vectors are stored L2-normalised, so 1 - distance is the cosine similarity.
+    return {
+        f"{name}_tokens": sql.SQL("CREATE INDEX CONCURRENTLY IF NOT EXISTS {} ON {} USING gin (tokens)").format(
+            sql.Identifier(f"{name}_tokens"), table
+        ),
+        f"{name}_hnsw": sql.SQL(
+            "CREATE INDEX CONCURRENTLY IF NOT EXISTS {} ON {} USING hnsw (embedding vector_cosine_ops)"
+        ).format(sql.Identifier(f"{name}_hnsw"), table),
+    }

@@ -1,5 +1,7 @@
 """The PostgreSQL engine: pgvector HNSW for vectors, a GIN-indexed tsvector for keywords, uploads as bytea.
 
+A new collection's HNSW and GIN indexes are built after its first load (shared/store/postgres_indexes.py).
+
 API and workers on any number of machines share nothing but Redis and this database. PostgreSQL's text
 search does not segment Chinese, so chunks are cut with jieba in the application and stored as a tsvector
 literal of those tokens with their positions (the `simple` approach without PostgreSQL's parser, which in a
@@ -36,6 +38,7 @@ from psycopg_pool import ConnectionPool
 from shared.store.base import CollectionStore, Store, StoreUnavailableError
 from shared.store.blobs import BlobNotFoundError, BlobStore, blob_path, write_atomically
 from shared.store.keywords import plan_terms, query_terms, tokenize
+from shared.store.postgres_indexes import build_search_indexes
 from shared.store.postgres_schema import SCHEMA, chunk_table, create_chunk_table, migrate, term_table
 from shared.store.records import (
     COLLECTION_NAME_RULE,
@@ -125,6 +128,7 @@ class PostgresCollection(CollectionStore):
             raise ValueError(f"invalid collection name {name!r}: must match {COLLECTION_NAME_RULE}")
         self.name = name
         self._pool = store.pool
+        self._url = store.url
         self._ef_search = store.ef_search
         self._postings_budget = store.postings_budget
 
@@ -273,6 +277,11 @@ class PostgresCollection(CollectionStore):
                 ).format(term_table(collection_id)),
                 ([t for t, _ in changed], [n for _, n in changed]),
             )
+
+    def build_search_indexes(self) -> list[str]:
+        with self._conn() as conn:
+            collection_id = self._id(conn)
+        return [] if collection_id is None else build_search_indexes(self._url, collection_id)
 
     def delete_document(self, doc_id: str) -> int | None:
         with self._conn() as conn, conn.transaction():
@@ -495,6 +504,7 @@ class PostgresStore(Store):
         postings_budget: int = POSTGRES_POSTINGS_BUDGET,
     ) -> None:
         check_database(url)
+        self.url = url
         self.ef_search = ef_search
         self.postings_budget = postings_budget
         self.pool = ConnectionPool(

@@ -200,6 +200,9 @@ class SQLiteCollection(CollectionStore):
             _count(conn, len(new) - len(gone), delta, now)
             conn.execute("COMMIT")
 
+    def build_search_indexes(self) -> list[str]:
+        return []  # FTS5 and the vector cache are kept up to date by every write; exact search needs no index
+
     def delete_document(self, doc_id: str) -> int | None:
         with self._connect() as conn:
             conn.execute("BEGIN IMMEDIATE")

@@ -44,6 +44,19 @@ def note(i: int) -> bytes:
     return f"# 实验记录 {i}\n\n编号 P{i:04d} 的实验在第 {i} 天测量了流水线并行的吞吐。\n".encode()
 
 
+def search_index_methods(url: str, collection: str) -> list[str]:
+    """The access methods of the collection's chunk table's valid indexes, other than the b-trees."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT am.amname FROM ragqueue.collections c JOIN pg_class t ON t.relname = 'chunks_' || c.id "
+            "JOIN pg_namespace n ON n.oid = t.relnamespace AND n.nspname = 'ragqueue' "
+            "JOIN pg_index i ON i.indrelid = t.oid AND i.indisvalid JOIN pg_class x ON x.oid = i.indexrelid "
+            "JOIN pg_am am ON am.oid = x.relam WHERE c.name = %s AND am.amname <> 'btree' ORDER BY am.amname",
+            (collection,),
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
 def test_uploads_reach_workers_with_their_own_data_dirs_and_answers_cite_them(pg_stack: Stack) -> None:
     root = pg_stack.log_dir
     with client_for(pg_stack) as client:
@@ -64,6 +77,8 @@ def test_uploads_reach_workers_with_their_own_data_dirs_and_answers_cite_them(pg
 
         info = client.get("/v1/collections/shared-pg").json()
         assert (info["documents"], info["chunks"]) == (FILES, FILES)
+        # Loaded without them, the collection has its search indexes by the time its first job has finished.
+        assert search_index_methods(pg_stack.env["VECTOR_STORE_URL"], "shared-pg") == ["gin", "hnsw"]
         assert [c["name"] for c in client.get("/v1/collections").json()] == ["shared-pg"]
 
         query = client.post("/v1/queries", json={"collection": "shared-pg", "question": "P0017 的实验测量了什么？"})

@@ -10,6 +10,7 @@ finalises the job. Every step is idempotent: a redelivered task leaves one copy 
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ from shared.jobs.record_writer import JobRecordWriter
 from shared.jobs.records import JobError, JobField, JobState
 from shared.jobs.tasks import INDEX_BATCH_TASK, INDEX_TASK, IndexBatchTask, IndexTask
 from shared.providers.upstream_errors import classify_embedding_error
-from shared.store import DocumentWrite, EmbeddingMismatchError
+from shared.store import CollectionStore, DocumentWrite, EmbeddingMismatchError
 from shared.streams.events import ErrorCode
 from shared.usage import UsageField
 from workers.celery_app import app
@@ -207,6 +208,7 @@ def _finalise(rt: Runtime, job_id: str, collection: str) -> None:
     result = IndexResult.of(collection, statuses)
     store = rt.store(collection)
     if store.exists():
+        _build_search_indexes(store, job_id)
         info = store.info()
         result.collection_documents, result.collection_chunks = info.documents, info.chunks
         result.embed_model, result.dimension = info.embed_model, info.dimension
@@ -219,3 +221,21 @@ def _finalise(rt: Runtime, job_id: str, collection: str) -> None:
         job.finish(JobState.FAILED, result=result, error=JobError(code=str(code), message=reasons))
     else:
         job.finish(JobState.SUCCEEDED, result=result)
+
+
+def _build_search_indexes(store: CollectionStore, job_id: str) -> None:
+    """Build the indexes a collection's first load deferred, whatever the job's outcome, so what it stored is
+    searchable with them; once built, this is one catalog read. A failed build leaves the job's result alone:
+    searches stay correct (exact scans) and the collection's next finalise builds them."""
+    try:
+        started = time.perf_counter()
+        if built := store.build_search_indexes():
+            log.info(
+                "index job %s: built %s for collection %s in %.1f s",
+                job_id,
+                ", ".join(built),
+                store.name,
+                time.perf_counter() - started,
+            )
+    except Exception:
+        log.exception("index job %s: building the search indexes of collection %s failed", job_id, store.name)

@@ -1,0 +1,66 @@
+"""A PostgreSQL collection's search indexes (GIN over tokens, HNSW over vectors), built once its first load is in.
+
+A new chunk table has neither (postgres_schema.create_chunk_table): the first index job loads it without index
+maintenance, and its finaliser builds both; every later write then updates them row by row. Until they exist,
+searches are exact scans: the same answers, slower.
+
+Deliberate choices:
+- `CREATE INDEX CONCURRENTLY`: a plain build holds a SHARE lock that stops every writer of the table (another
+  job's batches into the same collection) for the whole build, minutes for a large collection; a concurrent one
+  lets them write, for an extra pass over the table (measured in docs/benchmarks.md). It cannot run in a
+  transaction block, so the build has a connection of its own in autocommit mode, outside the pool.
+- A session advisory lock per collection: two finalisers of one collection build once; the second waits, then
+  finds the indexes there.
+- A concurrent build that died (its worker killed, the server restarted) leaves an INVALID index that
+  `IF NOT EXISTS` would keep for good: such an index is dropped and built again.
+- `maintenance_work_mem` is raised, never lowered, for the build: an HNSW graph that outgrows it is finished
+  much more slowly (pgvector's "hnsw graph no longer fits into maintenance_work_mem").
+"""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg import sql
+
+from shared.store.postgres_schema import SCHEMA, chunk_table, search_indexes
+
+BUILD_MEMORY_MB = 256
+
+
+def index_validity(conn: psycopg.Connection, names: list[str]) -> dict[str, bool]:
+    """Which of these indexes of the `ragqueue` schema exist, and whether each is valid (usable by queries)."""
+    rows = conn.execute(
+        "SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = ANY(%s)",
+        (SCHEMA, names),
+    ).fetchall()
+    return {str(name): bool(valid) for name, valid in rows}
+
+
+def _missing(conn: psycopg.Connection, collection_id: int) -> list[str]:
+    found = index_validity(conn, list(search_indexes(collection_id)))
+    return [name for name in search_indexes(collection_id) if not found.get(name, False)]
+
+
+def build_search_indexes(conninfo: str, collection_id: int, memory_mb: int = BUILD_MEMORY_MB) -> list[str]:
+    """Build the collection's missing (or invalid) search indexes; the names built, empty when none was."""
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        if not _missing(conn, collection_id):  # the usual case for every job after a collection's first
+            return []
+        # Released when this connection closes, however the build ends.
+        conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"search-indexes:{collection_id}",))
+        if conn.execute("SELECT to_regclass(%s)", (f"{SCHEMA}.chunks_{collection_id}",)).fetchone() == (None,):
+            return []  # the collection was dropped meanwhile
+        current = conn.execute("SELECT setting::bigint FROM pg_settings WHERE name = 'maintenance_work_mem'").fetchone()
+        if current is not None and int(current[0]) < memory_mb * 1024:
+            conn.execute(sql.SQL("SET maintenance_work_mem = {}").format(sql.Literal(f"{memory_mb}MB")))
+        built = []
+        statements = search_indexes(collection_id)
+        stale = index_validity(conn, list(statements))
+        for name in _missing(conn, collection_id):
+            if name in stale:
+                conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(SCHEMA, name)))
+            conn.execute(statements[name])
+            built.append(name)
+        conn.execute(sql.SQL("ANALYZE {}").format(chunk_table(collection_id)))
+        return built

@@ -1,0 +1,113 @@
+"""A collection's search indexes are built after its first load, and searches answer the same before and after."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.postgres import PostgresServer
+from shared.store import ChunkRecord, DocumentWrite, Store
+from shared.store.postgres_store import PostgresStore
+from shared.store.retrieval_modes import RETRIEVAL_MODES
+from tests.store.conftest import open_engine
+
+TEXTS = [
+    "KV 缓存把键向量和值向量保存在显存中",
+    "连续批处理让新请求立即插入批次",
+    "量化把权重压缩到四比特",
+    "错误码 E1024 表示显存不足",
+]
+QUERY_VECTOR = np.array([0.9, 0.3, 0.1, -0.5], dtype=np.float32)
+
+
+@pytest.fixture
+def pg(postgres_server: PostgresServer, tmp_path: Path) -> Iterator[PostgresStore]:
+    opened = open_engine("postgresql", tmp_path, postgres_server)
+    assert isinstance(opened, PostgresStore)
+    yield opened
+    opened.close()
+
+
+def _write(store: Store, name: str, doc_id: str = "d1", offset: int = 0) -> None:
+    c = store.collection(name)
+    c.ensure("m", 4)
+    chunks = [ChunkRecord(doc_id, i, f"{t} {doc_id}") for i, t in enumerate(TEXTS)]
+    vectors = np.roll(np.eye(4, dtype=np.float32), offset, axis=1)
+    c.replace_documents([DocumentWrite(doc_id, f"{doc_id}.md", f"sha-{doc_id}", chunks, vectors)])
+
+
+def _answers(store: Store, name: str) -> list[tuple[str, ...]]:
+    c = store.collection(name)
+    return [
+        (mode, h.doc_id, h.chunk_id, f"{h.score:.5f}")
+        for mode in RETRIEVAL_MODES
+        for h in c.retrieve("E1024 显存", QUERY_VECTOR if mode != "bm25" else None, 10, mode)
+    ]
+
+
+def _search_indexes(store: PostgresStore, name: str) -> dict[str, str]:
+    """The chunk table's indexes other than its primary key and doc_id index: name -> definition."""
+    with store.pool.connection() as conn:
+        row = conn.execute("SELECT id FROM collections WHERE name = %s", (name,)).fetchone()
+        assert row is not None
+        rows = conn.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'ragqueue' AND tablename = %s",
+            (f"chunks_{row[0]}",),
+        ).fetchall()
+    return {n: d for n, d in rows if not n.endswith(("_pkey", "_doc"))}
+
+
+def test_searches_answer_the_same_before_and_after_the_search_indexes_are_built(store: Store) -> None:
+    _write(store, "kb")
+    before = _answers(store, "kb")
+    assert [h for h in before if h[0] == "bm25"]  # the keyword side finds E1024 without its index
+    built = store.collection("kb").build_search_indexes()
+    assert built == ([] if store.engine == "sqlite" else ["chunks_1_tokens", "chunks_1_hnsw"])
+    assert _answers(store, "kb") == before
+    assert store.collection("kb").build_search_indexes() == []  # a second call finds them there
+    _write(store, "kb", "d2", offset=1)  # a later job's rows go into the indexes as they are written
+    assert {(mode, doc) for mode, doc, *_ in _answers(store, "kb")} == {
+        (m, d) for m in RETRIEVAL_MODES for d in ("d1", "d2")
+    }
+
+
+def test_building_the_search_indexes_of_a_collection_that_does_not_exist_builds_nothing(store: Store) -> None:
+    assert store.collection("nowhere").build_search_indexes() == []
+
+
+def test_a_new_postgres_collection_is_loaded_without_search_indexes_and_gets_both_when_built(pg: PostgresStore) -> None:
+    _write(pg, "kb")
+    assert _search_indexes(pg, "kb") == {}
+    pg.collection("kb").build_search_indexes()
+    indexes = _search_indexes(pg, "kb")
+    assert sorted(indexes) == ["chunks_1_hnsw", "chunks_1_tokens"]
+    assert "USING hnsw (embedding vector_cosine_ops)" in indexes["chunks_1_hnsw"]
+    assert "USING gin (tokens)" in indexes["chunks_1_tokens"]
+    pg.collection("kb").build_search_indexes()
+    assert _search_indexes(pg, "kb") == indexes
+
+
+def test_a_collection_made_with_its_indexes_up_front_is_left_as_it_is(pg: PostgresStore) -> None:
+    _write(pg, "old")
+    with pg.pool.connection() as conn:  # as create_chunk_table made them before the build was deferred
+        conn.execute("CREATE INDEX chunks_1_tokens ON chunks_1 USING gin (tokens)")
+        conn.execute("CREATE INDEX chunks_1_hnsw ON chunks_1 USING hnsw (embedding vector_cosine_ops)")
+    before = _search_indexes(pg, "old")
+    assert pg.collection("old").build_search_indexes() == []
+    assert _search_indexes(pg, "old") == before
+
+
+def test_an_index_left_invalid_by_a_build_that_died_is_built_again(pg: PostgresStore) -> None:
+    _write(pg, "kb")
+    pg.collection("kb").build_search_indexes()
+    with pg.pool.connection() as conn:  # what a concurrent build killed half way leaves
+        conn.execute("UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'ragqueue.chunks_1_hnsw'::regclass")
+    assert pg.collection("kb").build_search_indexes() == ["chunks_1_hnsw"]
+    with pg.pool.connection() as conn:
+        valid = conn.execute(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = 'ragqueue.chunks_1_hnsw'::regclass"
+        ).fetchone()
+    assert valid == (True,)
