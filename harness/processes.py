@@ -9,6 +9,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
 import redis
@@ -97,6 +98,8 @@ class Stack:
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     # Per-process environment on top of `env` (e.g. a DATA_DIR of its own), by process name.
     env_for: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Every stack this process has spawned into, so `stop_all` can end the ones a failed fixture left running.
+    spawned: ClassVar[list[Stack]] = []
 
     @property
     def base_url(self) -> str:
@@ -120,6 +123,8 @@ class Stack:
         env = {**self.env, **self.env_for.get(name, {})}
         proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         self.processes[name] = proc
+        if self not in Stack.spawned:
+            Stack.spawned.append(self)
         return proc
 
     def start_worker(self, name: str, queues: str, pool: str, concurrency: int) -> subprocess.Popen[bytes]:
@@ -163,7 +168,11 @@ class Stack:
                 str(self.keepalive_s),
             ],
         )
-        _wait(self._ready, 90, f"{self.name} stack to be ready (logs in {self.log_dir})")
+        try:
+            _wait(self._ready, 90, f"{self.name} stack to be ready (logs in {self.log_dir})")
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def _ready(self) -> bool:
@@ -175,6 +184,14 @@ class Stack:
             return httpx.get(f"{self.base_url}/readyz", timeout=3).status_code == 200
         except httpx.HTTPError:
             return False
+
+    @classmethod
+    def stop_all(cls) -> None:
+        """Stop whatever any stack of this process still runs: a fixture that failed after starting its stack
+        never reaches its own teardown, and its workers would outlive the test run."""
+        for stack in cls.spawned:
+            stack.stop()
+        cls.spawned.clear()
 
     def stop(self, name: str | None = None) -> None:
         """Stop one process, or every process of the stack: all get SIGTERM first, so their shutdowns overlap."""

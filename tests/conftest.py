@@ -25,6 +25,13 @@ from tests.support.jobs import index_and_wait
 SAMPLE_DOCS = Path(__file__).resolve().parents[1] / "docs" / "kb"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_stack_outlives_the_session() -> Iterator[None]:
+    """Set up first and torn down last: stops the processes of any stack whose fixture failed before its yield."""
+    yield
+    Stack.stop_all()
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     server = RedisServer.start(tmp_path_factory.mktemp("redis"))
