@@ -37,30 +37,34 @@ def index_validity(conn: psycopg.Connection, names: list[str]) -> dict[str, bool
     return {str(name): bool(valid) for name, valid in rows}
 
 
-def _missing(conn: psycopg.Connection, collection_id: int) -> list[str]:
-    found = index_validity(conn, list(search_indexes(collection_id)))
-    return [name for name in search_indexes(collection_id) if not found.get(name, False)]
+def _usable(found: dict[str, bool], names: list[str]) -> bool:
+    return all(found.get(name, False) for name in names)
 
 
 def build_search_indexes(conninfo: str, collection_id: int, memory_mb: int = BUILD_MEMORY_MB) -> list[str]:
     """Build the collection's missing (or invalid) search indexes; the names built, empty when none was."""
+    statements = search_indexes(collection_id)
+    names = list(statements)
     with psycopg.connect(conninfo, autocommit=True) as conn:
-        if not _missing(conn, collection_id):  # the usual case for every job after a collection's first
+        if _usable(index_validity(conn, names), names):  # the usual case for every job after a collection's first
             return []
         # Released when this connection closes, however the build ends.
         conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"search-indexes:{collection_id}",))
         if conn.execute("SELECT to_regclass(%s)", (f"{SCHEMA}.chunks_{collection_id}",)).fetchone() == (None,):
             return []  # the collection was dropped meanwhile
+        found = index_validity(conn, names)  # again under the lock: another finaliser may have built them
+        if _usable(found, names):
+            return []
         current = conn.execute("SELECT setting::bigint FROM pg_settings WHERE name = 'maintenance_work_mem'").fetchone()
         if current is not None and int(current[0]) < memory_mb * 1024:
             conn.execute(sql.SQL("SET maintenance_work_mem = {}").format(sql.Literal(f"{memory_mb}MB")))
         built = []
-        statements = search_indexes(collection_id)
-        stale = index_validity(conn, list(statements))
-        for name in _missing(conn, collection_id):
-            if name in stale:
+        for name, statement in statements.items():
+            if found.get(name, False):
+                continue
+            if name in found:  # invalid: left by a concurrent build that died
                 conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(SCHEMA, name)))
-            conn.execute(statements[name])
+            conn.execute(statement)
             built.append(name)
         conn.execute(sql.SQL("ANALYZE {}").format(chunk_table(collection_id)))
         return built
