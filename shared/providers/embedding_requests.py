@@ -1,5 +1,6 @@
-"""What every remote embedding provider needs around its HTTP call: a thread pool that survives a fork, and
-retries of transient failures that honour `Retry-After` (shared/providers/zhipu_batched.py, openai_embedding.py).
+"""What every remote embedding provider needs around its HTTP call: a thread pool that survives a fork, the vectors
+of a response in input order, and retries of transient failures that honour `Retry-After`
+(shared/providers/zhipu_batched.py, openai_embedding.py).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import orjson
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -58,6 +60,16 @@ class RequestPool:
             if self._pool is not None:
                 self._pool.shutdown(wait=True, cancel_futures=True)
                 self._pool = None
+
+
+def vectors_in_order(body: bytes, count: int, what: str) -> Vectors:
+    """The vectors of an OpenAI-shaped `/embeddings` response body, in input order, decoded by orjson (the stdlib
+    decoder costs ~0.2 ms of CPU per 1024-d vector, orjson a tenth, with the same floats); a response that does not
+    hold exactly one vector per input text is an error naming `what`."""
+    items = sorted(orjson.loads(body)["data"], key=lambda item: item["index"])
+    if [item["index"] for item in items] != list(range(count)):
+        raise ValueError(f"{what} returned indexes {[item['index'] for item in items]} for {count} texts")
+    return [item["embedding"] for item in items]
 
 
 def with_retries(

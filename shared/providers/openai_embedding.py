@@ -23,11 +23,10 @@ from typing import Any
 
 import httpx
 import openai
-import orjson
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 
-from shared.providers.embedding_requests import RequestPool, Vectors, with_retries
+from shared.providers.embedding_requests import RequestPool, Vectors, vectors_in_order, with_retries
 from shared.settings import Settings
 
 
@@ -106,10 +105,7 @@ class OpenAICompatibleEmbedding(BaseEmbedding):
         # Never the SDK's models: building them float by float costs milliseconds per vector.
         body = {"model": self.model_name, "input": texts, "encoding_format": "float"}
         response = self._client.post("/embeddings", body=body, cast_to=httpx.Response)
-        items = sorted(orjson.loads(response.content)["data"], key=lambda item: item["index"])
-        if [item["index"] for item in items] != list(range(len(texts))):
-            raise ValueError(f"/embeddings returned indexes {[i['index'] for i in items]} for {len(texts)} texts")
-        return [item["embedding"] for item in items]
+        return vectors_in_order(response.content, len(texts), "/embeddings")
 
 
 def build_openai_compatible_embedding(settings: Settings) -> OpenAICompatibleEmbedding:

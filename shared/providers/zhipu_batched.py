@@ -28,7 +28,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx
-import orjson
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.embeddings.zhipuai import ZhipuAIEmbedding
 from zhipuai import ZhipuAI as ZhipuAIClient
@@ -42,7 +41,7 @@ from zhipuai.core._errors import (
     APITimeoutError,
 )
 
-from shared.providers.embedding_requests import RequestPool, with_retries
+from shared.providers.embedding_requests import RequestPool, vectors_in_order, with_retries
 
 MAX_TEXTS_PER_REQUEST = 64
 _FIXED_DIMENSION_MODELS = frozenset({"embedding-2"})
@@ -167,8 +166,4 @@ class BatchedZhipuEmbedding(ZhipuAIEmbedding):
             options=make_request_options(timeout=NOT_GIVEN if self.timeout is None else self.timeout),
             cast_type=httpx.Response,
         )
-        items = sorted(orjson.loads(response.content)["data"], key=lambda item: item["index"])
-        if [item["index"] for item in items] != list(range(len(texts))):
-            indexes = [item["index"] for item in items]
-            raise ValueError(f"zhipu /embeddings returned indexes {indexes} for {len(texts)} texts")
-        return [item["embedding"] for item in items]
+        return vectors_in_order(response.content, len(texts), "zhipu /embeddings")
