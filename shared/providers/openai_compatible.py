@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 
-from openai import AsyncOpenAI, AsyncStream, DefaultAioHttpClient
+from openai import AsyncOpenAI, AsyncStream
 
 from shared.providers.answerers import CONDENSE_PROMPT, QA_PROMPT, fill_usage, format_context
+from shared.providers.upstream_http import upstream_http_client
 from shared.settings import Settings
 from shared.store import ScoredChunk
 from shared.usage import TokenUsage
@@ -77,13 +78,14 @@ def delta_text(chunk: object) -> str | None:
 
 
 def async_chat_client(api_key: str, base_url: str, settings: Settings) -> AsyncOpenAI:
-    """An async `openai` client with the upstream timeout and retries from settings, on the aiohttp transport."""
+    """An async `openai` client with the upstream timeout and retries from settings, on the aiohttp transport
+    (shared/providers/upstream_http.py)."""
     return AsyncOpenAI(
         api_key=api_key,
         base_url=base_url,
         timeout=settings.UPSTREAM_TIMEOUT_S,
         max_retries=settings.UPSTREAM_MAX_RETRIES,
-        http_client=DefaultAioHttpClient(timeout=settings.UPSTREAM_TIMEOUT_S),
+        http_client=upstream_http_client(settings.UPSTREAM_TIMEOUT_S),
     )
 
 
