@@ -147,10 +147,9 @@ def get_runtime() -> Runtime:
 
 def warm_up() -> None:
     """Load the models, readers and tokenizer now, so the first task does not pay for them (~0.5 s)."""
-    from llama_index.core.node_parser import SentenceSplitter
-
     from shared.ingest.items import path_item
     from shared.store.keywords import tokenize
+    from workers.chunk_splitter import ChunkSplitter
     from workers.indexing import load_and_split
 
     rt = get_runtime()
@@ -159,5 +158,5 @@ def warm_up() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         sample = Path(tmp) / "warm-up.md"
         sample.write_text("# 预热\n\n加载读取器与分词器。", encoding="utf-8")
-        load_and_split(path_item(sample), SentenceSplitter(chunk_size=rt.settings.CHUNK_SIZE, chunk_overlap=0))
+        load_and_split(path_item(sample), ChunkSplitter(chunk_size=rt.settings.CHUNK_SIZE, chunk_overlap=0))
     tune_gc(rt.settings.GC_THRESHOLD)  # last: the models and readers built above are frozen

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from celery import Task
-from llama_index.core.node_parser import SentenceSplitter
 
 from shared import keys
 from shared.ingest.import_paths import (
@@ -41,6 +40,7 @@ from shared.store import CollectionStore, DocumentWrite, EmbeddingMismatchError
 from shared.streams.events import ErrorCode
 from shared.usage import UsageField
 from workers.celery_app import app
+from workers.chunk_splitter import ChunkSplitter
 from workers.indexing import SplitDocument, embed_chunks, load_and_split
 from workers.loaders import LoadLimits, UnreadableDocument
 from workers.runtime import Runtime, get_runtime
@@ -141,7 +141,7 @@ def _fail_batch(
 
 def _index_batch(rt: Runtime, progress: IndexProgress, collection: str, items: list[IndexItem]) -> dict[str, int]:
     settings = rt.settings
-    splitter = SentenceSplitter(chunk_size=settings.CHUNK_SIZE, chunk_overlap=settings.CHUNK_OVERLAP)
+    splitter = ChunkSplitter(chunk_size=settings.CHUNK_SIZE, chunk_overlap=settings.CHUNK_OVERLAP)
     limits = LoadLimits.from_settings(settings)
     documents: list[tuple[IndexItem, SplitDocument]] = []
     failed = 0

@@ -1,0 +1,73 @@
+"""LlamaIndex's SentenceSplitter with the same chunks for less tokenizer work.
+
+Splitting was the index worker's largest cost, and counting tokens (tiktoken's BPE) most of that
+(docs/benchmarks.md). The stock splitter counts a whole section before splitting it, then each of its pieces,
+then again each piece too long for a chunk at the top of the recursive call: on the benchmark corpus it ran the BPE
+over 3.5 times the text. Only two things about a count matter: a split's exact size, which decides how splits
+merge into chunks and overlap, and, for a longer text, that it is over the chunk size, which only decides to
+split it further. So this splitter:
+
+- counts each text once (a piece too long for a chunk is not counted again at the top of its recursive call);
+- proves a text over the chunk size without counting it when it holds more CJK characters than
+  `MAX_CJK_PER_TOKEN` times the chunk size. Exact, not an estimate: each of those characters starts with a UTF-8
+  byte 0xE4-0xE9 that lies in exactly one token, and no token of the encoding holds more than
+  `MAX_CJK_PER_TOKEN` such bytes, so the text has at least (CJK characters / MAX_CJK_PER_TOKEN) tokens;
+- skips LlamaIndex's per-call callback event, which nothing here listens to.
+
+The splitting and merging themselves are the stock ones, so the chunks are identical
+(tests/unit/test_chunk_splitter.py compares them on the sample documents).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from llama_index.core.node_parser import SentenceSplitter
+from llama_index.core.node_parser.text.sentence import _Split
+
+# The most bytes 0xE4-0xE9 (lead bytes of U+4000-U+9FFF) any cl100k_base token holds (' 生命周期函数'); the
+# test derives it again from the encoding's vocabulary, so a different tokenizer cannot slip under the bound.
+MAX_CJK_PER_TOKEN = 6
+_CJK_LEADS = tuple(bytes([lead]) for lead in range(0xE4, 0xEA))
+
+
+def cjk_token_floor(text: str) -> int:
+    """A lower bound on `text`'s cl100k_base token count from its CJK characters alone."""
+    data = text.encode("utf-8")
+    return -(-sum(data.count(lead) for lead in _CJK_LEADS) // MAX_CJK_PER_TOKEN)
+
+
+class ChunkSplitter(SentenceSplitter):
+    """`SentenceSplitter`'s chunks, each text's tokens counted at most once and long texts not counted at all."""
+
+    def _split_text(self, text: str, chunk_size: int) -> list[str]:
+        if text == "":
+            return [text]
+        return self._merge(self._split(text, chunk_size), chunk_size)
+
+    def _split(self, text: str, chunk_size: int, size: int | None = None) -> list[_Split]:
+        """The stock `_split` (paragraphs, then sentences, then phrases, then words, recursively until every split
+        fits), told the size of a text its caller already counted."""
+        count = self._tokenizer
+        if size is None:
+            size = _size(text, chunk_size, count)
+        if size <= chunk_size:
+            return [_Split(text, is_sentence=True, token_size=size)]
+        pieces, is_sentence = self._get_splits_by_fns(text)
+        splits: list[_Split] = []
+        for piece in pieces:
+            piece_size = _size(piece, chunk_size, count)
+            if piece_size <= chunk_size or len(pieces) == 1:
+                # Fits; or cannot be split further, when _merge refuses it as the stock splitter does.
+                splits.append(_Split(piece, is_sentence=is_sentence, token_size=piece_size))
+            else:
+                splits.extend(self._split(piece, chunk_size, piece_size))
+        return splits
+
+
+def _size(text: str, chunk_size: int, count: Callable[[str], list[int]]) -> int:
+    """`text`'s token count; or, when it is over `chunk_size` for certain, a lower bound over it (then the count is
+    only compared with the chunk size, to split the text further)."""
+    if len(text) > chunk_size * MAX_CJK_PER_TOKEN and (floor := cjk_token_floor(text)) > chunk_size:
+        return floor
+    return len(count(text))
