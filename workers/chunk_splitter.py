@@ -12,7 +12,13 @@ split it further. So this splitter:
   `MAX_CJK_PER_TOKEN` times the chunk size. Exact, not an estimate: each of those characters starts with a UTF-8
   byte 0xE4-0xE9 that lies in exactly one token, and no token of the encoding holds more than
   `MAX_CJK_PER_TOKEN` such bytes, so the text has at least (CJK characters / MAX_CJK_PER_TOKEN) tokens;
+- calls tiktoken's `encode_ordinary` instead of `encode(allowed_special="all")`, whose per-call checks of the
+  special tokens cost as much as the BPE of a sentence; the count is the same unless the text spells a special
+  token (`<|endoftext|>`), which goes the stock way;
 - skips LlamaIndex's per-call callback event, which nothing here listens to.
+
+The last three hold for LlamaIndex's default tokenizer (cl100k_base); a splitter given another tokenizer counts
+every text with it, once.
 
 The splitting and merging themselves are the stock ones, so the chunks are identical
 (tests/unit/test_chunk_splitter.py compares them on the sample documents).
@@ -21,14 +27,19 @@ The splitting and merging themselves are the stock ones, so the chunks are ident
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
+import tiktoken
 from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.node_parser.text.sentence import _Split
+from llama_index.core.utils import get_tokenizer
 
 # The most bytes 0xE4-0xE9 (lead bytes of U+4000-U+9FFF) any cl100k_base token holds (' 生命周期函数'); the
-# test derives it again from the encoding's vocabulary, so a different tokenizer cannot slip under the bound.
+# test derives it again from the encoding's vocabulary.
 MAX_CJK_PER_TOKEN = 6
 _CJK_LEADS = tuple(bytes([lead]) for lead in range(0xE4, 0xEA))
+
+TokenCount = Callable[[str, int], int]  # (text, chunk size) -> its token count, or a lower bound over the chunk size
 
 
 def cjk_token_floor(text: str) -> int:
@@ -37,37 +48,48 @@ def cjk_token_floor(text: str) -> int:
     return -(-sum(data.count(lead) for lead in _CJK_LEADS) // MAX_CJK_PER_TOKEN)
 
 
+def cl100k_count(encoding: tiktoken.Encoding, stock: Callable[[str], list[int]], text: str, chunk_size: int) -> int:
+    """`len(stock(text))`, with `stock` LlamaIndex's default tokenizer; or, when the text is over `chunk_size` for
+    certain, a lower bound over it (then the count is only compared with the chunk size, to split the text
+    further)."""
+    if len(text) > chunk_size * MAX_CJK_PER_TOKEN and (floor := cjk_token_floor(text)) > chunk_size:
+        return floor
+    return len(encoding.encode_ordinary(text) if "<|" not in text else stock(text))
+
+
+def token_count(tokenizer: Callable[[str], list[int]]) -> TokenCount:
+    """How `ChunkSplitter` counts with `tokenizer`: `cl100k_count` for LlamaIndex's default, else the tokenizer."""
+    if tokenizer is get_tokenizer():
+        encoding = getattr(getattr(tokenizer, "func", None), "__self__", None)  # partial(Encoding.encode, ...)
+        if isinstance(encoding, tiktoken.Encoding) and encoding.name == "cl100k_base":
+            return partial(cl100k_count, encoding, tokenizer)
+    return lambda text, _chunk_size: len(tokenizer(text))
+
+
 class ChunkSplitter(SentenceSplitter):
     """`SentenceSplitter`'s chunks, each text's tokens counted at most once and long texts not counted at all."""
 
     def _split_text(self, text: str, chunk_size: int) -> list[str]:
         if text == "":
             return [text]
-        return self._merge(self._split(text, chunk_size), chunk_size)
+        return self._merge(self._split(text, chunk_size, token_count(self._tokenizer)), chunk_size)
 
-    def _split(self, text: str, chunk_size: int, size: int | None = None) -> list[_Split]:
+    def _split(  # type: ignore[override]
+        self, text: str, chunk_size: int, count: TokenCount, size: int | None = None
+    ) -> list[_Split]:
         """The stock `_split` (paragraphs, then sentences, then phrases, then words, recursively until every split
         fits), told the size of a text its caller already counted."""
-        count = self._tokenizer
         if size is None:
-            size = _size(text, chunk_size, count)
+            size = count(text, chunk_size)
         if size <= chunk_size:
             return [_Split(text, is_sentence=True, token_size=size)]
         pieces, is_sentence = self._get_splits_by_fns(text)
         splits: list[_Split] = []
         for piece in pieces:
-            piece_size = _size(piece, chunk_size, count)
+            piece_size = count(piece, chunk_size)
             if piece_size <= chunk_size or len(pieces) == 1:
                 # Fits; or cannot be split further, when _merge refuses it as the stock splitter does.
                 splits.append(_Split(piece, is_sentence=is_sentence, token_size=piece_size))
             else:
-                splits.extend(self._split(piece, chunk_size, piece_size))
+                splits.extend(self._split(piece, chunk_size, count, piece_size))
         return splits
-
-
-def _size(text: str, chunk_size: int, count: Callable[[str], list[int]]) -> int:
-    """`text`'s token count; or, when it is over `chunk_size` for certain, a lower bound over it (then the count is
-    only compared with the chunk size, to split the text further)."""
-    if len(text) > chunk_size * MAX_CJK_PER_TOKEN and (floor := cjk_token_floor(text)) > chunk_size:
-        return floor
-    return len(count(text))

@@ -48,18 +48,46 @@ def test_a_piece_that_cannot_fit_is_refused_as_the_stock_splitter_refuses_it() -
         ChunkSplitter(chunk_size=2, chunk_overlap=0).split_text(text)
 
 
-def test_each_text_is_counted_once_and_a_long_chinese_text_not_at_all() -> None:
-    counted: list[str] = []
+def test_each_text_is_counted_once_and_a_long_chinese_text_not_at_all(monkeypatch: pytest.MonkeyPatch) -> None:
     stock_counted: list[str] = []
-    ours, stock = ChunkSplitter(chunk_size=512, chunk_overlap=64), SentenceSplitter(chunk_size=512, chunk_overlap=64)
-    tokenizer = ours._tokenizer
-    ours._tokenizer = lambda text: counted.append(text) or tokenizer(text)
-    stock._tokenizer = lambda text: stock_counted.append(text) or tokenizer(text)
+    counted: list[str] = []
+    stock = SentenceSplitter(chunk_size=512, chunk_overlap=64)
+    tokenizer = stock._tokenizer
+
+    def stock_recording(text: str) -> list[int]:
+        stock_counted.append(text)
+        return tokenizer(text)
+
+    stock._tokenizer = stock_recording
+    encode_ordinary = tiktoken.Encoding.encode_ordinary
+
+    def recording(encoding: tiktoken.Encoding, text: str) -> list[int]:
+        counted.append(text)
+        return encode_ordinary(encoding, text)
+
+    monkeypatch.setattr(tiktoken.Encoding, "encode_ordinary", recording)
     long_text = TEXTS[-5]  # the three-fold knowledge base
-    assert ours.split_text(long_text) == stock.split_text(long_text)
-    assert long_text in stock_counted and long_text not in counted
+    assert ChunkSplitter(chunk_size=512, chunk_overlap=64).split_text(long_text) == stock.split_text(long_text)
+    assert counted and long_text in stock_counted and long_text not in counted
     assert len(counted) == len(set(counted))  # no text counted twice
     assert sum(map(len, counted)) < 0.7 * sum(map(len, stock_counted))
+
+
+def test_a_text_that_spells_a_special_token_is_counted_as_the_stock_splitter_counts_it() -> None:
+    text = "文档结尾写着 <|endoftext|> 这个标记。" * 40
+    for size in (16, 32):
+        stock = SentenceSplitter(chunk_size=size, chunk_overlap=0).split_text(text)
+        assert ChunkSplitter(chunk_size=size, chunk_overlap=0).split_text(text) == stock
+
+
+def test_another_tokenizer_is_used_as_given() -> None:
+    def by_characters(text: str) -> list[int]:
+        return [ord(ch) for ch in text]
+
+    for text in TEXTS:
+        stock = SentenceSplitter(chunk_size=200, chunk_overlap=20, tokenizer=by_characters).split_text(text)
+        ours = ChunkSplitter(chunk_size=200, chunk_overlap=20, tokenizer=by_characters)  # type: ignore[call-arg]
+        assert ours.split_text(text) == stock
 
 
 def test_no_token_of_the_encoding_holds_more_cjk_characters_than_the_bound_assumes() -> None:
