@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -66,23 +66,39 @@ def tsvector_literal(tokens: Sequence[str]) -> str:
     longer than CHUNK_SIZE's default could still outgrow a page: it then keeps its tokens without positions,
     and past that only its first distinct tokens, so the row is never refused.
     """
-    positions: dict[str, list[int]] = defaultdict(list)
+    # Built with as little Python per token as it can: it runs for every stored chunk (docs/benchmarks.md).
+    positions: dict[str, list[int]] = {}
     for i, token in enumerate(tokens, start=1):
-        positions[token].append(min(i, 16383))
-    entries = [f"{_quote(t)}:{','.join(map(str, p[:16]))}" for t, p in positions.items()]
-    if sum(len(e.encode()) for e in entries) > TSVECTOR_MAX_BYTES:
-        entries, size = [], 0
-        for token in positions:
-            entry = _quote(token)
-            size += len(entry.encode()) + 1
-            if size > TSVECTOR_MAX_BYTES:
-                break
-            entries.append(entry)
+        held = positions.get(token)
+        if held is None:
+            positions[token] = [i]
+        elif len(held) < 16:
+            held.append(i)
+    if len(tokens) > 16383:
+        for held in positions.values():
+            held[:] = [min(i, 16383) for i in held]
+    # Quoting doubles a token's quotes and backslashes; most chunks have neither, so check them all at once.
+    escape = any("'" in token or "\\" in token for token in positions)
+    items = [(_escape(t), p) for t, p in positions.items()] if escape else positions.items()
+    literal = " ".join([f"'{t}':{p[0] if len(p) == 1 else ','.join(map(str, p))}" for t, p in items])
+    if len(literal.encode()) - max(len(positions) - 1, 0) <= TSVECTOR_MAX_BYTES:  # the entries, without spaces
+        return literal
+    entries, size = [], 0
+    for token in positions:
+        entry = _quote(token)
+        size += len(entry.encode()) + 1
+        if size > TSVECTOR_MAX_BYTES:
+            break
+        entries.append(entry)
     return " ".join(entries)
 
 
 def _quote(token: str) -> str:
-    return "'" + token.replace("\\", "\\\\").replace("'", "''") + "'"
+    return "'" + _escape(token) + "'"
+
+
+def _escape(token: str) -> str:
+    return token.replace("\\", "\\\\").replace("'", "''")
 
 
 def _configure(conn: psycopg.Connection) -> None:
