@@ -159,4 +159,7 @@ def warm_up() -> None:
         sample = Path(tmp) / "warm-up.md"
         sample.write_text("# 预热\n\n加载读取器与分词器。", encoding="utf-8")
         load_and_split(path_item(sample), ChunkSplitter(chunk_size=rt.settings.CHUNK_SIZE, chunk_overlap=0))
+        # A text longer than a chunk is split by sentences: NLTK's sentence tokenizer loads on its first use
+        # (about 0.3 s of a batch's CPU otherwise, in every new process).
+        ChunkSplitter(chunk_size=8, chunk_overlap=0).split_text("加载读取器与分词器。然后切分句子。")
     tune_gc(rt.settings.GC_THRESHOLD)  # last: the models and readers built above are frozen
