@@ -15,6 +15,9 @@ split it further. So this splitter:
 - calls tiktoken's `encode_ordinary` instead of `encode(allowed_special="all")`, whose per-call checks of the
   special tokens cost as much as the BPE of a sentence; the count is the same unless the text spells a special
   token (`<|endoftext|>`), which goes the stock way;
+- asks NLTK's sentence tokenizer (Punkt) for sentences only in a text that has one of the only characters Punkt
+  ends a sentence at (`.`, `?`, `!`): without one Punkt returns the whole text, which the splitter then treats
+  as not split, and Chinese text ends its sentences with `。！？`;
 - skips LlamaIndex's per-call callback event, which nothing here listens to.
 
 The last three hold for LlamaIndex's default tokenizer (cl100k_base); a splitter given another tokenizer counts
@@ -26,8 +29,10 @@ The splitting and merging themselves are the stock ones, so the chunks are ident
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 import tiktoken
 from llama_index.core.node_parser import SentenceSplitter
@@ -38,6 +43,8 @@ from llama_index.core.utils import get_tokenizer
 # test derives it again from the encoding's vocabulary.
 MAX_CJK_PER_TOKEN = 6
 _CJK_LEADS = tuple(bytes([lead]) for lead in range(0xE4, 0xEA))
+
+_SENTENCE_END = re.compile(r"[.?!]")  # Punkt's sentence-ending characters (its PunktLanguageVars.sent_end_chars)
 
 TokenCount = Callable[[str, int], int]  # (text, chunk size) -> its token count, or a lower bound over the chunk size
 
@@ -66,8 +73,23 @@ def token_count(tokenizer: Callable[[str], list[int]]) -> TokenCount:
     return lambda text, _chunk_size: len(tokenizer(text))
 
 
+def sentences_where_they_can_end(sentences: Callable[[str], list[str]]) -> Callable[[str], list[str]]:
+    """`sentences` (Punkt), called only for a text where a sentence can end; else the text, unsplit."""
+
+    def split(text: str) -> list[str]:
+        return sentences(text) if _SENTENCE_END.search(text) else [text]
+
+    return split
+
+
 class ChunkSplitter(SentenceSplitter):
     """`SentenceSplitter`'s chunks, each text's tokens counted at most once and long texts not counted at all."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        default_sentences = kwargs.get("chunking_tokenizer_fn") is None
+        super().__init__(**kwargs)
+        if default_sentences:
+            self._split_fns[1] = sentences_where_they_can_end(self._chunking_tokenizer_fn)
 
     def _split_text(self, text: str, chunk_size: int) -> list[str]:
         if text == "":
