@@ -146,20 +146,28 @@ def get_runtime() -> Runtime:
 
 
 def warm_up() -> None:
-    """Load the models, readers and tokenizer now, so the first task does not pay for them (~0.5 s)."""
-    from shared.ingest.items import path_item
+    """Load the models, readers and tokenizers now, so the first task does not pay for them (~0.5 s)."""
     from shared.store.keywords import tokenize
-    from workers.chunk_splitter import ChunkSplitter
-    from workers.indexing import load_and_split
 
     rt = get_runtime()
     _ = rt.embed_model, rt.answerer, rt.stores
     tokenize("预热分词词典")  # jieba's dictionary: about a second, which the first keyword search would pay
+    warm_up_splitting(rt.settings.CHUNK_SIZE)
+    tune_gc(rt.settings.GC_THRESHOLD)  # last: the models and readers built above are frozen
+
+
+def warm_up_splitting(chunk_size: int) -> None:
+    """Load what reading and splitting a document loads on first use: the Markdown reader, the token counter and
+    NLTK's sentence tokenizer (only reached by a text longer than a chunk: about 0.3 s of a batch's CPU otherwise,
+    in every new process)."""
+    from llama_index.core.utils import globals_helper
+
+    from shared.ingest.items import path_item
+    from workers.chunk_splitter import ChunkSplitter
+    from workers.indexing import load_and_split
+
     with tempfile.TemporaryDirectory() as tmp:
         sample = Path(tmp) / "warm-up.md"
         sample.write_text("# 预热\n\n加载读取器与分词器。", encoding="utf-8")
-        load_and_split(path_item(sample), ChunkSplitter(chunk_size=rt.settings.CHUNK_SIZE, chunk_overlap=0))
-        # A text longer than a chunk is split by sentences: NLTK's sentence tokenizer loads on its first use
-        # (about 0.3 s of a batch's CPU otherwise, in every new process).
-        ChunkSplitter(chunk_size=8, chunk_overlap=0).split_text("加载读取器与分词器。然后切分句子。")
-    tune_gc(rt.settings.GC_THRESHOLD)  # last: the models and readers built above are frozen
+        load_and_split(path_item(sample), ChunkSplitter(chunk_size=chunk_size, chunk_overlap=0))
+    _ = globals_helper.punkt_tokenizer

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -101,3 +103,17 @@ def test_the_floor_never_exceeds_the_count() -> None:
     tokenizer = get_tokenizer()
     for text in TEXTS:
         assert cjk_token_floor(text) <= len(tokenizer(text))
+
+
+def test_a_warmed_up_worker_splits_its_first_long_text_without_loading_anything() -> None:
+    script = (
+        "import sys\n"
+        "from workers.runtime import warm_up_splitting\n"
+        "warm_up_splitting(512)\n"
+        "before = set(sys.modules)\n"
+        "from workers.chunk_splitter import ChunkSplitter\n"
+        "ChunkSplitter(chunk_size=16, chunk_overlap=0).split_text('First sentence. Second one! 第三句。' * 8)\n"
+        "print(sorted(set(sys.modules) - before))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
