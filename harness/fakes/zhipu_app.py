@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from .zhipu_vectors import dimension_for, embed_text
+from .zhipu_vectors import dimension_for, embedding_array
 
 API_PREFIX = "/api/paas/v4"
 DEFAULT_TOKENS = ["根据", "资料", "，", "KV", " 缓存", "可以", "避免", "重复", "计算", "，", "加速", "推理", "。"]
@@ -307,11 +307,11 @@ def build_app(state: FakeState) -> Starlette:
             return _error(status, "fake injected embedding failure", cfg["fail_should_retry"])
         model = str(body.get("model") or "embedding-2")
         dim = dimension_for(model, body.get("dimensions"))
-        data = [{"index": i, "object": "embedding", "embedding": embed_text(t, dim)} for i, t in enumerate(texts)]
+        data = [{"index": i, "object": "embedding", "embedding": embedding_array(t, dim)} for i, t in enumerate(texts)]
         n = sum(len(t) for t in texts)
         # orjson: the stdlib encoder spent ~0.25 ms of CPU per 1024-d vector, on the cores of the stack it serves.
         body = {"data": data, "model": model, "object": "list", "usage": _usage(n, 0)}
-        return Response(orjson.dumps(body), media_type="application/json")
+        return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
 
     async def rerank(request: Request, body: dict[str, Any], auth: str | None) -> Any:
         """Cohere/Jina style, as Zhipu, vLLM, Jina, Infinity and Xinference serve it; TEI's own form at `/rerank`."""
