@@ -75,14 +75,33 @@ class IndexProgress:
         code: str | None = None,
     ) -> None:
         """Record a document's status; a failed one's `error` says why, `code` (if any) is a stable error code."""
-        value = DocumentStatus(
-            name=name, doc_id=doc_id, status=status, chunks=chunks, error=error, code=code, worker=self.worker
-        )
+        self.documents([(name, doc_id)], status, [chunks], error, code)
+
+    def documents(
+        self,
+        names_and_ids: list[tuple[str, str]],
+        status: DocStatus,
+        chunks: list[int] | None = None,
+        error: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        """Record one status for several documents (a batch's, which change together) in one round trip."""
+        if not names_and_ids:
+            return
+        counts: list[int] = chunks or [0] * len(names_and_ids)
+        indexed_chunks: int = sum(counts)
+        statuses = {
+            name: DocumentStatus(
+                name=name, doc_id=doc_id, status=status, chunks=n, error=error, code=code, worker=self.worker
+            ).stored()
+            for (name, doc_id), n in zip(names_and_ids, counts, strict=True)
+        }
+        key = keys.job_documents_key(self.job_id)
         pipe = self.client.pipeline(transaction=False)
-        pipe.hset(keys.job_documents_key(self.job_id), name, value.stored())
-        pipe.expire(keys.job_documents_key(self.job_id), self.ttl_s)
-        if status == DocStatus.INDEXED and chunks:  # for `/metrics`: chunks indexed per second
-            pipe.hincrby(keys.metric_counters_key(), metrics_store.field(metrics_store.INDEX_CHUNKS), chunks)
+        pipe.hset(key, mapping=cast(Any, statuses))
+        pipe.expire(key, self.ttl_s)
+        if status == DocStatus.INDEXED and indexed_chunks:  # for `/metrics`: chunks indexed per second
+            pipe.hincrby(keys.metric_counters_key(), metrics_store.field(metrics_store.INDEX_CHUNKS), indexed_chunks)
         pipe.execute()
 
     def start_attempt(self) -> int:

@@ -132,8 +132,7 @@ def _run_batch(worker: str, rt: Runtime, task: IndexBatchTask) -> dict[str, Any]
 def _fail_batch(
     progress: IndexProgress, items: list[IndexItem], reason: str, code: str | None = None
 ) -> dict[str, int]:
-    for item in items:
-        progress.document(item.name, item.doc_id, DocStatus.FAILED, error=reason, code=code)
+    progress.documents([(item.name, item.doc_id) for item in items], DocStatus.FAILED, error=reason, code=code)
     progress.documents_done = len(items)
     progress.update("storing")
     return {"failed": len(items)}
@@ -145,8 +144,9 @@ def _index_batch(rt: Runtime, progress: IndexProgress, collection: str, items: l
     limits = LoadLimits.from_settings(settings)
     documents: list[tuple[IndexItem, SplitDocument]] = []
     failed = 0
+    # The batch's documents are indexing from now until its one transaction stores them: one round trip.
+    progress.documents([(item.name, item.doc_id) for item in items], DocStatus.INDEXING)
     for item in items:
-        progress.document(item.name, item.doc_id, DocStatus.INDEXING)
         local = item
         try:
             local = item.model_copy(update={"path": str(rt.stores.blobs.local_path(item.blob))}) if item.blob else item
@@ -170,13 +170,18 @@ def _index_batch(rt: Runtime, progress: IndexProgress, collection: str, items: l
 
     store = rt.store(collection)
     changed: list[tuple[IndexItem, SplitDocument]] = []
+    unchanged: list[tuple[IndexItem, SplitDocument]] = []
     for item, doc in documents:
-        if store.exists() and store.document_sha256(doc.doc_id) == doc.sha256:
-            progress.documents_done += 1
-            advance(len(doc.chunks))
-            progress.document(item.name, item.doc_id, DocStatus.UNCHANGED, chunks=len(doc.chunks))
-        else:
-            changed.append((item, doc))
+        same = store.exists() and store.document_sha256(doc.doc_id) == doc.sha256
+        (unchanged if same else changed).append((item, doc))
+    if unchanged:
+        progress.documents_done += len(unchanged)
+        advance(sum(len(doc.chunks) for _, doc in unchanged))
+        progress.documents(
+            [(item.name, item.doc_id) for item, _ in unchanged],
+            DocStatus.UNCHANGED,
+            [len(doc.chunks) for _, doc in unchanged],
+        )
     if changed:  # one embedding stream for the whole batch keeps every concurrent request slot busy
         vectors = embed_chunks(
             rt.embed_model, [c for _, doc in changed for c in doc.chunks], settings.EMBED_BATCH_SIZE, advance
@@ -190,15 +195,17 @@ def _index_batch(rt: Runtime, progress: IndexProgress, collection: str, items: l
             start = end
         # One transaction for the batch: a connection, lookups and term counts per document cost more than its rows.
         store.replace_documents(writes)
-        for item, doc in changed:
-            progress.document(item.name, item.doc_id, DocStatus.INDEXED, chunks=len(doc.chunks))
-            progress.documents_done += 1
+        progress.documents(
+            [(item.name, item.doc_id) for item, _ in changed],
+            DocStatus.INDEXED,
+            [len(doc.chunks) for _, doc in changed],
+        )
+        progress.documents_done += len(changed)
         progress.update("storing")
         embedded = len(vectors)
         counts = {UsageField.EMBEDDED_CHUNKS: embedded, UsageField.EMBEDDED_TEXTS: embedded}
         record_usage(rt.redis, progress.job_id, {**counts, UsageField.DOCUMENTS_STORED: len(changed)})
-    unchanged = len(documents) - len(changed)
-    return {"indexed": len(documents) - unchanged, "unchanged": unchanged, "failed": failed}
+    return {"indexed": len(changed), "unchanged": len(unchanged), "failed": failed}
 
 
 def _finalise(rt: Runtime, job_id: str, collection: str) -> None:
