@@ -79,7 +79,8 @@ class CollectionStore(ABC):
     def documents(self, limit: int = 1000, offset: int = 0) -> list[DocumentInfo]: ...
 
     @abstractmethod
-    def document_sha256(self, doc_id: str) -> str | None: ...
+    def document_sha256s(self, doc_ids: Sequence[str]) -> dict[str, str]:
+        """The stored content hash of each of these documents the collection holds (one query for a batch)."""
 
     @abstractmethod
     def sha256s(self) -> set[str]:

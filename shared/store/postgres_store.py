@@ -328,14 +328,14 @@ class PostgresCollection(CollectionStore):
             ).fetchall()
         return [DocumentInfo(id=r[0], source=r[1], sha256=r[2], chunks=r[3], updated_at=r[4]) for r in rows]
 
-    def document_sha256(self, doc_id: str) -> str | None:
+    def document_sha256s(self, doc_ids: Sequence[str]) -> dict[str, str]:
         with self._conn() as conn:
-            row = conn.execute(
-                "SELECT d.sha256 FROM documents d JOIN collections c ON c.id = d.collection_id "
-                "WHERE c.name = %s AND d.id = %s",
-                (self.name, doc_id),
-            ).fetchone()
-        return row[0] if row else None
+            rows = conn.execute(
+                "SELECT d.id, d.sha256 FROM documents d JOIN collections c ON c.id = d.collection_id "
+                "WHERE c.name = %s AND d.id = ANY(%s)",
+                (self.name, list(doc_ids)),
+            ).fetchall()
+        return {doc_id: sha256 for doc_id, sha256 in rows}
 
     def sha256s(self) -> set[str]:
         with self._conn() as conn:

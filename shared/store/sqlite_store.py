@@ -222,10 +222,12 @@ class SQLiteCollection(CollectionStore):
             ).fetchall()
         return [DocumentInfo(id=r[0], source=r[1], sha256=r[2], chunks=r[3], updated_at=r[4]) for r in rows]
 
-    def document_sha256(self, doc_id: str) -> str | None:
+    def document_sha256s(self, doc_ids: Sequence[str]) -> dict[str, str]:
         with self._connect() as conn:
-            row = conn.execute("SELECT sha256 FROM documents WHERE id = ?", (doc_id,)).fetchone()
-        return row[0] if row else None
+            rows = conn.execute(
+                "SELECT id, sha256 FROM documents WHERE id IN (SELECT value FROM json_each(?))", (json.dumps(doc_ids),)
+            ).fetchall()
+        return {doc_id: sha256 for doc_id, sha256 in rows}
 
     def sha256s(self) -> set[str]:
         with self._connect() as conn:

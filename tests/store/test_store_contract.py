@@ -60,8 +60,8 @@ def test_writing_a_document_twice_keeps_one_copy_of_each_chunk(store: Store) -> 
     c.replace_document("d1", "a.txt", "sha", chunks, _vectors(3))
     c.replace_document("d1", "a.txt", "sha", chunks, _vectors(3))
     assert (c.info().documents, c.info().chunks) == (1, 3)
-    assert c.document_sha256("d1") == "sha"
-    assert c.document_sha256("nope") is None
+    assert c.document_sha256s(["d1", "nope"]) == {"d1": "sha"}
+    assert c.document_sha256s([]) == {}
 
 
 def test_the_same_text_twice_in_a_document_is_one_chunk(store: Store) -> None:
@@ -127,7 +127,7 @@ def test_a_document_listed_twice_in_one_batch_ends_as_its_last_listing(store: St
     c.ensure("m", 4)
     first, second = _batch(1)[0], _batch(2)[0]
     c.replace_documents([first, second])
-    assert c.document_sha256("d1") == "d1-v2"
+    assert c.document_sha256s(["d1"]) == {"d1": "d1-v2"}
     assert (c.info().documents, c.info().chunks) == (1, 3)
     assert not c.retrieve("rev1", None, 5, "bm25")
 
@@ -142,7 +142,7 @@ def test_a_changed_document_replaces_its_old_chunks_in_both_searches(store: Stor
     assert _texts(c.retrieve("x", _vectors(1)[0], 5, "vector")) == ["新文本 new"]
     assert c.retrieve("old1", None, 5, "bm25") == []
     assert _texts(c.retrieve("new", None, 5, "bm25")) == ["新文本 new"]
-    assert c.document_sha256("d1") == "v2"
+    assert c.document_sha256s(["d1"]) == {"d1": "v2"}
 
 
 def test_a_rewritten_document_keeps_unchanged_chunks_and_updates_their_place(store: Store) -> None:

@@ -171,9 +171,9 @@ def _index_batch(rt: Runtime, progress: IndexProgress, collection: str, items: l
     store = rt.store(collection)
     changed: list[tuple[IndexItem, SplitDocument]] = []
     unchanged: list[tuple[IndexItem, SplitDocument]] = []
+    stored = store.document_sha256s([doc.doc_id for _, doc in documents]) if store.exists() else {}
     for item, doc in documents:
-        same = store.exists() and store.document_sha256(doc.doc_id) == doc.sha256
-        (unchanged if same else changed).append((item, doc))
+        (unchanged if stored.get(doc.doc_id) == doc.sha256 else changed).append((item, doc))
     if unchanged:
         progress.documents_done += len(unchanged)
         advance(sum(len(doc.chunks) for _, doc in unchanged))
