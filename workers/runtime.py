@@ -145,14 +145,16 @@ def get_runtime() -> Runtime:
         return _runtime
 
 
-def warm_up() -> None:
-    """Load the models, readers and tokenizers now, so the first task does not pay for them (~0.5 s)."""
+def warm_up(indexes: bool = True) -> None:
+    """Load the models, readers and tokenizers now, so the first task does not pay for them (~0.5 s); the readers
+    and splitters only for a worker that `indexes`."""
     from shared.store.keywords import tokenize
 
     rt = get_runtime()
     _ = rt.embed_model, rt.answerer, rt.stores
     tokenize("预热分词词典")  # jieba's dictionary: about a second, which the first keyword search would pay
-    warm_up_splitting(rt.settings.CHUNK_SIZE)
+    if indexes:
+        warm_up_splitting(rt.settings.CHUNK_SIZE)
     tune_gc(rt.settings.GC_THRESHOLD)  # last: the models and readers built above are frozen
 
 

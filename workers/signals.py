@@ -13,6 +13,7 @@ from typing import Any
 from celery.concurrency.prefork import TaskPool as PreforkPool
 from celery.signals import worker_init, worker_process_init, worker_shutdown
 
+from shared.jobs.tasks import INDEX_QUEUE
 from shared.settings import get_settings
 from shared.store import StoreUnavailableError
 from shared.store.factory import check_store
@@ -31,14 +32,22 @@ def _check_store(**_: Any) -> None:
 
 @worker_process_init.connect
 def _warm_up_child(**_: Any) -> None:
-    warm_up()
+    warm_up(indexes=_consumes_index_queue())
 
 
 @worker_init.connect
 def _warm_up_unforked_worker(sender: Any = None, **_: Any) -> None:
     pool = getattr(sender, "pool_cls", None)
     if isinstance(pool, type) and not issubclass(pool, PreforkPool):
-        warm_up()
+        warm_up(indexes=_consumes_index_queue())
+
+
+def _consumes_index_queue() -> bool:
+    """Whether this worker takes index work (its -Q, selected before either signal): only such a worker reads
+    and splits documents, so only it loads what that needs."""
+    from workers.celery_app import app
+
+    return INDEX_QUEUE in app.amqp.queues.consume_from
 
 
 @worker_shutdown.connect
