@@ -42,8 +42,12 @@ class _KeepsReceivedBytes(httpx2.AsyncByteStream):
 
 
 def held_bytes(content: StreamReader) -> bytes:
-    """The bytes `content` received and nobody read yet, even after its connection failed."""
-    return content._read_nowait(-1) if content._buffer else b""
+    """The bytes `content` received and nobody read yet, even after its connection failed; none if this aiohttp
+    keeps them elsewhere (then the stream ends as aiohttp ends it, with the connection's error)."""
+    try:
+        return content._read_nowait(-1) if content._buffer else b""
+    except AttributeError:
+        return b""
 
 
 class KeepsReceivedBytesTransport(AiohttpTransport):
