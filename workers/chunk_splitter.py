@@ -20,8 +20,9 @@ split it further. So this splitter:
   as not split, and Chinese text ends its sentences with `。！？`;
 - skips LlamaIndex's per-call callback event, which nothing here listens to.
 
-The last three hold for LlamaIndex's default tokenizer (cl100k_base); a splitter given another tokenizer counts
-every text with it, once.
+The CJK bound and `encode_ordinary` hold for LlamaIndex's default tokenizer (cl100k_base) only: a splitter given
+another tokenizer counts every text with it, once. The Punkt shortcut applies only when the splitter keeps its
+default sentence tokenizer.
 
 The splitting and merging themselves are the stock ones, so the chunks are identical
 (tests/unit/test_chunk_splitter.py compares them on the sample documents).

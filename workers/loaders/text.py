@@ -21,7 +21,7 @@ def _parser() -> MarkdownIt:
 
     markdown-it's Rust port: the Python one's block pass alone was a tenth of an index batch's CPU on a
     Markdown corpus, five times this parser's whole parse. Its headings (lines, level, title) are the Python
-    parser's on every example of the CommonMark spec (tests/unit/test_markdown_sections.py).
+    parser's on every example of the CommonMark spec (tests/unit/test_markdown_headings.py).
     """
     parser: MarkdownIt | None = getattr(_parsers, "parser", None)
     if parser is None:

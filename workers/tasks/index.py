@@ -177,11 +177,7 @@ def _index_batch(rt: Runtime, progress: IndexProgress, collection: str, items: l
     if unchanged:
         progress.documents_done += len(unchanged)
         advance(sum(len(doc.chunks) for _, doc in unchanged))
-        progress.documents(
-            [(item.name, item.doc_id) for item, _ in unchanged],
-            DocStatus.UNCHANGED,
-            [len(doc.chunks) for _, doc in unchanged],
-        )
+        _record_split(progress, unchanged, DocStatus.UNCHANGED)
     if changed:  # one embedding stream for the whole batch keeps every concurrent request slot busy
         vectors = embed_chunks(
             rt.embed_model, [c for _, doc in changed for c in doc.chunks], settings.EMBED_BATCH_SIZE, advance
@@ -195,17 +191,20 @@ def _index_batch(rt: Runtime, progress: IndexProgress, collection: str, items: l
             start = end
         # One transaction for the batch: a connection, lookups and term counts per document cost more than its rows.
         store.replace_documents(writes)
-        progress.documents(
-            [(item.name, item.doc_id) for item, _ in changed],
-            DocStatus.INDEXED,
-            [len(doc.chunks) for _, doc in changed],
-        )
+        _record_split(progress, changed, DocStatus.INDEXED)
         progress.documents_done += len(changed)
         progress.update("storing")
         embedded = len(vectors)
         counts = {UsageField.EMBEDDED_CHUNKS: embedded, UsageField.EMBEDDED_TEXTS: embedded}
         record_usage(rt.redis, progress.job_id, {**counts, UsageField.DOCUMENTS_STORED: len(changed)})
     return {"indexed": len(changed), "unchanged": len(unchanged), "failed": failed}
+
+
+def _record_split(progress: IndexProgress, documents: list[tuple[IndexItem, SplitDocument]], status: DocStatus) -> None:
+    """One status, with each document's chunk count, for documents of the batch that changed together."""
+    progress.documents(
+        [(item.name, item.doc_id) for item, _ in documents], status, [len(d.chunks) for _, d in documents]
+    )
 
 
 def _finalise(rt: Runtime, job_id: str, collection: str) -> None:
