@@ -4,6 +4,11 @@ Admission control asks this on every new question and readiness on every probe; 
 timeout for replies, so callers share one cached answer, and only one refresh runs at a time. Once there is
 an answer, a stale one is refreshed in the background while callers get the last one at once, so no question
 waits for a broadcast (except the first after start, and every one with WORKER_PING_CACHE_S=0).
+
+An answer in which a required queue has no consumer (or the broker failed) is kept for at most
+`MISSING_RECHECK_S` instead: it turns questions away and keeps /readyz at 503, so a worker that has just started
+must be seen within about a second, not after a whole cache period; asking more often costs nothing then, since
+no work is being admitted.
 """
 
 from __future__ import annotations
@@ -16,7 +21,10 @@ import redis.asyncio as aioredis
 from celery import Celery
 from starlette.concurrency import run_in_threadpool
 
+from shared.jobs.tasks import INDEX_QUEUE, QUERY_QUEUE
+
 ByQueue = dict[str, list[str]]
+MISSING_RECHECK_S = 1.0
 
 
 def workers_by_queue(celery: Celery, timeout_s: float) -> ByQueue | None:
@@ -35,17 +43,22 @@ def workers_by_queue(celery: Celery, timeout_s: float) -> ByQueue | None:
 class ConsumerProbe:
     """`workers_by_queue`, asked at most once per `cache_s` by this process."""
 
-    def __init__(self, celery: Celery, timeout_s: float, cache_s: float) -> None:
+    def __init__(
+        self, celery: Celery, timeout_s: float, cache_s: float, required: tuple[str, ...] = (INDEX_QUEUE, QUERY_QUEUE)
+    ) -> None:
         self.celery = celery
         self.timeout_s = timeout_s
         self.cache_s = cache_s
+        self.required = required
         self._lock = asyncio.Lock()
         self._answer: ByQueue | None = None
         self._asked_at = float("-inf")
         self._refreshing: asyncio.Task[None] | None = None
 
     def _stale(self) -> bool:
-        return time.monotonic() - self._asked_at >= self.cache_s
+        complete = self._answer is not None and all(self._answer.get(queue) for queue in self.required)
+        keep_s = self.cache_s if complete else min(self.cache_s, MISSING_RECHECK_S)
+        return time.monotonic() - self._asked_at >= keep_s
 
     async def _refresh(self, always: bool) -> None:
         async with self._lock:
