@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 import httpx
 import redis
@@ -78,6 +84,136 @@ class RedisServer:
             self.process.wait(10)
 
 
+class Process(Protocol):
+    """What the tests use of a started program: `subprocess.Popen` or `LaunchedProcess`."""
+
+    pid: int
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def terminate(self) -> None: ...
+
+    def kill(self) -> None: ...
+
+
+class LaunchedProcess:
+    """A program forked by the launcher (harness/launcher.py), with Popen's methods: its exit status comes over
+    the connection it was requested on, since the test process is not its parent."""
+
+    def __init__(self, args: list[str], pid: int, conn: socket.socket) -> None:
+        self.args, self.pid, self._conn = args, pid, conn
+        self._returncode: int | None = None
+        self._pending = b""
+
+    @property
+    def returncode(self) -> int | None:
+        return self._returncode
+
+    def _read(self, timeout: float | None) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._returncode is None:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            self._conn.settimeout(left)
+            try:
+                data = self._conn.recv(256)
+            except (TimeoutError, BlockingIOError):
+                return
+            if not data:  # the launcher ended without a word: the program's fate is unknown, say so
+                raise RuntimeError(f"the launcher closed the connection of pid {self.pid} ({self.args[:3]})")
+            self._pending += data
+            if b"\n" in self._pending:
+                line = self._pending.split(b"\n", 1)[0].decode()
+                self._returncode = int(line.removeprefix("exit "))
+                self._conn.close()
+
+    def poll(self) -> int | None:
+        self._read(0)
+        return self._returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        self._read(timeout)
+        if self._returncode is None:
+            raise subprocess.TimeoutExpired(self.args, timeout or 0)
+        return self._returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+class Launcher:
+    """This test process's launcher: started on first use, stopped when the process exits."""
+
+    _instance: ClassVar[Launcher | None] = None
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="ragqueue-launcher-"))
+        self.socket = str(self.folder / "launcher.sock")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "harness.launcher", self.socket],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        assert self.process.stdout is not None
+        ready = self.process.stdout.readline().decode()
+        if not ready.startswith("ready"):
+            raise RuntimeError(f"harness.launcher did not start (exit {self.process.wait()}): {ready!r}")
+        atexit.register(self.stop)
+
+    @classmethod
+    def get(cls) -> Launcher:
+        with cls._lock:
+            if cls._instance is None:
+                cls._instance = Launcher()
+            return cls._instance
+
+    def launch(self, args: list[str], env: dict[str, str], log: Path) -> LaunchedProcess:
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn.connect(self.socket)
+        conn.sendall(json.dumps({"argv": args, "env": env, "cwd": str(ROOT), "log": str(log)}).encode() + b"\n")
+        reply = b""
+        while not reply.endswith(b"\n"):
+            chunk = conn.recv(256)
+            if not chunk:
+                break
+            reply += chunk
+        if not reply.startswith(b"pid "):
+            conn.close()
+            raise RuntimeError(f"harness.launcher could not start {args[:3]}: {reply.decode().strip()}")
+        return LaunchedProcess(args, int(reply[4:]), conn)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            assert self.process.stdin is not None
+            self.process.stdin.close()
+            self.process.wait(10)
+
+
+def is_console_script(path: str) -> bool:
+    """A script of this venv that runs under its Python (celery, uvicorn, ragq), which the launcher can start."""
+    try:
+        with open(path, "rb") as script:
+            return script.readline().strip() == f"#!{sys.executable}".encode()
+    except OSError:
+        return False
+
+
 def _wait(check: object, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -95,11 +231,14 @@ class Stack:
     env: dict[str, str]
     log_dir: Path
     api_port: int = field(default_factory=free_port)
-    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    processes: dict[str, Process] = field(default_factory=dict)
     # Per-process environment on top of `env` (e.g. a DATA_DIR of its own), by process name.
     env_for: dict[str, dict[str, str]] = field(default_factory=dict)
     # Every stack this process has spawned into, so `stop_all` can end the ones a failed fixture left running.
     spawned: ClassVar[list[Stack]] = []
+    # Start this venv's console scripts as forks of the launcher (harness/launcher.py), which has their libraries
+    # imported already: the test suite turns it on (tests/conftest.py); benchmarks start every program afresh.
+    use_launcher: ClassVar[bool] = False
 
     @property
     def base_url(self) -> str:
@@ -118,16 +257,22 @@ class Stack:
     def import_dir(self) -> Path:
         return self.data_dir / "import"
 
-    def spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
-        log = (self.log_dir / f"{self.name}-{name}.log").open("ab")
+    def spawn(self, name: str, args: list[str]) -> Process:
+        """Start one program of the stack, logging to <log_dir>/<stack>-<name>.log: a console script of this venv
+        through the launcher (harness/launcher.py), anything else with Popen."""
+        log = self.log_dir / f"{self.name}-{name}.log"
         env = {**self.env, **self.env_for.get(name, {})}
-        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc: Process
+        if Stack.use_launcher and is_console_script(args[0]):
+            proc = Launcher.get().launch(args, env, log)
+        else:
+            proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
         self.processes[name] = proc
         if self not in Stack.spawned:
             Stack.spawned.append(self)
         return proc
 
-    def start_worker(self, name: str, queues: str, pool: str, concurrency: int) -> subprocess.Popen[bytes]:
+    def start_worker(self, name: str, queues: str, pool: str, concurrency: int) -> Process:
         return self.spawn(
             name,
             [

@@ -25,6 +25,12 @@ from tests.support.jobs import index_and_wait
 SAMPLE_DOCS = Path(__file__).resolve().parents[1] / "docs" / "kb"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Stacks' Celery workers and API processes start as forks of a process with their libraries already imported
+    # (harness/launcher.py): a third of the suite's CPU was those imports.
+    Stack.use_launcher = True
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_stack_outlives_the_session() -> Iterator[None]:
     """Set up first and torn down last: stops the processes of any stack whose fixture failed before its yield."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from harness.processes import BIN, Stack, free_port
+from harness.processes import BIN, Process, Stack, free_port
 from tests.support.browser import launch_chromium
 
 if TYPE_CHECKING:
@@ -55,7 +54,7 @@ def _keys_file(folder: Path, limited_key: str) -> Path:
     return path
 
 
-def wait_ready(url: str, what: str, process: subprocess.Popen[bytes]) -> None:
+def wait_ready(url: str, what: str, process: Process) -> None:
     deadline = time.monotonic() + 60
     while True:
         assert process.poll() is None, f"{what} exited with {process.returncode} (see its log)"

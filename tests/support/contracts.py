@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -13,7 +12,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from harness.processes import BIN, Stack, free_port
+from harness.processes import BIN, Process, Stack, free_port
 from shared.settings import Settings
 
 
@@ -59,7 +58,7 @@ def start_api_only(stack: Stack) -> Stack:
     return stack
 
 
-def _answers(url: str, process: subprocess.Popen[bytes]) -> bool:
+def _answers(url: str, process: Process) -> bool:
     assert process.poll() is None, f"the API process exited with {process.returncode}"
     try:
         return httpx.get(url, timeout=3).status_code == 200
@@ -67,7 +66,7 @@ def _answers(url: str, process: subprocess.Popen[bytes]) -> bool:
         return False
 
 
-def _ready(url: str, process: subprocess.Popen[bytes]) -> bool:
+def _ready(url: str, process: Process) -> bool:
     return _answers(f"{url}/readyz", process)
 
 

@@ -1,0 +1,54 @@
+"""The tests' launcher (harness/launcher.py) starts a console script as its own process with the argv, environment,
+working directory and log it was given, reports its exit status as Popen would, and has imported none of our own
+modules before the fork (they read settings at import)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.processes import ROOT, Launcher
+
+PROGRAM = f"""#!{sys.executable}
+import json, os, sys
+own = sorted(m for m in sys.modules if m.split(".")[0] in ("api", "workers", "shared", "cli"))
+print(json.dumps({{"argv": sys.argv, "cwd": os.getcwd(), "env": os.environ.get("PROBE"), "own": own,
+                   "celery": "celery.bin.celery" in sys.modules, "pid": os.getpid()}}), flush=True)
+if sys.argv[1] == "wait":
+    sys.stdin.read()  # /dev/null: returns at once
+    import time
+    time.sleep(60)
+sys.exit(int(sys.argv[1]) if sys.argv[1].isdigit() else 0)
+"""
+
+
+@pytest.fixture
+def program(tmp_path: Path) -> Path:
+    script = tmp_path / "probe"
+    script.write_text(PROGRAM)
+    script.chmod(0o755)
+    return script
+
+
+def test_a_program_runs_with_its_own_argv_environment_folder_and_log(program: Path, tmp_path: Path) -> None:
+    log = tmp_path / "probe.log"
+    launched = Launcher.get().launch([str(program), "3", "--flag"], {"PROBE": "given"}, log)
+    assert launched.wait(30) == 3
+    seen = json.loads(log.read_text())
+    assert seen["argv"] == [str(program), "3", "--flag"] and seen["cwd"] == str(ROOT) and seen["env"] == "given"
+    assert seen["pid"] == launched.pid
+    assert seen["own"] == []  # none of ours preloaded: they are imported after the environment is in place
+    assert seen["celery"]  # the libraries are
+
+
+def test_a_killed_program_reports_the_signal_like_popen(program: Path, tmp_path: Path) -> None:
+    log = tmp_path / "probe.log"
+    launched = Launcher.get().launch([str(program), "wait"], {}, log)
+    assert launched.poll() is None
+    launched.kill()
+    assert launched.wait(30) == -signal.SIGKILL
+    assert launched.poll() == launched.returncode == -signal.SIGKILL
