@@ -20,6 +20,7 @@ from typing import ClassVar, Protocol
 import httpx
 import redis
 
+from harness import local_http
 from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -326,7 +327,7 @@ class Stack:
                 log = (self.log_dir / f"{self.name}-{name}.log").read_text()[-3000:]
                 raise RuntimeError(f"{self.name} {name} exited with {proc.returncode}:\n{log}")
         try:
-            return httpx.get(f"{self.base_url}/readyz", timeout=3).status_code == 200
+            return local_http.get(f"{self.base_url}/readyz", timeout=3).status_code == 200
         except httpx.HTTPError:
             return False
 

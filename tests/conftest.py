@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from harness import local_http
 from harness.fakes.zhipu_server import ZhipuFakeServer
 from harness.postgres import PostgresServer
 from harness.processes import RedisServer, Stack
@@ -136,7 +137,7 @@ def zhipu(zhipu_server: ZhipuFakeServer) -> Iterator[ZhipuFakeServer]:
 
 
 def client_for(stack: Stack) -> httpx.Client:
-    return httpx.Client(base_url=stack.base_url, timeout=httpx.Timeout(10.0, read=60.0))
+    return local_http.client(base_url=stack.base_url, timeout=httpx.Timeout(10.0, read=60.0))
 
 
 def copy_sample_docs(stack: Stack, folder: str) -> Path:

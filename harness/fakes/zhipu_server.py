@@ -48,6 +48,8 @@ from typing import Any
 import httpx
 import uvicorn
 
+from harness import local_http
+
 from .zhipu_app import API_PREFIX, DEFAULT_CONFIG, DEFAULT_TOKENS, FakeState, build_app
 
 __all__ = ["API_PREFIX", "DEFAULT_CONFIG", "DEFAULT_TOKENS", "FakeState", "ZhipuFakeServer", "build_app", "main"]
@@ -91,7 +93,7 @@ class ZhipuFakeServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.url + "/_requests", timeout=1, trust_env=False).status_code == 200:
+                if local_http.get(self.url + "/_requests", timeout=1, trust_env=False).status_code == 200:
                     return self
             time.sleep(0.02)
         self.stop()

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
+from harness import local_http
 from harness.processes import BIN, Process, Stack, free_port
 from tests.support.browser import launch_chromium
 
@@ -44,7 +45,7 @@ class KeyedApi:
 
     def client(self, key: str | None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=httpx.Timeout(10.0, read=60.0))
+        return local_http.client(base_url=self.url, headers=headers, timeout=httpx.Timeout(10.0, read=60.0))
 
 
 def _keys_file(folder: Path, limited_key: str) -> Path:
@@ -59,7 +60,7 @@ def wait_ready(url: str, what: str, process: Process) -> None:
     while True:
         assert process.poll() is None, f"{what} exited with {process.returncode} (see its log)"
         try:
-            if httpx.get(f"{url}/readyz", timeout=3).status_code == 200:
+            if local_http.get(f"{url}/readyz", timeout=3).status_code == 200:
                 return
         except httpx.HTTPError:
             pass

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from api import stream_tokens
+from harness import local_http
 from harness.processes import BIN, ROOT, Stack, free_port
 from harness.sse import read_stream
 from tests.e2e.conftest import LIMITED_TO, KeyedApi
@@ -50,7 +51,7 @@ def owned(keyed_api: KeyedApi, offline_stack: Stack) -> dict[str, str]:
 
 def _operations(keyed_api: KeyedApi) -> list[tuple[str, str, str]]:
     """(method, template, url) of every operation in the served OpenAPI schema, path parameters filled in."""
-    schema = httpx.get(f"{keyed_api.url}/openapi.json").json()
+    schema = local_http.get(f"{keyed_api.url}/openapi.json").json()
     filled = {"{job_id}": UNKNOWN_JOB, "{collection}": COLLECTION, "{doc_id}": "doc"}
     found = []
     for template, methods in schema["paths"].items():
@@ -72,7 +73,7 @@ def test_every_protected_route_needs_a_key(keyed_api: KeyedApi) -> None:
     operations = _operations(keyed_api)
     templates = {template for _, template, _ in operations}
     assert {"/stream_chat", "/v1/chat/completions", "/v1/queries/{job_id}/stream", "/v1/status"} <= templates
-    schema = httpx.get(f"{keyed_api.url}/openapi.json").json()
+    schema = local_http.get(f"{keyed_api.url}/openapi.json").json()
     with keyed_api.client(None) as anonymous, keyed_api.client("not-a-key-of-this-server") as wrong:
         for method, template, url in operations:
             if template in OPEN_ROUTES:
@@ -221,7 +222,7 @@ def test_cors_preflight_from_unknown_origin_refused(keyed_api: KeyedApi, offline
     # Keys off: every origin, and a browser script may read the job id and the replay header.
     allowed = httpx.options(f"{offline_stack.base_url}/v1/queries/{UNKNOWN_JOB}", headers=preflight)
     assert allowed.status_code == 200
-    simple = httpx.get(f"{offline_stack.base_url}/healthz", headers={"Origin": "https://page.example"})
+    simple = local_http.get(f"{offline_stack.base_url}/healthz", headers={"Origin": "https://page.example"})
     exposed = simple.headers["access-control-expose-headers"].lower()
     assert "x-job-id" in exposed
     assert "idempotent-replayed" in exposed

@@ -11,9 +11,9 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
+from harness import local_http
 from harness.fakes.zhipu_server import ZhipuFakeServer
 from harness.processes import Stack, free_port
 from tests.conftest import SAMPLE_DOCS, client_for, copy_sample_docs
@@ -223,6 +223,6 @@ def test_ctrl_c_during_ask_cancels_the_job_on_the_server(
     assert proc.returncode == 130, stderr
     match = re.search(r"cancelled query ([0-9a-f]+) on the server", stderr.decode())
     assert match, stderr
-    with httpx.Client(base_url=zhipu_stack.base_url, timeout=10) as client:
+    with local_http.client(base_url=zhipu_stack.base_url, timeout=10) as client:
         job, _ = wait_for_job(client, match.group(1))
     assert job["state"] == "cancelled"

@@ -19,6 +19,7 @@ import httpx
 import pytest
 import redis
 
+from harness import local_http
 from harness.processes import BIN, Stack, free_port
 from harness.sse import read_stream
 from shared.eval_set import read_eval_set
@@ -214,7 +215,7 @@ def test_another_keys_answer_cannot_be_rated_nor_its_rating_listed(
         assert [f for f in a.get("/v1/feedback", params=params).json() if f["job_id"] == answered.job_id] == [
             mine.json()
         ]  # still A's rating, untouched by B's attempt
-        assert httpx.post(f"{keyed_api.url}/v1/queries/{answered.job_id}/feedback", json={}).status_code == 401
+        assert local_http.post(f"{keyed_api.url}/v1/queries/{answered.job_id}/feedback", json={}).status_code == 401
     assert store.hget(f"rag:feedback:{answered.job_id}", "rating") == "up"
 
 
@@ -252,10 +253,10 @@ def test_an_admin_key_lists_every_keys_feedback(
         assert a.post(f"/v1/queries/{answered.job_id}/feedback", json={"rating": "down"}).status_code == 200
     url, admin_key = admin_api
     params = {"collection": KEYED_COLLECTION, "rating": "down"}
-    as_admin = httpx.get(f"{url}/v1/feedback", params=params, headers={"Authorization": f"Bearer {admin_key}"})
+    as_admin = local_http.get(f"{url}/v1/feedback", params=params, headers={"Authorization": f"Bearer {admin_key}"})
     assert as_admin.status_code == 200, as_admin.text
     assert answered.job_id in {f["job_id"] for f in as_admin.json()}
-    as_b = httpx.get(f"{url}/v1/feedback", params=params, headers={"Authorization": f"Bearer {keyed_api.key_b}"})
+    as_b = local_http.get(f"{url}/v1/feedback", params=params, headers={"Authorization": f"Bearer {keyed_api.key_b}"})
     assert as_b.status_code == 200 and answered.job_id not in {f["job_id"] for f in as_b.json()}
 
 

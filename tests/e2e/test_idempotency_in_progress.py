@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from harness import local_http
 from harness.processes import Stack
 from shared import keys
 from shared.jobs.tasks import INDEX_QUEUE
@@ -60,7 +61,7 @@ def note(offline_stack: Stack) -> str:
 
 
 def _submit(url: str, folder: str, key: str) -> httpx.Response:
-    with httpx.Client(base_url=url, timeout=httpx.Timeout(10.0, read=WAIT_S + 30)) as client:
+    with local_http.client(base_url=url, timeout=httpx.Timeout(10.0, read=WAIT_S + 30)) as client:
         return client.post(
             f"/v1/collections/{COLLECTION}/index-jobs", json={"paths": [folder]}, headers={"Idempotency-Key": key}
         )
@@ -96,7 +97,7 @@ def test_a_second_submit_with_the_same_key_waits_for_the_first_and_gets_its_job(
     assert (a.status_code, b.status_code) == (202, 202), (a.text, b.text)
     assert b.json() == a.json()
     assert b.headers.get("idempotent-replayed") == "true" and "idempotent-replayed" not in a.headers
-    with httpx.Client(base_url=api) as client:
+    with local_http.client(base_url=api) as client:
         assert wait_for_job(client, a.json()["job_id"])[0]["state"] == "succeeded"
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from harness import local_http
 from harness.processes import Stack
 
 pytestmark = pytest.mark.e2e
@@ -28,7 +29,7 @@ def test_an_idle_connection_is_still_open_after_uvicorns_default_timeout(offline
             connects.append(name)
 
     limits = httpx.Limits(keepalive_expiry=offline_stack.keepalive_s)
-    with httpx.Client(base_url=offline_stack.base_url, limits=limits, trust_env=False) as client:
+    with local_http.client(base_url=offline_stack.base_url, limits=limits, trust_env=False) as client:
         assert client.get("/healthz", extensions={"trace": trace}).status_code == 200
         time.sleep(IDLE_S)
         assert client.get("/healthz", extensions={"trace": trace}).status_code == 200

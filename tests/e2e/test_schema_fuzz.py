@@ -37,6 +37,7 @@ from schemathesis.checks import (
 )
 
 from api.main import create_app
+from harness import local_http
 from harness.processes import Stack
 from tests.e2e.conftest import KeyedApi
 from tests.support.jobs import index_and_wait, wait_for_job
@@ -92,7 +93,7 @@ def _target_for(base_url: str, import_dir: Path, key: str | None) -> Iterator[Fu
     folder.mkdir(exist_ok=True)
     (folder / "fuzz.md").write_text("# 模糊测试\n\nKV 缓存保存注意力的键和值，避免重复计算。\n", encoding="utf-8")
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    with httpx.Client(base_url=base_url, headers=headers, timeout=httpx.Timeout(10.0, read=60.0)) as client:
+    with local_http.client(base_url=base_url, headers=headers, timeout=httpx.Timeout(10.0, read=60.0)) as client:
         for name in (DROP_COLLECTION, FUZZ_COLLECTION):  # the first DELETE of the collection finds one
             index_job = index_and_wait(client, name, ["fuzz"])
             assert index_job["state"] == "succeeded", index_job

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import httpx
 import pytest
 
+from harness import local_http
 from harness.fakes.zhipu_server import ZhipuFakeServer
 from harness.processes import Stack
 from tests.conftest import client_for, copy_sample_docs
@@ -148,7 +148,7 @@ def test_stop_cancels_a_streaming_answer(
 
     job_id = page.evaluate("performance.getEntriesByType('resource').map((e) => e.name)")
     stream = next(url for url in job_id if "/v1/queries/" in url and url.endswith("/stream"))
-    with httpx.Client(base_url=zhipu_stack.base_url, timeout=10) as client:
+    with local_http.client(base_url=zhipu_stack.base_url, timeout=10) as client:
         job, _ = wait_for_job(client, stream.split("/v1/queries/")[1].removesuffix("/stream"))
     assert job["state"] == "cancelled"
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from harness import local_http
 from harness.fakes.zhipu_server import ZhipuFakeServer
 from harness.processes import BIN, Stack, free_port
 from harness.sse import Event, iter_events
@@ -32,7 +33,7 @@ def second_api(zhipu_stack: Stack) -> Iterator[str]:
     deadline = time.monotonic() + 60
     while True:
         try:
-            if httpx.get(f"{url}/readyz", timeout=3).status_code == 200:
+            if local_http.get(f"{url}/readyz", timeout=3).status_code == 200:
                 break
         except httpx.HTTPError:
             pass
@@ -47,8 +48,8 @@ def test_a_stream_begun_on_one_api_process_resumes_on_another(
 ) -> None:
     timeout = httpx.Timeout(10.0, read=60.0)
     with (
-        httpx.Client(base_url=zhipu_stack.base_url, timeout=timeout) as first,
-        httpx.Client(base_url=second_api, timeout=timeout) as second,
+        local_http.client(base_url=zhipu_stack.base_url, timeout=timeout) as first,
+        local_http.client(base_url=second_api, timeout=timeout) as second,
     ):
         copy_sample_docs(zhipu_stack, "kb")
         assert index_and_wait(first, "replicas", ["kb"])["state"] == "succeeded"

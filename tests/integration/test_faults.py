@@ -18,6 +18,7 @@ import httpx
 import pytest
 import redis
 
+from harness import local_http
 from harness.fakes.zhipu_server import ZhipuFakeServer
 from harness.processes import BIN, RedisServer, Stack
 from harness.sse import Event, iter_events
@@ -278,7 +279,7 @@ def test_a_stream_open_while_redis_restarts_ends_with_an_error_event_and_the_nex
 ) -> None:
     zhipu.configure(tokens=SLOW_TOKENS, token_delay_ms=100)
     job_id = _ask(client, collection)
-    reader = httpx.Client(base_url=faults_stack.base_url, timeout=httpx.Timeout(10.0, read=30.0))
+    reader = local_http.client(base_url=faults_stack.base_url, timeout=httpx.Timeout(10.0, read=30.0))
     with reader, reader.stream("GET", f"/v1/queries/{job_id}/stream") as response:
         stream = iter_events(response)
         seen = _first_tokens(stream, 3)

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness import local_http
 from harness.processes import BIN, ROOT, Stack, free_port
 
 pytestmark = pytest.mark.integration
@@ -31,7 +32,7 @@ def flower(offline_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> It
         while True:
             assert proc.poll() is None, f"flower exited with {proc.returncode}"
             try:
-                if httpx.get(f"{url}/healthcheck", timeout=2).status_code == 200:
+                if local_http.get(f"{url}/healthcheck", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
@@ -44,19 +45,19 @@ def flower(offline_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> It
 
 
 def test_flower_api_refuses_requests_without_credentials(flower: str) -> None:
-    assert httpx.get(f"{flower}/api/workers", timeout=10).status_code == 401
-    assert httpx.get(f"{flower}/api/workers", auth=(USER, "wrong"), timeout=10).status_code == 401
-    assert httpx.get(f"{flower}/", timeout=10).status_code == 401
+    assert local_http.get(f"{flower}/api/workers", timeout=10).status_code == 401
+    assert local_http.get(f"{flower}/api/workers", auth=(USER, "wrong"), timeout=10).status_code == 401
+    assert local_http.get(f"{flower}/", timeout=10).status_code == 401
 
 
 def test_flower_lists_the_workers_of_both_queues_with_credentials(flower: str) -> None:
-    response = httpx.get(f"{flower}/api/workers", params={"refresh": 1}, auth=(USER, PASSWORD), timeout=30)
+    response = local_http.get(f"{flower}/api/workers", params={"refresh": 1}, auth=(USER, PASSWORD), timeout=30)
     assert response.status_code == 200, response.text
     queues = {q["name"] for info in response.json().values() for q in info.get("active_queues") or []}
     assert {"index", "query"} <= queues, response.json().keys()
 
 
 def test_flower_health_check_and_metrics_stay_open_for_probes(flower: str) -> None:
-    assert httpx.get(f"{flower}/healthcheck", timeout=10).status_code == 200
-    metrics = httpx.get(f"{flower}/metrics", timeout=10)
+    assert local_http.get(f"{flower}/healthcheck", timeout=10).status_code == 200
+    metrics = local_http.get(f"{flower}/metrics", timeout=10)
     assert metrics.status_code == 200 and "flower_" in metrics.text

@@ -22,6 +22,7 @@ import httpx
 import pytest
 from celery import Celery
 
+from harness import local_http
 from harness.fakes.zhipu_server import ZhipuFakeServer
 from harness.processes import BIN, RedisServer, Stack, free_port
 from harness.sse import iter_events
@@ -52,7 +53,7 @@ class LimitedStack:
     stack: Stack
 
     def client(self, name: str, api: int = 0) -> httpx.Client:
-        return httpx.Client(
+        return local_http.client(
             base_url=self.urls[api],
             headers={"Authorization": f"Bearer {self.keys[name]}"},
             timeout=httpx.Timeout(10.0, read=60.0),
@@ -167,15 +168,15 @@ def test_the_token_quota_stops_the_next_question_and_usage_matches_what_the_upst
         assert wait_for_job(client, accepted.json()["job_id"])[0]["state"] == "succeeded"
         # Opened with its signed token, no key: still this key's stream; a reconnect is not another one.
         stream_url = limited.urls[1] + accepted.json()["stream_url"]
-        assert "event: done" in httpx.get(stream_url, timeout=30).text
-        assert httpx.get(stream_url, headers={"Last-Event-ID": "1"}, timeout=30).status_code == 200
+        assert "event: done" in local_http.get(stream_url, timeout=30).text
+        assert local_http.get(stream_url, headers={"Last-Event-ID": "1"}, timeout=30).status_code == 200
         refused = _ask(client)
         assert refused.status_code == 429, refused.text
         assert refused.json()["error"]["code"] == "quota_exceeded"
         assert "tokens_per_day" in refused.json()["error"]["message"]
         own = client.get("/v1/usage").json()["keys"]
         every = {u["key"]: u for u in admin.get("/v1/usage").json()["keys"]}
-        metrics = httpx.get(f"{limited.urls[1]}/metrics").text
+        metrics = local_http.get(f"{limited.urls[1]}/metrics").text
     env = {**os.environ, "RAGQ_API": limited.urls[0], "RAGQ_API_KEY": limited.keys["tokens"], "COLUMNS": "250"}
     table = subprocess.run([str(BIN / "ragq"), "usage"], capture_output=True, text=True, env=env, timeout=60)
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness import local_http
 from harness.processes import BIN, ROOT, RedisServer, free_port
 from tests.conftest import stack_env
 
@@ -49,7 +50,7 @@ class Api:
 
     def status(self, key: str) -> int:
         headers = {"Authorization": f"Bearer {key}"}
-        return httpx.get(f"{self.url}/v1/jobs", headers=headers, timeout=10).status_code
+        return local_http.get(f"{self.url}/v1/jobs", headers=headers, timeout=10).status_code
 
     def hangup(self) -> None:
         assert self.process.poll() is None, f"the API exited with {self.process.returncode}: {self.log.read_text()}"
@@ -75,7 +76,7 @@ def running_api(redis_server: RedisServer, tmp_path: Path, poll_s: str) -> Itera
     def up() -> bool:
         assert process.poll() is None, f"the API exited with {process.returncode}: {log.read_text()}"
         try:
-            return httpx.get(f"{api.url}/healthz", timeout=3).status_code == 200
+            return local_http.get(f"{api.url}/healthz", timeout=3).status_code == 200
         except httpx.HTTPError:
             return False
 

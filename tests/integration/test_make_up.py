@@ -23,6 +23,7 @@ import httpx
 import pytest
 import redis
 
+from harness import local_http
 from harness.fakes.zhipu_server import ZhipuFakeServer
 from harness.processes import BIN, ROOT, free_port
 from tests.conftest import SAMPLE_DOCS
@@ -239,11 +240,11 @@ def test_every_program_runs_under_supervisord_and_the_api_is_ready(stack: UpStac
     rows, out = wait_all_running(stack)
     assert {name: row.restarts for name, row in rows.items()} == dict.fromkeys(PROGRAMS, 0)
     assert f"redis: running (pid {(stack.run_dir / 'redis.pid').read_text().strip()}" in out
-    assert httpx.get(f"{stack.api}/readyz", timeout=10).status_code == 200
+    assert local_http.get(f"{stack.api}/readyz", timeout=10).status_code == 200
     assert option(rows["worker-query-1"].pid, "-c") == stack.env["QUERY_CONCURRENCY"]
     flower = f"http://127.0.0.1:{stack.port('FLOWER')}/api/workers"
-    assert httpx.get(flower, timeout=10).status_code == 401
-    assert httpx.get(flower, auth=FLOWER_LOGIN, timeout=10).status_code == 200
+    assert local_http.get(flower, timeout=10).status_code == 401
+    assert local_http.get(flower, auth=FLOWER_LOGIN, timeout=10).status_code == 200
     for name in PROGRAMS:
         assert (stack.run_dir / f"{name}.log").stat().st_size > 0, name
 
@@ -279,7 +280,7 @@ def test_redis_keeps_job_records_across_a_restart(stack: UpStack) -> None:
     assert client.config_get("appendonly") == {"appendonly": "yes"}
     assert client.config_get("appendfsync") == {"appendfsync": "everysec"}
     assert client.config_get("dir") == {"dir": str(stack.run_dir / "redis")}
-    with httpx.Client(base_url=stack.api, timeout=30) as api:
+    with local_http.client(base_url=stack.api, timeout=30) as api:
         files = {"files": ("aof.md", b"# AOF\n\nThe append-only file survives a restart.\n", "text/markdown")}
         accepted = api.post("/v1/collections/aof/documents", files=files)
         assert accepted.status_code == 202, accepted.text
@@ -319,7 +320,7 @@ def test_make_up_on_postgresql_indexes_answers_and_stops_it(zhipu_server: ZhipuF
         assert f"postgres: running (pid {postmaster}" in out
         api_environ = (Path("/proc") / str(rows["api"].pid) / "environ").read_bytes().split(b"\0")
         assert any(v.startswith(b"VECTOR_STORE_URL=postgresql://") for v in api_environ)
-        assert httpx.get(f"{up.api}/readyz", timeout=10).status_code == 200
+        assert local_http.get(f"{up.api}/readyz", timeout=10).status_code == 200
         index_and_ask(up)
         assert not (root / "data" / "collections").exists()  # the chunks went to PostgreSQL
         down_and_check_nothing_is_left(up, {postmaster})

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 import redis
 
+from harness import local_http
 from harness.processes import RedisServer, Stack, free_port
 from tests.conftest import stack_env
 from tests.support.contracts import start_api_only, wait_until
@@ -42,7 +42,7 @@ def bare(private_redis: PrivateRedis, tmp_path_factory: pytest.TempPathFactory) 
 
 
 def _readyz(stack: Stack) -> tuple[int, dict[str, Any]]:
-    response = httpx.get(f"{stack.base_url}/readyz", timeout=10)
+    response = local_http.get(f"{stack.base_url}/readyz", timeout=10)
     return response.status_code, response.json()
 
 
@@ -67,7 +67,7 @@ def test_with_only_query_workers_readyz_is_503_no_index_workers_with_the_message
     folder = bare.import_dir / "waiting"
     folder.mkdir(exist_ok=True)
     (folder / "note.md").write_text("# 等待\n\n没有索引 worker 时这份笔记在队列里等待。\n", encoding="utf-8")
-    queued = httpx.post(f"{bare.base_url}/v1/collections/waiting/index-jobs", json={"paths": ["waiting"]})
+    queued = local_http.post(f"{bare.base_url}/v1/collections/waiting/index-jobs", json={"paths": ["waiting"]})
     assert queued.status_code == 202, queued.text
     bare.start_worker("query", "query", "threads", 1)
     try:

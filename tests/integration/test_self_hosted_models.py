@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
+from harness import local_http
 from harness.fakes.zhipu_server import ZhipuFakeServer
 from harness.processes import RedisServer, Stack
 from harness.sse import Event, iter_events, read_stream
@@ -94,7 +94,7 @@ def test_a_question_is_embedded_with_the_query_prefix_and_finds_its_passage(
     assert [r["body"]["query"] for r in zhipu_server.requests("/rerank")] == ["什么是 KV 缓存？"]
     assert asked == ["query: 什么是 KV 缓存？"]
     assert sources and sources[0]["document"].endswith("大模型推理.txt"), sources
-    info = httpx.get(f"{embed_stack.base_url}/v1/collections/{COLLECTION}").json()
+    info = local_http.get(f"{embed_stack.base_url}/v1/collections/{COLLECTION}").json()
     assert info["embed_model"].startswith(f"openai_compatible/{MODEL}"), info
 
 
@@ -103,7 +103,7 @@ def test_the_collection_refuses_a_question_embedded_by_another_model(
 ) -> None:
     other = spawn_api(embed_stack, "api-other-model", {"EMBED_MODEL": "bge-large-zh"})
     try:
-        with httpx.Client(base_url=other, timeout=10) as client:
+        with local_http.client(base_url=other, timeout=10) as client:
             refused = client.post("/v1/queries", json={"collection": COLLECTION, "question": "KV 缓存"})
     finally:
         embed_stack.stop("api-other-model")
@@ -169,7 +169,7 @@ def test_a_reranker_that_fails_or_hangs_leaves_the_fused_order_and_says_so(
 
 
 def test_tei_rerank_form_scores_every_text_in_order(zhipu: ZhipuFakeServer) -> None:
-    with httpx.Client(base_url=zhipu.url + "/", headers={"Authorization": "Bearer k"}) as client:
+    with local_http.client(base_url=zhipu.url + "/", headers={"Authorization": "Bearer k"}) as client:
         reranker = HttpReranker(client=client, model="", api="tei", name="tei/test")
         scores = reranker.scores("KV 缓存", ["无关的文字", "KV 缓存加速推理", "缓存"])
     assert scores[1] == max(scores) and scores[0] == min(scores) and len(scores) == 3

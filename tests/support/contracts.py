@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from harness import local_http
 from harness.processes import BIN, Process, Stack, free_port
 from shared.settings import Settings
 
@@ -61,7 +62,7 @@ def start_api_only(stack: Stack) -> Stack:
 def _answers(url: str, process: Process) -> bool:
     assert process.poll() is None, f"the API process exited with {process.returncode}"
     try:
-        return httpx.get(url, timeout=3).status_code == 200
+        return local_http.get(url, timeout=3).status_code == 200
     except httpx.HTTPError:
         return False
 
