@@ -104,3 +104,38 @@ def test_closing_the_stream_after_its_first_piece_stops_it() -> None:
         return first
 
     assert asyncio.run(first_then_close()) == EXTRACTIVE_NOTICE
+
+
+class CountingEmbedding(SlowEmbedding):
+    """The slow model, counting the sentences it is asked to embed."""
+
+    embedded: list[str] = []
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        self.embedded.extend(texts)
+        return super()._get_text_embeddings(texts)
+
+
+def test_a_sentence_is_embedded_once_and_the_answer_is_the_same_the_next_time() -> None:
+    model = CountingEmbedding(embed_dim=2)
+    answerer = ExtractiveAnswerer(model, max_sentences=1)
+    first = asyncio.run(_read(answerer.astream("什么是 KV 缓存？", CHUNKS)))
+    sentences = sorted(model.embedded)
+    assert len(sentences) == 3
+    model.embedded.clear()
+    again = asyncio.run(_read(answerer.astream("KV 缓存为什么快？", list(reversed(CHUNKS)))))
+    assert model.embedded == []  # every candidate sentence was embedded for the first answer
+    assert first[1:] != [] and "".join(again).replace("[1]", "[2]") == "".join(first)
+
+
+def test_the_least_recently_used_sentences_are_dropped_past_the_limit() -> None:
+    model = CountingEmbedding(embed_dim=2)
+    answerer = ExtractiveAnswerer(model, max_sentences=1)
+    answerer.sentence_vectors.limit = 2
+    rows = answerer.sentence_vectors(["句子一号的内容", "句子二号的内容", "句子一号的内容"])
+    assert rows.shape == (3, 2) and (rows[0] == rows[2]).all()
+    answerer.sentence_vectors(["句子一号的内容"])  # used again: the second is now the least recently used
+    answerer.sentence_vectors(["句子三号的内容"])
+    model.embedded.clear()
+    answerer.sentence_vectors(["句子一号的内容", "句子三号的内容", "句子二号的内容"])
+    assert model.embedded == ["句子二号的内容"]
