@@ -155,38 +155,63 @@ class LaunchedProcess:
 
 
 class Launcher:
-    """This test process's launcher: started on first use, stopped when the process exits."""
+    """The launcher (harness/launcher.py) a test process forks its programs from: the one whose socket
+    `LAUNCHER_SOCKET_ENV` names (the test session's, shared by its pytest-xdist processes), else one of its own."""
 
+    SOCKET_ENV: ClassVar[str] = "RAGQUEUE_TEST_LAUNCHER"
     _instance: ClassVar[Launcher | None] = None
     _lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self) -> None:
-        self.folder = Path(tempfile.mkdtemp(prefix="ragqueue-launcher-"))
-        self.socket = str(self.folder / "launcher.sock")
+    def __init__(self, socket_path: str, process: subprocess.Popen[bytes] | None = None) -> None:
+        self.socket, self.process = socket_path, process
+
+    @classmethod
+    def start(cls) -> Launcher:
+        """Start a launcher, without waiting for its imports (seconds): `launch` waits for its socket, so the
+        imports overlap whatever runs meanwhile (the test processes' start and collection)."""
+        folder = Path(tempfile.mkdtemp(prefix="ragqueue-launcher-"))
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "harness.launcher", self.socket],
+        launcher = cls(str(folder / "launcher.sock"))
+        launcher.process = subprocess.Popen(
+            [sys.executable, "-m", "harness.launcher", launcher.socket],
             cwd=ROOT,
             env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
+            stdin=subprocess.PIPE,  # it exits when this closes, with the process that started it
+            stdout=subprocess.DEVNULL,
         )
-        assert self.process.stdout is not None
-        ready = self.process.stdout.readline().decode()
-        if not ready.startswith("ready"):
-            raise RuntimeError(f"harness.launcher did not start (exit {self.process.wait()}): {ready!r}")
-        atexit.register(self.stop)
+        atexit.register(launcher.stop)
+        return launcher
+
+    @classmethod
+    def share(cls) -> None:
+        """Start this process's launcher now and name it in the environment, for the processes it starts next."""
+        os.environ[cls.SOCKET_ENV] = cls.get().socket
 
     @classmethod
     def get(cls) -> Launcher:
         with cls._lock:
             if cls._instance is None:
-                cls._instance = Launcher()
+                shared = os.environ.get(cls.SOCKET_ENV)
+                cls._instance = Launcher(shared) if shared else Launcher.start()
             return cls._instance
 
+    def _connect(self, timeout: float = 120) -> socket.socket:
+        deadline = time.monotonic() + timeout
+        while True:
+            conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                conn.connect(self.socket)
+                return conn
+            except (FileNotFoundError, ConnectionRefusedError):  # still importing
+                conn.close()
+                if self.process is not None and self.process.poll() is not None:
+                    raise RuntimeError(f"harness.launcher exited with {self.process.returncode}") from None
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"harness.launcher did not listen on {self.socket} in {timeout} s") from None
+                time.sleep(0.05)
+
     def launch(self, args: list[str], env: dict[str, str], log: Path) -> LaunchedProcess:
-        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        conn.connect(self.socket)
+        conn = self._connect()
         conn.sendall(json.dumps({"argv": args, "env": env, "cwd": str(ROOT), "log": str(log)}).encode() + b"\n")
         reply = b""
         while not reply.endswith(b"\n"):
@@ -200,7 +225,7 @@ class Launcher:
         return LaunchedProcess(args, int(reply[4:]), conn)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
+        if self.process is not None and self.process.poll() is None:
             assert self.process.stdin is not None
             self.process.stdin.close()
             self.process.wait(10)

@@ -20,7 +20,7 @@ import pytest
 from harness import local_http
 from harness.fakes.zhipu_server import ZhipuFakeServer
 from harness.postgres import PostgresServer
-from harness.processes import RedisServer, Stack
+from harness.processes import Launcher, RedisServer, Stack
 from tests.support.jobs import index_and_wait
 
 SAMPLE_DOCS = Path(__file__).resolve().parents[1] / "docs" / "kb"
@@ -28,8 +28,11 @@ SAMPLE_DOCS = Path(__file__).resolve().parents[1] / "docs" / "kb"
 
 def pytest_configure(config: pytest.Config) -> None:
     # Stacks' Celery workers and API processes start as forks of a process with their libraries already imported
-    # (harness/launcher.py): a third of the suite's CPU was those imports.
+    # (harness/launcher.py): a third of the suite's CPU was those imports. One launcher for the session, started
+    # by the first pytest process (xdist's controller) while its workers start and collect; they inherit its name.
     Stack.use_launcher = True
+    if not hasattr(config, "workerinput"):
+        Launcher.share()
 
 
 @pytest.fixture(scope="session", autouse=True)
