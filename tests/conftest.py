@@ -22,6 +22,7 @@ from harness.fakes.zhipu_server import ZhipuFakeServer
 from harness.postgres import PostgresServer
 from harness.processes import Launcher, RedisServer, Stack
 from tests.support.jobs import index_and_wait
+from tests.support.teardown import stop_later, wait_for_stops
 
 SAMPLE_DOCS = Path(__file__).resolve().parents[1] / "docs" / "kb"
 
@@ -37,15 +38,20 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def no_stack_outlives_the_session() -> Iterator[None]:
-    """Set up first and torn down last: stops the processes of any stack whose fixture failed before its yield."""
+    """Set up first and torn down last: waits for the stops handed to `stop_later`, then stops the processes of
+    any stack whose fixture failed before its yield."""
     yield
-    Stack.stop_all()
+    try:
+        wait_for_stops()
+    finally:
+        Stack.stop_all()
 
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     server = RedisServer.start(tmp_path_factory.mktemp("redis"))
     yield server
+    wait_for_stops()  # the stacks stopping meanwhile still talk to it
     server.stop()
 
 
@@ -56,8 +62,12 @@ def postgres_server() -> Iterator[PostgresServer]:
     folder = Path(tempfile.mkdtemp(prefix="ragqueue-pg-"))
     server = PostgresServer.start(folder)
     yield server
-    server.stop()
-    shutil.rmtree(folder, ignore_errors=True)
+
+    def stop() -> None:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+    stop_later("postgres", stop)
 
 
 @pytest.fixture(scope="session")
@@ -103,7 +113,7 @@ def offline_stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFa
         ]
     )
     yield stack
-    stack.stop()
+    stop_later("offline stack", stack.stop)
 
 
 OFFLINE_KB = "kb"
@@ -128,7 +138,7 @@ def zhipu_stack(
     env = stack_env(redis_server, "zhipu", root, zhipu_server)
     stack = Stack("zhipu", env, root).start([("worker", "index,query", "threads", 4)])
     yield stack
-    stack.stop()
+    stop_later("zhipu stack", stack.stop)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import pytest
 from harness.fakes.zhipu_server import ZhipuFakeServer
 from harness.processes import RedisServer, Stack
 from tests.conftest import stack_env
+from tests.support.teardown import stop_later
 
 JSON_LOGS_FLOWER_PASSWORD = "flower-pass-in-env"
 
@@ -31,4 +32,4 @@ def json_coalescing_stack(
     )
     stack = Stack("jsonlogs", env, root).start([("worker", "index,query", "threads", 2)])
     yield stack
-    stack.stop()
+    stop_later("jsonlogs stack", stack.stop)
