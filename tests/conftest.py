@@ -7,6 +7,7 @@ llama-index Zhipu integrations against the local protocol server over HTTP.
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import tempfile
@@ -34,6 +35,13 @@ def pytest_configure(config: pytest.Config) -> None:
     Stack.use_launcher = True
     if not hasattr(config, "workerinput"):
         Launcher.share()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # What collection imported (LlamaIndex, Celery, the API, every test module) lives until the end: out of the
+    # garbage collector's generations, each full collection during the run no longer walks it.
+    gc.collect()
+    gc.freeze()
 
 
 @pytest.fixture(scope="session", autouse=True)

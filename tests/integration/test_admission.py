@@ -12,6 +12,7 @@ from harness.fakes.zhipu_server import ZhipuFakeServer
 from harness.processes import RedisServer, Stack
 from tests.conftest import client_for, copy_sample_docs, stack_env
 from tests.support.jobs import index_and_wait, wait_for_job
+from tests.support.teardown import stop_later
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +33,7 @@ def door_stack(
         copy_sample_docs(stack, "kb")
         assert index_and_wait(client, "door", ["kb"])["state"] == "succeeded"
     yield stack
-    stack.stop()
+    stop_later("admission stack", stack.stop)  # while the next module starts
 
 
 def _query_jobs(stack: Stack) -> list[str]:

@@ -19,6 +19,7 @@ from shared.jobs.dispatch import send
 from shared.jobs.tasks import IndexBatchTask
 from tests.conftest import client_for, stack_env
 from tests.support.jobs import wait_for_job
+from tests.support.teardown import stop_later
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +38,7 @@ def bulk_stack(
         [("index-1", "index", "prefork", 1), ("index-2", "index", "prefork", 1), ("query", "query", "threads", 4)]
     )
     yield stack
-    stack.stop()
+    stop_later("bulk indexing stack", stack.stop)  # while the next module starts
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from harness.fakes.zhipu_server import ZhipuFakeServer
 from harness.processes import RedisServer, Stack
 from tests.conftest import client_for, copy_sample_docs, stack_env
 from tests.support.jobs import index_and_wait, wait_for_job
+from tests.support.teardown import stop_later
 
 pytestmark = pytest.mark.integration
 COLLECTION = "eval-rerank"
@@ -44,7 +45,7 @@ def rerank_stack(
     with client_for(stack) as client:
         assert index_and_wait(client, COLLECTION, ["kb"])["state"] == "succeeded"
     yield stack
-    stack.stop()
+    stop_later("evaluation rerank stack", stack.stop)  # while the next module starts
 
 
 def evaluate(stack: Stack, k: int) -> dict[str, Any]:

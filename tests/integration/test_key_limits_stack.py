@@ -29,6 +29,7 @@ from harness.sse import iter_events
 from tests.conftest import copy_sample_docs, stack_env
 from tests.e2e.conftest import wait_ready
 from tests.support.jobs import index_and_wait, wait_for_job
+from tests.support.teardown import stop_later
 
 pytestmark = pytest.mark.integration
 
@@ -94,7 +95,7 @@ def limited(
     with ready.client("admin") as admin:
         assert index_and_wait(admin, COLLECTION, ["kb"])["state"] == "succeeded"
     yield ready
-    stack.stop()
+    stop_later("key limits stack stack", stack.stop)  # while the next module starts
 
 
 def _ask(client: httpx.Client) -> httpx.Response:

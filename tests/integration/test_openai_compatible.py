@@ -19,6 +19,7 @@ from shared.jobs.records import new_job_id
 from shared.jobs.tasks import QueryBatchTask, QueryTask
 from tests.conftest import client_for, copy_sample_docs, stack_env
 from tests.support.jobs import index_and_wait, wait_for_job, write_queued_query
+from tests.support.teardown import stop_later
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +38,7 @@ def stack(
     env.update(LLM_PROVIDER="openai_compatible", LLM_BASE_URL=zhipu_server.base_url, TOKEN_COALESCE_MS="40")
     started = Stack("oai", env, root).start([("worker", "index,query", "threads", THREADS)])
     yield started
-    started.stop()
+    stop_later("openai compatible stack", started.stop)  # while the next module starts
 
 
 @pytest.fixture(scope="module")

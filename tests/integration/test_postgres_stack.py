@@ -18,6 +18,7 @@ from harness.processes import BIN, ROOT, RedisServer, Stack
 from harness.sse import iter_events
 from tests.conftest import client_for, stack_env
 from tests.support.jobs import wait_for_job
+from tests.support.teardown import stop_later
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +38,7 @@ def pg_stack(
     workers = [("index-1", "index", "prefork", 1), ("index-2", "index", "prefork", 1), ("query", "query", "threads", 4)]
     stack.start(workers)
     yield stack
-    stack.stop()
+    stop_later("postgres stack stack", stack.stop)  # while the next module starts
 
 
 def note(i: int) -> bytes:

@@ -16,6 +16,7 @@ from harness.processes import BIN, RedisServer, Stack
 from shared.streams.events import REPLAY_FIELD, StreamEvent
 from tests.conftest import client_for, copy_sample_docs, stack_env
 from tests.support.jobs import index_and_wait, wait_for_job
+from tests.support.teardown import stop_later
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +47,7 @@ def reaper_stack(
     schedule = root / "celerybeat-schedule"
     stack.spawn("beat", [str(BIN / "celery"), "-A", "workers.celery_app:app", "beat", "-s", str(schedule)])
     yield stack
-    stack.stop()
+    stop_later("reaper stack", stack.stop)  # while the next module starts
 
 
 def _ending(stack: Stack, job_id: str) -> StreamEvent:

@@ -24,6 +24,7 @@ from shared.providers.rerankers import HttpReranker
 from tests.conftest import client_for, copy_sample_docs, stack_env
 from tests.support.contracts import spawn_api
 from tests.support.jobs import wait_for_job
+from tests.support.teardown import stop_later
 
 pytestmark = pytest.mark.integration
 COLLECTION = "self-hosted"
@@ -53,7 +54,7 @@ def embed_stack(
     )
     stack = Stack("oai-embed", env, root).start([("worker", "index,query", "threads", 2)])
     yield stack
-    stack.stop()
+    stop_later("self hosted models stack", stack.stop)  # while the next module starts
 
 
 @pytest.fixture(scope="module")

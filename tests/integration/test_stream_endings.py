@@ -22,6 +22,7 @@ from shared.streams.events import REPLAY_FIELD, EventName, StreamEvent
 from shared.streams.replay_log import TERMINAL_FIELD
 from tests.conftest import client_for, copy_sample_docs, stack_env
 from tests.support.jobs import index_and_wait, wait_for_job
+from tests.support.teardown import stop_later
 
 pytestmark = pytest.mark.integration
 
@@ -124,7 +125,7 @@ def crash_stack(
     )
     stack = Stack("crash", env, root).start([("worker", "index,query", "threads", 4)])
     yield stack
-    stack.stop()
+    stop_later("stream endings stack", stack.stop)  # while the next module starts
 
 
 def test_a_quiet_stream_gets_pings_and_proxy_headers(crash_stack: Stack, zhipu: ZhipuFakeServer) -> None:
