@@ -1,5 +1,6 @@
 """Start the tests' Python programs (Celery workers, the API) as forks of a process that has already imported
-the third-party libraries they load: `python -m harness.launcher SOCKET`, one per test process.
+the third-party libraries they load: `python -m harness.launcher SOCKET`, one per test session (started by
+tests/conftest.py in pytest's first process, shared by its xdist workers through harness/processes.py).
 
 Why: each stack a test starts ran three or four fresh interpreters, and a Celery worker spent about 4 of its 5 s
 of start-up CPU importing LlamaIndex, Celery, the OpenAI SDK and SQLAlchemy before reaching our code (py-spy);
@@ -73,8 +74,9 @@ def _is_own(name: str) -> bool:
 
 
 def discover_preloads() -> list[str]:
-    """The third-party modules the programs import at start-up, found by importing their entry modules (and the
-    task modules and warm-up the worker runs) in a throwaway child, which exits without touching our state."""
+    """The third-party modules the programs import at start-up, found by importing their entry modules, the
+    worker's task modules, every module of ours and `PROGRAM_MODULES` in a throwaway child (which exits without
+    touching the launcher's state): the launcher itself imports none of ours."""
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: import, report, exit without cleanup of the parent's objects
@@ -95,7 +97,9 @@ def discover_preloads() -> list[str]:
                     with contextlib.suppress(Exception):
                         importlib.import_module(info.name)
             names = [n for n in sys.modules if not _is_own(n) and n.split(".", 1)[0] not in NEVER_PRELOADED]
-            os.write(write, "\n".join(names).encode())
+            report = memoryview("\n".join(names).encode())
+            while report:  # more than a pipe holds: the parent reads meanwhile
+                report = report[os.write(write, report) :]
         finally:
             os._exit(0)
     os.close(write)
