@@ -7,8 +7,8 @@ PY := .venv/bin/python
 # pytest-xdist worker processes for `make test` (tests/support/worker_groups.py says what each one takes). More
 # processes than cores: much of a test's time is spent waiting on the stacks it starts (heartbeats, restarts,
 # idle timeouts), which another process's tests fill; but each process starts its own session stacks, so past a
-# point the extra CPU outweighs the overlap. On 2 cores, 837 tests, the same day: 3 took 294 and 299 s, 4 took
-# 360 and 329 s, 2 took 359 s (an earlier suite: 4 took 284 s, 3 about 330 s, 6 308 s).
+# point the extra CPU outweighs the overlap. On 2 cores, 844 tests, the same day: 3 took 259 s, 4 took 275 s,
+# 2 took 294 s (with the programs forked from harness/launcher.py; before it, 837 tests: 3 took 294-299 s).
 TEST_PROCESSES ?= 3
 
 .PHONY: help install up down status demo test lint
