@@ -106,10 +106,10 @@ class LaunchedProcess:
     """A program forked by the launcher (harness/launcher.py), with Popen's methods: its exit status comes over
     the connection it was requested on, since the test process is not its parent."""
 
-    def __init__(self, args: list[str], pid: int, conn: socket.socket) -> None:
+    def __init__(self, args: list[str], pid: int, conn: socket.socket, pending: bytes = b"") -> None:
         self.args, self.pid, self._conn = args, pid, conn
         self._returncode: int | None = None
-        self._pending = b""
+        self._pending = pending  # what arrived after the `pid` line: the exit line of a program that ended at once
 
     @property
     def returncode(self) -> int | None:
@@ -118,6 +118,11 @@ class LaunchedProcess:
     def _read(self, timeout: float | None) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
         while self._returncode is None:
+            if b"\n" in self._pending:
+                line = self._pending.split(b"\n", 1)[0].decode()
+                self._returncode = int(line.removeprefix("exit "))
+                self._conn.close()
+                return
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             self._conn.settimeout(left)
             try:
@@ -127,10 +132,6 @@ class LaunchedProcess:
             if not data:  # the launcher ended without a word: the program's fate is unknown, say so
                 raise RuntimeError(f"the launcher closed the connection of pid {self.pid} ({self.args[:3]})")
             self._pending += data
-            if b"\n" in self._pending:
-                line = self._pending.split(b"\n", 1)[0].decode()
-                self._returncode = int(line.removeprefix("exit "))
-                self._conn.close()
 
     def poll(self) -> int | None:
         self._read(0)
@@ -156,7 +157,7 @@ class LaunchedProcess:
 
 class Launcher:
     """The launcher (harness/launcher.py) a test process forks its programs from: the one whose socket
-    `LAUNCHER_SOCKET_ENV` names (the test session's, shared by its pytest-xdist processes), else one of its own."""
+    `SOCKET_ENV` names (the test session's, shared by its pytest-xdist processes), else one of its own."""
 
     SOCKET_ENV: ClassVar[str] = "RAGQUEUE_TEST_LAUNCHER"
     _instance: ClassVar[Launcher | None] = None
@@ -214,15 +215,13 @@ class Launcher:
         conn = self._connect()
         conn.sendall(json.dumps({"argv": args, "env": env, "cwd": str(ROOT), "log": str(log)}).encode() + b"\n")
         reply = b""
-        while not reply.endswith(b"\n"):
-            chunk = conn.recv(256)
-            if not chunk:
-                break
+        while b"\n" not in reply and (chunk := conn.recv(256)):
             reply += chunk
-        if not reply.startswith(b"pid "):
+        line, _, rest = reply.partition(b"\n")
+        if not line.startswith(b"pid "):
             conn.close()
             raise RuntimeError(f"harness.launcher could not start {args[:3]}: {reply.decode().strip()}")
-        return LaunchedProcess(args, int(reply[4:]), conn)
+        return LaunchedProcess(args, int(line[4:]), conn, rest)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -52,3 +54,24 @@ def test_a_killed_program_reports_the_signal_like_popen(program: Path, tmp_path:
     launched.kill()
     assert launched.wait(30) == -signal.SIGKILL
     assert launched.poll() == launched.returncode == -signal.SIGKILL
+
+
+def test_an_exit_that_arrives_with_the_pid_is_not_lost(tmp_path: Path) -> None:
+    """A program that ends at once: its `exit` line may come in the same read as its `pid` line."""
+    path = str(tmp_path / "fake.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(1)
+
+    def answer() -> None:
+        conn, _ = listener.accept()
+        conn.makefile("rb").readline()
+        conn.sendall(b"pid 4242\nexit 3\n")
+        conn.close()
+
+    server = threading.Thread(target=answer)
+    server.start()
+    launched = Launcher(path).launch(["/bin/true"], {}, tmp_path / "log")
+    server.join(5)
+    listener.close()
+    assert (launched.pid, launched.wait(5)) == (4242, 3)
