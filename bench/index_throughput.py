@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import random
+import re
 import shutil
 import subprocess
 import sys
@@ -181,6 +183,7 @@ def run_stack(
     copies: int = 1,
     engine: str = "sqlite",
     layout: str = "prefork",
+    distinct: bool = True,
 ) -> StackRun:
     """Start API + N index processes + a query worker, index the corpus copies once, measure.
 
@@ -197,7 +200,7 @@ def run_stack(
     stack.start([*processes, ("query", "query", "threads", 4)])
     try:
         for copy in range(copies):  # each copy is its own set of documents (named by path)
-            shutil.copytree(corpus, stack.import_dir / "corpus" / f"copy-{copy}")
+            write_copy(corpus, stack.import_dir / "corpus" / f"copy-{copy}", copy if distinct else 0)
         fake.reset()
         index_pids = [p.pid for name, p in stack.processes.items() if name.startswith("index-")]
         with httpx.Client(base_url=stack.base_url, timeout=30) as client, PeakMemory(index_pids) as memory:
@@ -225,6 +228,39 @@ def run_stack(
         )
     finally:
         stack.stop()
+
+
+_SENTENCE = re.compile(r"[^。！？!?；;]+[。！？!?；;]*")
+TEXT_SUFFIXES = (".md", ".markdown", ".txt")
+
+
+def write_copy(corpus: Path, dest: Path, copy: int) -> None:
+    """Copy the corpus to `dest`; for `copy` > 0, every line of its text files outside code blocks with its sentences
+    in an order drawn from the copy's number and the copy's number appended (` ·7`), so no chunk text repeats.
+
+    Identical copies would flatter every stage that meets a text again: the fake upstream's vector cache, the
+    keyword segmenter's word cache, and PostgreSQL's HNSW build, which keeps identical vectors as one graph
+    element. Distinct copies cost what distinct documents of about the same size cost."""
+    shutil.copytree(corpus, dest)
+    if copy == 0:
+        return
+    for path in sorted(dest.rglob("*")):
+        if not path.is_file() or path.suffix.lower() not in TEXT_SUFFIXES:
+            continue
+        order = random.Random(f"{copy}:{path.relative_to(dest)}")
+        lines, in_code = [], False
+        for line in path.read_text(encoding="utf-8").split("\n"):
+            if line.lstrip().startswith("```"):
+                in_code = not in_code
+            elif line.strip() and not in_code:
+                sentences = _SENTENCE.findall(line)
+                if len(sentences) > 1 and "".join(sentences) == line:
+                    order.shuffle(sentences)
+                    line = "".join(sentences)
+                line = f"{line} ·{copy}"
+            lines.append(line)
+        path.chmod(0o644)
+        path.write_text("\n".join(lines), encoding="utf-8")
 
 
 def _wait(client: httpx.Client, job_id: str, timeout: float) -> dict[str, Any]:
@@ -313,8 +349,15 @@ def markdown(
     seed: SeedRun | None,
     copies: int = 1,
     layout: str = "prefork",
+    distinct: bool = True,
 ) -> str:
     copies_note = f"{copies} copies of the corpus ({copies * files} files)" if copies > 1 else "the corpus"
+    if copies > 1:
+        copies_note += (
+            ", each copy after the first with the sentences of each line reordered (no chunk text repeats)"
+            if distinct
+            else ", identical"
+        )
     processes = (
         "one prefork index worker with N children (`-c N`, the layout of `make up`)"
         if layout == "prefork"
@@ -383,6 +426,15 @@ def main(
             "for several processes to share; the seed path indexes one copy (rates are per chunk)."
         ),
     ] = 4,
+    distinct: Annotated[
+        bool,
+        typer.Option(
+            "--distinct/--identical",
+            help="Copies after the first reorder the sentences of each line, so no chunk text repeats (a repeated "
+            "text is cheaper for the fake's cache, the segmenter's cache and PostgreSQL's HNSW build); "
+            "--identical copies the files as they are.",
+        ),
+    ] = True,
     seed: Annotated[bool, typer.Option(help="Also time the seed's in-process path.")] = True,
     env: Annotated[
         list[str] | None, typer.Option(help="Extra KEY=VALUE for the stack, e.g. EMBED_BATCH_SIZE=64.")
@@ -416,7 +468,8 @@ def main(
     seed = seed and not quick
     extra = dict(item.split("=", 1) for item in env or [])
     files = sum(1 for p in corpus.rglob("*") if p.is_file())
-    console.print(f"corpus {corpus} ({files} files) x{copies}, engines {chosen}, processes {counts}, {layout}")
+    kind = "distinct" if distinct else "identical"
+    console.print(f"corpus {corpus} ({files} files) x{copies} ({kind}), engines {chosen}, processes {counts}, {layout}")
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-index-"))
     runs: list[StackRun] = []
@@ -435,7 +488,9 @@ def main(
                     run_env = dict(extra)
                     if engine == "postgresql":
                         run_env["VECTOR_STORE_URL"] = pg.fresh_database(f"bench_index_{n}")
-                    runs.append(run_stack(n, fake, url, corpus, tmp, run_env, timeout, copies, engine, layout))
+                    runs.append(
+                        run_stack(n, fake, url, corpus, tmp, run_env, timeout, copies, engine, layout, distinct)
+                    )
                     r = runs[-1]
                     console.print(f"  {r.state}: {r.chunks} chunks in {r.seconds:.2f} s ({r.rate:.0f}/s) {r.error}")
             if seed:
@@ -451,7 +506,9 @@ def main(
 
     if write_docs if write_docs is not None else not quick:
         command = " ".join([".venv/bin/python -m bench.index_throughput", *sys.argv[1:]])
-        write_section(docs, markdown(command, corpus, files, embedding_delay_ms, runs, seed_run, copies, layout))
+        write_section(
+            docs, markdown(command, corpus, files, embedding_delay_ms, runs, seed_run, copies, layout, distinct)
+        )
         console.print(f"results written to {docs}")
 
 
