@@ -238,9 +238,9 @@ def write_copy(corpus: Path, dest: Path, copy: int) -> None:
     """Copy the corpus to `dest`; for `copy` > 0, every line of its text files outside code blocks with its sentences
     in an order drawn from the copy's number and the copy's number appended (` ·7`), so no chunk text repeats.
 
-    Identical copies would flatter every stage that meets a text again: the fake upstream's vector cache, the
-    keyword segmenter's word cache, and PostgreSQL's HNSW build, which keeps identical vectors as one graph
-    element. Distinct copies cost what distinct documents of about the same size cost."""
+    Identical copies would flatter the stages that meet a text again: the fake upstream's vector cache, and
+    PostgreSQL's HNSW build, which keeps identical vectors as one graph element. Distinct copies cost what distinct
+    documents of about the same size cost."""
     shutil.copytree(corpus, dest)
     if copy == 0:
         return
@@ -431,7 +431,7 @@ def main(
         typer.Option(
             "--distinct/--identical",
             help="Copies after the first reorder the sentences of each line, so no chunk text repeats (a repeated "
-            "text is cheaper for the fake's cache, the segmenter's cache and PostgreSQL's HNSW build); "
+            "text is cheaper for the fake's cache and PostgreSQL's HNSW build); "
             "--identical copies the files as they are.",
         ),
     ] = True,
