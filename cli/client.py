@@ -43,7 +43,10 @@ class ApiClient:
         self.base_url = base_url.rstrip("/")
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         timeout = httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S)
-        self.http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+        # Requests go to base_url only (no redirects are followed), so plain HTTP never uses TLS: skip loading the
+        # CA bundle into httpx's default TLS context, about 45 ms of every run's CPU.
+        verify = self.base_url.startswith("https://")
+        self.http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout, verify=verify)
 
     def __enter__(self) -> ApiClient:
         return self

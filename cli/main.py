@@ -10,12 +10,11 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from cli import answers, evaluation, feedback, render
+from cli import answers, feedback, render
 from cli.client import ApiClient, CliError
 from cli.progress import follow
 from cli.uploads import batches, collect_files, upload
 from cli.usage import usage_table
-from shared.evaluation.result import EvaluationResult
 from shared.feedback import MAX_COMMENT_CHARS, Rating
 from shared.ingest.import_paths import SUPPORTED_TYPES
 
@@ -194,6 +193,9 @@ def job(ctx: typer.Context, job_id: Annotated[str, typer.Argument(help="The job 
     else:
         render.job_detail(out, record, failed)
         if record["kind"] == "evaluation" and record.get("result"):
+            from cli import evaluation  # its result models cost every other command ~70 ms to import
+            from shared.evaluation.result import EvaluationResult
+
             evaluation.metrics_table(out, EvaluationResult.model_validate(record["result"]))
 
 
@@ -253,6 +255,8 @@ def eval_(
     ] = None,
 ) -> None:
     """Score retrieval on an evaluation set: hit@k, MRR, nDCG and latency per mode; or compare two runs."""
+    from cli import evaluation  # its result models cost every other command ~70 ms to import
+
     if compare:
         a, b = compare
         evaluation.compare_table(out, evaluation.load(a), evaluation.load(b), (a.name, b.name))

@@ -7,8 +7,10 @@ import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from shared.settings import Settings
+if TYPE_CHECKING:  # annotations only: `ragq` imports this module and need not load the settings' libraries
+    from shared.settings import Settings
 
 TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".csv", ".tsv")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
