@@ -7,8 +7,8 @@ status and body, plus `Idempotent-Replayed: true`); the same key with another re
 `idempotency_key_reused`.
 
 Deliberate choices:
-- Keys are scoped per route (`queries`, `documents`, `index-jobs`) and per API key (api/auth.py): another
-  caller sending the same Idempotency-Key gets a job of its own, never the first caller's. The
+- Keys are scoped per route (`queries`, `documents`, `index-jobs`, `evaluations`) and per API key (api/auth.py):
+  another caller sending the same Idempotency-Key gets a job of its own, never the first caller's. The
   collection in the path is part of the fingerprint, so one key reused for another collection is a 409.
 - Race-safe: the first request reserves the key with SET NX (fingerprint plus a pending marker), creates the
   job, then stores the response. A concurrent request with the same key waits for that response instead of

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 
 from api.collection_checks import check_embedding_model, existing_store
 from api.deps import CeleryDep, PrincipalDep, RedisDep, SettingsDep, StoreDep
 from api.errors import ApiError
+from api.idempotency import IdempotencyKeyDep, idempotent, request_fingerprint
 from api.job_records import create_job, dispatch
 from api.openapi_responses import errors
 from api.routes.collections import CollectionPath
@@ -51,11 +53,13 @@ EVAL_SET_BODY: dict[str, Any] = {
 )
 async def create_evaluation(
     request: Request,
+    response: Response,
     principal: PrincipalDep,
     settings: SettingsDep,
     store: StoreDep,
     redis: RedisDep,
     celery: CeleryDep,
+    idempotency_key: IdempotencyKeyDep,
     collection: CollectionName = CollectionPath,
     k: Annotated[int, Query(ge=1, le=MAX_K, description="Chunks retrieved per question; hit@1 and @3 too")] = DEFAULT_K,
 ) -> JobAccepted:
@@ -66,12 +70,29 @@ async def create_evaluation(
             "unsupported_media_type",
             f"send the evaluation set as JSON Lines, Content-Type: {EVAL_SET_TYPES[0]} (got {media_type or 'none'})",
         )
-    found = await existing_store(store, collection)
-    await check_embedding_model(settings, found)
-    try:  # MAX_JSON_BODY_BYTES is enforced while the body is read (api/body_limit.py)
-        cases, lines = parse_eval_set(await request.body(), settings.EVAL_MAX_CASES)
-    except EvalSetError as exc:
-        raise ApiError(422, "invalid_eval_set", str(exc)) from exc
-    job_id = await create_job(redis, settings, JobKind.EVALUATION, collection, owner=principal.owner)
-    await dispatch(celery, EvaluationTask(job_id=job_id, collection=collection, k=k, cases=cases, lines=lines))
-    return JobAccepted(job_id=job_id, status_url=f"/v1/jobs/{job_id}")
+    body = await request.body()  # MAX_JSON_BODY_BYTES is enforced while it is read (api/body_limit.py)
+
+    async def submit() -> JobAccepted:
+        found = await existing_store(store, collection)
+        await check_embedding_model(settings, found)
+        try:
+            cases, lines = parse_eval_set(body, settings.EVAL_MAX_CASES)
+        except EvalSetError as exc:
+            raise ApiError(422, "invalid_eval_set", str(exc)) from exc
+        job_id = await create_job(redis, settings, JobKind.EVALUATION, collection, owner=principal.owner)
+        await dispatch(celery, EvaluationTask(job_id=job_id, collection=collection, k=k, cases=cases, lines=lines))
+        return JobAccepted(job_id=job_id, status_url=f"/v1/jobs/{job_id}")
+
+    # The set as sent, byte for byte, with what else decides the job: the same key with another set is a 409.
+    fingerprint = request_fingerprint({"collection": collection, "k": k, "set": hashlib.sha256(body).hexdigest()})
+    return await idempotent(
+        redis,
+        "evaluations",
+        idempotency_key,
+        fingerprint,
+        submit,
+        JobAccepted,
+        response,
+        settings.IDEMPOTENCY_TTL_S,
+        settings.IDEMPOTENCY_WAIT_S,
+    )

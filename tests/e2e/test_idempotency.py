@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -113,6 +114,27 @@ def test_same_key_twice_gives_one_index_job(client: httpx.Client, offline_stack:
     # Another collection is another request, even with the same body.
     elsewhere = client.post("/v1/collections/idempotency-b/index-jobs", json={"paths": [folder]}, headers=headers)
     assert _error_code(elsewhere, 409) == "idempotency_key_reused"
+    assert wait_for_job(client, first.json()["job_id"])[0]["state"] == "succeeded"
+
+
+def test_same_key_twice_gives_one_evaluation_job_and_another_set_or_k_is_refused(
+    client: httpx.Client, job_count: JobCount
+) -> None:
+    case = {"question": "什么是 KV 缓存？", "relevant": [{"document": "note.md", "text": "KV 缓存保存注意力的键和值"}]}
+    body = (json.dumps(case, ensure_ascii=False) + "\n").encode()
+    path, headers = f"/v1/collections/{COLLECTION}/evaluations", {**_key(), "Content-Type": "application/x-ndjson"}
+    before = job_count()
+    first = client.post(path, content=body, headers=headers)
+    again = client.post(path, content=body, headers=headers)
+    assert first.status_code == again.status_code == 202, (first.text, again.text)
+    assert again.json() == first.json()
+    assert again.headers.get("idempotent-replayed") == "true" and "idempotent-replayed" not in first.headers
+    assert job_count() == before + 1
+    other_set = client.post(path, content=body.replace("什么是".encode(), "何为".encode()), headers=headers)
+    assert _error_code(other_set, 409) == "idempotency_key_reused"
+    other_k = client.post(path, params={"k": 3}, content=body, headers=headers)
+    assert _error_code(other_k, 409) == "idempotency_key_reused"
+    assert job_count() == before + 1
     assert wait_for_job(client, first.json()["job_id"])[0]["state"] == "succeeded"
 
 
