@@ -38,6 +38,7 @@ from redis.exceptions import RedisError
 from api.auth import Principal, authenticate
 from api.errors import ApiError
 from shared import keys
+from shared.settings import Settings
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -110,16 +111,17 @@ def _reused(key: IdempotencyKey) -> ApiError:
 
 async def idempotent(
     redis: aioredis.Redis,
+    settings: Settings,
     scope: str,
     key: IdempotencyKey | None,
     fingerprint: str,
     submit: Callable[[], Awaitable[Model]],
     model: type[Model],
     response: Response,
-    ttl_s: int,
-    wait_s: float,
 ) -> Model:
-    """Run `submit` once per (scope, key): later calls with the same fingerprint get its stored response."""
+    """Run `submit` once per (scope, key): later calls with the same fingerprint get its stored response, kept for
+    IDEMPOTENCY_TTL_S; a call meeting another still running waits for it up to IDEMPOTENCY_WAIT_S."""
+    ttl_s, wait_s = settings.IDEMPOTENCY_TTL_S, settings.IDEMPOTENCY_WAIT_S
     if key is None:
         return await submit()
     # One namespace per API key: the same header value from two callers never meets (owner "" = keys off).

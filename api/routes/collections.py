@@ -95,14 +95,4 @@ async def create_index_job(
         return JobAccepted(job_id=job_id, status_url=f"/v1/jobs/{job_id}")
 
     fingerprint = request_fingerprint({"collection": collection, "body": body.model_dump(mode="json")})
-    return await idempotent(
-        redis,
-        "index-jobs",
-        idempotency_key,
-        fingerprint,
-        submit,
-        JobAccepted,
-        response,
-        settings.IDEMPOTENCY_TTL_S,
-        settings.IDEMPOTENCY_WAIT_S,
-    )
+    return await idempotent(redis, settings, "index-jobs", idempotency_key, fingerprint, submit, JobAccepted, response)

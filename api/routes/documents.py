@@ -154,15 +154,7 @@ async def upload_documents(
     files = [[s.filename, s.sha256] for s in stored] + [[r.filename, None] for r in rejected]
     fingerprint = request_fingerprint({"collection": collection, "files": files, "skip_invalid": skip_invalid})
     return await idempotent(
-        redis,
-        "documents",
-        idempotency_key,
-        fingerprint,
-        submit,
-        UploadAccepted,
-        response,
-        settings.IDEMPOTENCY_TTL_S,
-        settings.IDEMPOTENCY_WAIT_S,
+        redis, settings, "documents", idempotency_key, fingerprint, submit, UploadAccepted, response
     )
 
 

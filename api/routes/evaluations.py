@@ -85,14 +85,4 @@ async def create_evaluation(
 
     # The set as sent, byte for byte, with what else decides the job: the same key with another set is a 409.
     fingerprint = request_fingerprint({"collection": collection, "k": k, "set": hashlib.sha256(body).hexdigest()})
-    return await idempotent(
-        redis,
-        "evaluations",
-        idempotency_key,
-        fingerprint,
-        submit,
-        JobAccepted,
-        response,
-        settings.IDEMPOTENCY_TTL_S,
-        settings.IDEMPOTENCY_WAIT_S,
-    )
+    return await idempotent(redis, settings, "evaluations", idempotency_key, fingerprint, submit, JobAccepted, response)

@@ -60,15 +60,7 @@ async def create_query(
 
     fingerprint = request_fingerprint(body.model_dump(mode="json"))
     accepted = await idempotent(
-        redis,
-        "queries",
-        idempotency_key,
-        fingerprint,
-        submit,
-        QueryAccepted,
-        response,
-        settings.IDEMPOTENCY_TTL_S,
-        settings.IDEMPOTENCY_WAIT_S,
+        redis, settings, "queries", idempotency_key, fingerprint, submit, QueryAccepted, response
     )
     # Signed here, not in submit: a replayed answer gets a fresh token, and no token is stored in Redis.
     return accepted.model_copy(update={"stream_url": signed_url(accepted.stream_url, accepted.job_id, settings)})
