@@ -7,12 +7,14 @@ a redelivered task and the watchdog race to end it (docs/architecture.md). With 
 also refuses while the job's cancel flag is set, so a worker learns of a cancel from the publish it was
 doing anyway, at most one chunk late. A terminal event may carry the job's final record: the script then
 writes it too (and frees the job's admission slot and its key's stream slot), so the stream and the record end
-together or not at all (shared/streams/endings.py).
+together or not at all (shared/streams/endings.py). An append sent again after a lost reply (APPEND_ID_FIELD)
+is not stored twice.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 
 from shared import keys
 from shared.jobs.records import JobField
@@ -22,32 +24,41 @@ from shared.streams.events import REPLAY_FIELD, TERMINAL_EVENTS, EventName, Even
 STREAM_ENDED = 0
 CANCELLED = -1
 TERMINAL_FIELD = "t"
+# Each append carries an id of its own, stored with its entry: a client that sends the same append again (redis-py
+# retries a command whose connection failed, and Redis may have run it before the failure) gets the seq it was
+# given instead of a second copy of the event. One append per job is in flight at a time (its publisher awaits each
+# before the next), so the last entry is the only one a retry can repeat.
+APPEND_ID_FIELD = "a"
 
 APPEND_SCRIPT = """
 local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 local seq = 1
 if #last > 0 then
   local fields = last[1][2]
+  local last_seq = tonumber(string.match(last[1][1], '%-(%d+)$'))
+  for i = 1, #fields, 2 do
+    if fields[i] == ARGV[9] and fields[i + 1] == ARGV[8] then return last_seq end
+  end
   for i = 1, #fields, 2 do
     if fields[i] == ARGV[7] then return 0 end
   end
-  seq = tonumber(string.match(last[1][1], '%-(%d+)$')) + 1
+  seq = last_seq + 1
 end
 if ARGV[5] == '1' and redis.call('EXISTS', KEYS[3]) == 1 then return -1 end
 local wire = '{"seq":' .. seq .. ',"event":"' .. ARGV[1] .. '","data":' .. ARGV[2] .. '}'
 if ARGV[4] == '1' then
-  redis.call('XADD', KEYS[1], '0-' .. seq, ARGV[6], wire, ARGV[7], '1')
+  redis.call('XADD', KEYS[1], '0-' .. seq, ARGV[6], wire, ARGV[7], '1', ARGV[9], ARGV[8])
 else
-  redis.call('XADD', KEYS[1], '0-' .. seq, ARGV[6], wire)
+  redis.call('XADD', KEYS[1], '0-' .. seq, ARGV[6], wire, ARGV[9], ARGV[8])
 end
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
 if #KEYS > 3 then
-  redis.call('HSET', KEYS[4], unpack(ARGV, 13))
-  if tonumber(ARGV[8]) > 0 then redis.call('EXPIRE', KEYS[4], tonumber(ARGV[8])) end
-  redis.call('PUBLISH', KEYS[5], ARGV[9])
-  redis.call('ZREM', KEYS[6], ARGV[10])
-  local owner = redis.call('HGET', KEYS[4], ARGV[11])
-  if owner and owner ~= '' then redis.call('ZREM', ARGV[12] .. owner, ARGV[10]) end
+  redis.call('HSET', KEYS[4], unpack(ARGV, 15))
+  if tonumber(ARGV[10]) > 0 then redis.call('EXPIRE', KEYS[4], tonumber(ARGV[10])) end
+  redis.call('PUBLISH', KEYS[5], ARGV[11])
+  redis.call('ZREM', KEYS[6], ARGV[12])
+  local owner = redis.call('HGET', KEYS[4], ARGV[13])
+  if owner and owner ~= '' then redis.call('ZREM', ARGV[14] .. owner, ARGV[12]) end
 end
 redis.call('PUBLISH', KEYS[2], wire)
 return seq
@@ -77,6 +88,8 @@ def append_call(
         "1" if honour_cancel else "0",
         REPLAY_FIELD,
         TERMINAL_FIELD,
+        secrets.token_hex(8),
+        APPEND_ID_FIELD,
     ]
     if final_record is not None:
         if event not in TERMINAL_EVENTS:
