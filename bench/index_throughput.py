@@ -231,7 +231,7 @@ def run_stack(
 
 
 _SENTENCE = re.compile(r"[^。！？!?；;]+[。！？!?；;]*")
-TEXT_SUFFIXES = (".md", ".markdown", ".txt")
+_REWRITTEN_SUFFIXES = (".md", ".markdown", ".txt")  # plain text, read line by line
 
 
 def write_copy(corpus: Path, dest: Path, copy: int) -> None:
@@ -245,7 +245,7 @@ def write_copy(corpus: Path, dest: Path, copy: int) -> None:
     if copy == 0:
         return
     for path in sorted(dest.rglob("*")):
-        if not path.is_file() or path.suffix.lower() not in TEXT_SUFFIXES:
+        if not path.is_file() or path.suffix.lower() not in _REWRITTEN_SUFFIXES:
             continue
         order = random.Random(f"{copy}:{path.relative_to(dest)}")
         lines, in_code = [], False
@@ -259,7 +259,7 @@ def write_copy(corpus: Path, dest: Path, copy: int) -> None:
                     line = "".join(sentences)
                 line = f"{line} ·{copy}"
             lines.append(line)
-        path.chmod(0o644)
+        path.chmod(0o644)  # copied with the corpus's own mode, which may be read-only
         path.write_text("\n".join(lines), encoding="utf-8")
 
 
@@ -354,7 +354,8 @@ def markdown(
     copies_note = f"{copies} copies of the corpus ({copies * files} files)" if copies > 1 else "the corpus"
     if copies > 1:
         copies_note += (
-            ", each copy after the first with the sentences of each line reordered (no chunk text repeats)"
+            ", each copy after the first with the sentences of each line reordered and the copy's number appended "
+            "(no chunk text repeats)"
             if distinct
             else ", identical"
         )
@@ -430,8 +431,8 @@ def main(
         bool,
         typer.Option(
             "--distinct/--identical",
-            help="Copies after the first reorder the sentences of each line, so no chunk text repeats (a repeated "
-            "text is cheaper for the fake's cache and PostgreSQL's HNSW build); "
+            help="Copies after the first reorder the sentences of each line and append the copy's number to it, so "
+            "no chunk text repeats (a repeated text is cheaper for the fake's cache and PostgreSQL's HNSW build); "
             "--identical copies the files as they are.",
         ),
     ] = True,
