@@ -37,7 +37,7 @@ with_uv() {
 
 with_pip() { pip install --upgrade pip && pip install -e ".[dev]"; }
 
-echo "Installing ragqueue into .venv (under a minute; log in $log)..."
+echo "Installing ragqueue into .venv (the first run takes up to a minute; log in $log)..."
 if ! with_uv; then
   echo "  with pip (uv was not used: see $log)" | tee -a "$log"
   if ! with_pip; then
