@@ -6,6 +6,7 @@ import atexit
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -224,10 +225,15 @@ class Launcher:
         return LaunchedProcess(args, int(line[4:]), conn, rest)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
+        """End the launcher this process started, and remove the folder of its socket (a shared one is its
+        starter's to stop)."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
             assert self.process.stdin is not None
             self.process.stdin.close()
             self.process.wait(10)
+        shutil.rmtree(Path(self.socket).parent, ignore_errors=True)
 
 
 def is_console_script(path: str) -> bool:

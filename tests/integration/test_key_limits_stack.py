@@ -95,7 +95,7 @@ def limited(
     with ready.client("admin") as admin:
         assert index_and_wait(admin, COLLECTION, ["kb"])["state"] == "succeeded"
     yield ready
-    stop_later("key limits stack stack", stack.stop)  # while the next module starts
+    stop_later("key limits stack", stack.stop)  # while the next module starts
 
 
 def _ask(client: httpx.Client) -> httpx.Response:

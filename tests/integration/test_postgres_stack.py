@@ -38,7 +38,7 @@ def pg_stack(
     workers = [("index-1", "index", "prefork", 1), ("index-2", "index", "prefork", 1), ("query", "query", "threads", 4)]
     stack.start(workers)
     yield stack
-    stop_later("postgres stack stack", stack.stop)  # while the next module starts
+    stop_later("postgres stack", stack.stop)  # while the next module starts
 
 
 def note(i: int) -> bytes:
