@@ -4,9 +4,10 @@
 #   scripts/stack.sh up | down | status
 # Ports and Redis come from the environment: API_PORT (8000), FLOWER_PORT (5555), REDIS_URL; sizes from
 # INDEX_CONCURRENCY (1), QUERY_WORKERS (one per core, at most 4), QUERY_CONCURRENCY (32 threads each) and
-# API_WORKERS (1); the API's keep-alive from the API_KEEPALIVE_S setting (environment or .env, see
-# shared/settings.py). VECTOR_STORE=postgres starts a PostgreSQL with pgvector under $RUN_DIR/postgres for the
-# store, unless VECTOR_STORE_URL names one. RUN_DIR (.run) holds supervisord's config, socket and log, each
+# API_WORKERS (1); how long a program must stay up before its start counts from SUPERVISOR_STARTSECS (10); the
+# API's keep-alive from the API_KEEPALIVE_S setting (environment or .env, see shared/settings.py).
+# VECTOR_STORE=postgres starts a PostgreSQL with pgvector under $RUN_DIR/postgres for the store, unless
+# VECTOR_STORE_URL names one. RUN_DIR (.run) holds supervisord's config, socket and log, each
 # program's log, and the data of the Redis and PostgreSQL started here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -75,7 +76,8 @@ case "${1:-}" in
     else
       PYTHONPATH=. $BIN/python scripts/supervisor_conf.py --run-dir "$RUN_DIR" --api-port "$API_PORT" \
         --flower-port "$FLOWER_PORT" --api-workers "$API_WORKERS" --index-concurrency "$INDEX_CONCURRENCY" \
-        --query-workers "$QUERY_WORKERS" --query-concurrency "$QUERY_CONCURRENCY" >"$CONF"
+        --query-workers "$QUERY_WORKERS" --query-concurrency "$QUERY_CONCURRENCY" \
+        --startsecs "${SUPERVISOR_STARTSECS:-10}" >"$CONF"
       $BIN/supervisord -c "$CONF"
       echo "  supervisord started (config $CONF); each program logs to $RUN_DIR/<program>.log"
     fi

@@ -19,10 +19,10 @@ from shared.settings import Settings
 ROOT = Path(__file__).resolve().parents[1]
 BIN = ROOT / ".venv" / "bin"
 CELERY = [str(BIN / "celery"), "-A", "workers.celery_app:app"]
-# A program that dies sooner than this after its start counts as a failed start, and after STARTRETRIES of those
-# in a row supervisord gives up on it (FATAL) instead of restarting a broken configuration forever. A process
+# A program that dies sooner than --startsecs after its start counts as a failed start, and after STARTRETRIES of
+# those in a row supervisord gives up on it (FATAL) instead of restarting a broken configuration forever. A process
 # that cannot start (a store that does not answer: exit 3) takes several seconds to import and fail on a
-# busy machine, hence Celery's own example value.
+# busy machine, hence Celery's own example value as the default. Until then `make status` shows STARTING.
 STARTSECS = 10
 STARTRETRIES = 3
 LOG_MAXBYTES = "50MB"
@@ -44,7 +44,7 @@ def quote(value: object) -> str:
     return str(value).replace("%", "%%")
 
 
-def section(program: Program, run_dir: Path) -> str:
+def section(program: Program, run_dir: Path, startsecs: int) -> str:
     lines = [
         f"[program:{program.name}]",
         f"command={quote(shlex.join(program.command))}",
@@ -52,7 +52,7 @@ def section(program: Program, run_dir: Path) -> str:
         f"priority={program.priority}",
         "autostart=true",
         "autorestart=true",
-        f"startsecs={STARTSECS}",
+        f"startsecs={startsecs}",
         f"startretries={STARTRETRIES}",
         "stopsignal=TERM",
         f"stopwaitsecs={program.stopwaitsecs}",
@@ -127,7 +127,7 @@ supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
 [supervisorctl]
 serverurl=unix://{quote(run_dir / "supervisor.sock")}
 """
-    return head + "".join("\n" + section(p, run_dir) for p in programs(args, settings))
+    return head + "".join("\n" + section(p, run_dir, args.startsecs) for p in programs(args, settings))
 
 
 def main() -> None:
@@ -139,6 +139,7 @@ def main() -> None:
     parser.add_argument("--index-concurrency", type=int, default=1)
     parser.add_argument("--query-workers", type=int, default=1)
     parser.add_argument("--query-concurrency", type=int, default=32)
+    parser.add_argument("--startsecs", type=int, default=STARTSECS, help="seconds up before a start counts")
     print(render(parser.parse_args(), Settings()), end="")
 
 

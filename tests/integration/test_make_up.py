@@ -77,6 +77,9 @@ class UpStack:
             QUERY_WORKERS="1",
             QUERY_CONCURRENCY="4",
             OMP_NUM_THREADS="1",
+            # RUNNING after 3 s up instead of 10: the tests wait for it three times, and no program here fails
+            # to start, which is what the longer wait is for.
+            SUPERVISOR_STARTSECS="3",
             NO_COLOR="1",
             COLUMNS="200",
             **extra,
