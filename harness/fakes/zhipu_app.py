@@ -31,6 +31,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "tokens": DEFAULT_TOKENS,
     "first_token_delay_ms": 0,
     "token_delay_ms": 0,
+    # The pause before each token after the first, one per gap; past its end (or None) token_delay_ms applies.
+    "token_gaps_ms": None,
     "embedding_delay_ms": 0,
     "rerank_delay_ms": 0,
     # A text holding this string gets the top rerank score, whatever the query (None: scores by shared bigrams).
@@ -165,6 +167,12 @@ async def _sleep_ms(ms: float) -> None:
         await asyncio.sleep(ms / 1000)
 
 
+def _gap_ms(cfg: dict[str, Any], token: int) -> float:
+    """The pause before token number `token` (1 for the second token): its entry of token_gaps_ms, if any."""
+    gaps = cfg["token_gaps_ms"]
+    return float(gaps[token - 1]) if gaps is not None and token <= len(gaps) else float(cfg["token_delay_ms"])
+
+
 class ChatStream:
     """ASGI response streaming SSE chunks while watching for ``http.disconnect``."""
 
@@ -192,7 +200,7 @@ class ChatStream:
         await _sleep_ms(self.cfg["first_token_delay_ms"])
         for i, token in enumerate(tokens[:fail_after] if failing else tokens):
             if i:
-                await _sleep_ms(self.cfg["token_delay_ms"])
+                await _sleep_ms(_gap_ms(self.cfg, i))
             frame = self._chunk({"role": "assistant", "content": token})
             await send({"type": "http.response.body", "body": frame, "more_body": True})
             self.state.update(self.rec, chunks_sent=i + 1)
@@ -276,7 +284,7 @@ def build_app(state: FakeState) -> Starlette:
             state.bump("stream_requests")
             return ChatStream(state, rec, cfg, body)
         tokens = list(cfg["tokens"])
-        await _sleep_ms(cfg["first_token_delay_ms"] + cfg["token_delay_ms"] * max(len(tokens) - 1, 0))
+        await _sleep_ms(cfg["first_token_delay_ms"] + sum(_gap_ms(cfg, i) for i in range(1, len(tokens))))
         state.update(rec, completed=True, chunks_sent=len(tokens))
         message = {"role": "assistant", "content": "".join(tokens)}
         return JSONResponse(

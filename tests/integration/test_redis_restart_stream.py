@@ -29,10 +29,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 COLLECTION = "restart"
 TOKENS = ["甲", "乙", "丙"]
-# The upstream's pause between tokens: longer than the API takes to give up on a stopped Redis (a quiet second,
-# then redis-py's retries with jittered backoff: 1-2 s here, about 6 s at worst) plus the restart, so the worker
-# has nothing to publish while Redis is away.
+# The upstream's pause between the first two tokens: longer than the API takes to give up on a stopped Redis (a
+# quiet second, then redis-py's retries with jittered backoff: 1-2 s here, about 6 s at worst) plus the restart, so
+# the worker has nothing to publish while Redis is away.
 PAUSE_MS = 7000
+# Then before the last token: long enough for the resumed stream to be open, so it comes live, after the log.
+LIVE_GAP_MS = 1500
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +78,7 @@ def test_after_redis_restarts_mid_answer_the_stream_says_redis_unavailable_and_l
     note.write_text("# 重启\n\nRedis 重启之后，回答从断开的地方继续。\n", encoding="utf-8")
     with client_for(stack) as client:
         assert index_and_wait(client, COLLECTION, ["note.md"])["state"] == "succeeded"
-        zhipu.configure(tokens=TOKENS, token_delay_ms=PAUSE_MS)
+        zhipu.configure(tokens=TOKENS, token_gaps_ms=[PAUSE_MS, LIVE_GAP_MS])
         accepted = client.post("/v1/queries", json={"collection": COLLECTION, "question": "Redis 重启会怎样？"})
         assert accepted.status_code == 202, accepted.text
         job_id, url = accepted.json()["job_id"], accepted.json()["stream_url"]
