@@ -158,7 +158,7 @@ def run(
                         sql.Identifier(conn.info.dbname), sql.Literal(f"{memory_mb}MB")
                     )
                 )
-            build_search_indexes(url, int(row[0]), memory_mb=memory_mb)
+            build_search_indexes(url, int(row[0]), memory_ceiling_mb=memory_mb)
         else:
             c.build_search_indexes()
     waits = writer.stop() if writer else []

@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     STORE_POOL_SIZE: int = Field(default=10, ge=1)
     # Candidates the HNSW index visits per vector search (pgvector's hnsw.ef_search): recall against speed.
     HNSW_EF_SEARCH: int = Field(default=100, ge=10, le=1000)
+    # The most memory (maintenance_work_mem) a collection's search index build asks PostgreSQL for; a build gets what
+    # its HNSW graph takes up to this (shared/store/postgres_indexes.py). A parallel build takes it as shared memory:
+    # a PostgreSQL in a container needs a /dev/shm (--shm-size) larger than this.
+    PG_INDEX_BUILD_MEMORY_MB: int = Field(default=1024, ge=16)
     # Postings (chunk entries) a keyword search may read: question terms are searched rarest first until their
     # chunk counts reach this, so 是/的/什么 in a large collection cost nothing (shared/store/keywords.py).
     # Unset: the engine's own (embedded 20,000; PostgreSQL 5,000, whose cost per candidate row is higher).

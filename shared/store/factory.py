@@ -26,6 +26,7 @@ def open_store(settings: Settings) -> Store:
             settings.uploads_dir,
             pool_size=settings.STORE_POOL_SIZE,
             ef_search=settings.HNSW_EF_SEARCH,
+            index_build_memory_mb=settings.PG_INDEX_BUILD_MEMORY_MB,
             postings_budget=settings.KEYWORD_POSTINGS_BUDGET or POSTGRES_POSTINGS_BUDGET,
         )
     from shared.store.sqlite_store import SQLiteStore

@@ -13,8 +13,11 @@ Deliberate choices:
   finds the indexes there.
 - A concurrent build that died (its worker killed, the server restarted) leaves an INVALID index that
   `IF NOT EXISTS` would keep for good: such an index is dropped and built again.
-- `maintenance_work_mem` is raised, never lowered, for the build: an HNSW graph that outgrows it is finished
-  much more slowly (pgvector's "hnsw graph no longer fits into maintenance_work_mem").
+- `maintenance_work_mem` is set for the build to what the collection's HNSW graph takes, up to a ceiling
+  (PG_INDEX_BUILD_MEMORY_MB). A graph that outgrows it is finished much more slowly (pgvector's "hnsw graph no
+  longer fits into maintenance_work_mem"): 100,000 1024-d vectors took 207 s with 256 MB and 71 s with 1 GB
+  (docs/benchmarks.md). No more than the graph takes either: a parallel build reserves all of it as shared
+  memory, and a PostgreSQL in a container has 64 MB of /dev/shm unless given more.
 """
 
 from __future__ import annotations
@@ -24,7 +27,31 @@ from psycopg import sql
 
 from shared.store.postgres_schema import SCHEMA, chunk_table, search_indexes
 
-BUILD_MEMORY_MB = 256
+BUILD_MEMORY_MB = 1024  # the default ceiling (PG_INDEX_BUILD_MEMORY_MB)
+# What pgvector's in-memory HNSW graph takes a vector beyond the vector itself (measured 720 bytes with m = 16 from
+# its "no longer fits" notice: 3,483 1024-d vectors in 16 MB), rounded up.
+GRAPH_BYTES_PER_ELEMENT = 1024
+MIN_BUILD_MEMORY_MB = 16
+_MB = 1 << 20
+
+
+def build_memory_mb(chunks: int, dimension: int, ceiling_mb: int) -> int:
+    """The maintenance_work_mem, in MB, for building the search indexes of `chunks` vectors of `dimension`: their
+    HNSW graph with a quarter more, at least MIN_BUILD_MEMORY_MB, and never more than `ceiling_mb`."""
+    graph = chunks * (dimension * 4 + GRAPH_BYTES_PER_ELEMENT)
+    return min(ceiling_mb, max(MIN_BUILD_MEMORY_MB, -(-graph * 5 // 4 // _MB)))
+
+
+def set_build_memory(conn: psycopg.Connection, collection_id: int, ceiling_mb: int) -> int:
+    """Size this session's maintenance_work_mem for the collection's build from its chunk count; the MB set."""
+    row = conn.execute(
+        sql.SQL("SELECT chunk_count, dimension FROM {} WHERE id = %s").format(sql.Identifier(SCHEMA, "collections")),
+        (collection_id,),
+    ).fetchone()
+    chunks, dimension = (int(row[0]), int(row[1])) if row else (0, 0)
+    memory_mb = build_memory_mb(chunks, dimension, ceiling_mb)
+    conn.execute(sql.SQL("SET maintenance_work_mem = {}").format(sql.Literal(f"{memory_mb}MB")))
+    return memory_mb
 
 
 def index_validity(conn: psycopg.Connection, names: list[str]) -> dict[str, bool]:
@@ -41,7 +68,7 @@ def _usable(found: dict[str, bool], names: list[str]) -> bool:
     return all(found.get(name, False) for name in names)
 
 
-def build_search_indexes(conninfo: str, collection_id: int, memory_mb: int = BUILD_MEMORY_MB) -> list[str]:
+def build_search_indexes(conninfo: str, collection_id: int, memory_ceiling_mb: int = BUILD_MEMORY_MB) -> list[str]:
     """Build the collection's missing (or invalid) search indexes; the names built, empty when none was."""
     statements = search_indexes(collection_id)
     names = list(statements)
@@ -55,9 +82,7 @@ def build_search_indexes(conninfo: str, collection_id: int, memory_mb: int = BUI
         found = index_validity(conn, names)  # again under the lock: another finaliser may have built them
         if _usable(found, names):
             return []
-        current = conn.execute("SELECT setting::bigint FROM pg_settings WHERE name = 'maintenance_work_mem'").fetchone()
-        if current is not None and int(current[0]) < memory_mb * 1024:
-            conn.execute(sql.SQL("SET maintenance_work_mem = {}").format(sql.Literal(f"{memory_mb}MB")))
+        set_build_memory(conn, collection_id, memory_ceiling_mb)
         built = []
         for name, statement in statements.items():
             if found.get(name, False):

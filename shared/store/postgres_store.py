@@ -38,7 +38,7 @@ from psycopg_pool import ConnectionPool
 from shared.store.base import CollectionStore, Store, StoreUnavailableError
 from shared.store.blobs import BlobNotFoundError, BlobStore, blob_path, write_atomically
 from shared.store.keywords import plan_terms, query_terms, tokenize
-from shared.store.postgres_indexes import build_search_indexes
+from shared.store.postgres_indexes import BUILD_MEMORY_MB, build_search_indexes
 from shared.store.postgres_schema import SCHEMA, chunk_table, create_chunk_table, migrate, term_table
 from shared.store.records import (
     COLLECTION_NAME_RULE,
@@ -146,6 +146,7 @@ class PostgresCollection(CollectionStore):
         self._pool = store.pool
         self._url = store.url
         self._ef_search = store.ef_search
+        self._index_build_memory_mb = store.index_build_memory_mb
         self._postings_budget = store.postings_budget
 
     @contextmanager
@@ -297,7 +298,9 @@ class PostgresCollection(CollectionStore):
     def build_search_indexes(self) -> list[str]:
         with self._conn() as conn:
             collection_id = self._id(conn)
-        return [] if collection_id is None else build_search_indexes(self._url, collection_id)
+        if collection_id is None:
+            return []
+        return build_search_indexes(self._url, collection_id, self._index_build_memory_mb)
 
     def delete_document(self, doc_id: str) -> int | None:
         with self._conn() as conn, conn.transaction():
@@ -518,10 +521,12 @@ class PostgresStore(Store):
         pool_size: int = 10,
         ef_search: int = 100,
         postings_budget: int = POSTGRES_POSTINGS_BUDGET,
+        index_build_memory_mb: int = BUILD_MEMORY_MB,
     ) -> None:
         check_database(url)
         self.url = url
         self.ef_search = ef_search
+        self.index_build_memory_mb = index_build_memory_mb
         self.postings_budget = postings_budget
         self.pool = ConnectionPool(
             url, min_size=1, max_size=pool_size, configure=_configure, open=True, name="ragqueue-store"

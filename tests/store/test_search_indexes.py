@@ -6,10 +6,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import psycopg
 import pytest
 
 from harness.postgres import PostgresServer
 from shared.store import ChunkRecord, DocumentWrite, Store
+from shared.store.postgres_indexes import MIN_BUILD_MEMORY_MB, build_memory_mb, set_build_memory
 from shared.store.postgres_store import PostgresStore
 from shared.store.retrieval_modes import RETRIEVAL_MODES
 from tests.store.conftest import open_engine
@@ -111,3 +113,29 @@ def test_an_index_left_invalid_by_a_build_that_died_is_built_again(pg: PostgresS
             "SELECT indisvalid FROM pg_index WHERE indexrelid = 'ragqueue.chunks_1_hnsw'::regclass"
         ).fetchone()
     assert valid == (True,)
+
+
+def test_the_build_memory_is_what_the_graph_takes_within_the_floor_and_the_ceiling() -> None:
+    # 100,000 1024-d vectors: 100,000 x (4,096 + 1,024) bytes, a quarter more, in MB rounded up.
+    assert build_memory_mb(100_000, 1024, ceiling_mb=1024) == 611
+    assert build_memory_mb(100_000, 1024, ceiling_mb=256) == 256
+    assert build_memory_mb(1_000, 1024, ceiling_mb=1024) == MIN_BUILD_MEMORY_MB
+    assert build_memory_mb(0, 0, ceiling_mb=1024) == MIN_BUILD_MEMORY_MB
+    assert build_memory_mb(1_000, 1024, ceiling_mb=8) == 8  # the ceiling wins, even below the floor
+
+
+def test_a_build_sizes_its_sessions_memory_from_the_collections_chunk_count(pg: PostgresStore) -> None:
+    _write(pg, "sized")
+    with psycopg.connect(pg.url, autocommit=True) as conn:
+        collection_id, chunks = conn.execute(
+            "SELECT id, chunk_count FROM ragqueue.collections WHERE name = 'sized'"
+        ).fetchone()  # type: ignore[misc]
+        assert chunks == len(TEXTS)
+        assert set_build_memory(conn, collection_id, ceiling_mb=1024) == MIN_BUILD_MEMORY_MB
+        assert conn.execute("SHOW maintenance_work_mem").fetchone() == (f"{MIN_BUILD_MEMORY_MB}MB",)
+        conn.execute(
+            "UPDATE ragqueue.collections SET chunk_count = 200000, dimension = 256 WHERE id = %s", (collection_id,)
+        )
+        expected = build_memory_mb(200_000, 256, ceiling_mb=1024)
+        assert set_build_memory(conn, collection_id, ceiling_mb=1024) == expected == 489
+        assert conn.execute("SHOW maintenance_work_mem").fetchone() == (f"{expected}MB",)
