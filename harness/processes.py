@@ -232,7 +232,11 @@ class Launcher:
         if self.process.poll() is None:
             assert self.process.stdin is not None
             self.process.stdin.close()
-            self.process.wait(10)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:  # still importing (a short session on a busy machine): not needed now
+                self.process.kill()
+                self.process.wait()
         shutil.rmtree(Path(self.socket).parent, ignore_errors=True)
 
 
