@@ -22,10 +22,14 @@ Deliberate choices:
 
 from __future__ import annotations
 
+import logging
+
 import psycopg
 from psycopg import sql
 
 from shared.store.postgres_schema import SCHEMA, chunk_table, search_indexes
+
+log = logging.getLogger(__name__)
 
 BUILD_MEMORY_MB = 1024  # the default ceiling (PG_INDEX_BUILD_MEMORY_MB)
 # What pgvector's in-memory HNSW graph takes a vector beyond the vector itself (measured 720 bytes with m = 16 from
@@ -82,7 +86,9 @@ def build_search_indexes(conninfo: str, collection_id: int, memory_ceiling_mb: i
         found = index_validity(conn, names)  # again under the lock: another finaliser may have built them
         if _usable(found, names):
             return []
-        set_build_memory(conn, collection_id, memory_ceiling_mb)
+        memory_mb = set_build_memory(conn, collection_id, memory_ceiling_mb)
+        missing = [name for name in names if not found.get(name, False)]
+        log.info("building %s with maintenance_work_mem %d MB", ", ".join(missing), memory_mb)
         built = []
         for name, statement in statements.items():
             if found.get(name, False):

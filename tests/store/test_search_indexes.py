@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -80,10 +81,15 @@ def test_building_the_search_indexes_of_a_collection_that_does_not_exist_builds_
     assert store.collection("nowhere").build_search_indexes() == []
 
 
-def test_a_new_postgres_collection_is_loaded_without_search_indexes_and_gets_both_when_built(pg: PostgresStore) -> None:
+def test_a_new_postgres_collection_is_loaded_without_search_indexes_and_gets_both_when_built(
+    pg: PostgresStore, caplog: pytest.LogCaptureFixture
+) -> None:
     _write(pg, "kb")
     assert _search_indexes(pg, "kb") == {}
-    pg.collection("kb").build_search_indexes()
+    with caplog.at_level(logging.INFO, logger="shared.store.postgres_indexes"):
+        pg.collection("kb").build_search_indexes()
+    # Sized from the collection's 4 chunks: the floor.
+    assert f"building chunks_1_tokens, chunks_1_hnsw with maintenance_work_mem {MIN_BUILD_MEMORY_MB} MB" in caplog.text
     indexes = _search_indexes(pg, "kb")
     assert sorted(indexes) == ["chunks_1_hnsw", "chunks_1_tokens"]
     assert "USING hnsw (embedding vector_cosine_ops)" in indexes["chunks_1_hnsw"]
