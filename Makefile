@@ -42,7 +42,7 @@ lint: install  ## ruff and mypy
 	@.venv/bin/mypy
 
 # mypy runs beside the tests, at the lowest priority: the suite leaves a third of the CPU idle while it waits on
-# the stacks it starts, and mypy's 16 s fit there instead of before the first test.
+# the stacks it starts, and mypy's 16-27 s of CPU (cold) fit there instead of before the first test.
 test: install  ## Lint, then run the test suite in TEST_PROCESSES processes (each starts its own Redis, PostgreSQL and Celery workers)
 	@scripts/install_browser.sh
 	@.venv/bin/ruff check .

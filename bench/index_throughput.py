@@ -488,6 +488,7 @@ def main(
                     url = redis_server.url(redis_server.claim_db(f"bench-index-{engine}-{n}"))
                     run_env = dict(extra)
                     if engine == "postgresql":
+                        assert pg is not None  # started above when the engines include it
                         run_env["VECTOR_STORE_URL"] = pg.fresh_database(f"bench_index_{n}")
                     runs.append(
                         run_stack(n, fake, url, corpus, tmp, run_env, timeout, copies, engine, layout, distinct)

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import FastAPI, Query
+from pydantic import SecretStr
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from shared.providers.openai_compatible import OpenAICompatibleAnswerer, build_openai_compatible_answerer
@@ -68,7 +69,7 @@ def app_from_env() -> FastAPI:
     settings = Settings(
         LLM_PROVIDER="openai_compatible",
         LLM_BASE_URL=os.environ["RELAY_UPSTREAM_URL"],
-        LLM_API_KEY="bench.key",
+        LLM_API_KEY=SecretStr("bench.key"),
         UPSTREAM_MAX_RETRIES=0,
     )
     return build_app(settings)

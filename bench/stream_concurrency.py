@@ -40,7 +40,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from xmlrpc.client import ServerProxy
 
 import httpx
@@ -446,7 +446,8 @@ def supervised_pids(run_dir: Path) -> dict[str, int]:
     """Program name -> pid of what supervisord runs for `make up` in run_dir (its XML-RPC socket)."""
     transport = SupervisorTransport(None, None, f"unix://{run_dir / 'supervisor.sock'}")
     rpc = ServerProxy("http://127.0.0.1", transport=transport)
-    return {info["name"]: int(info["pid"]) for info in rpc.supervisor.getAllProcessInfo() if info["pid"]}
+    processes: list[dict[str, Any]] = rpc.supervisor.getAllProcessInfo()  # type: ignore[assignment]
+    return {info["name"]: int(info["pid"]) for info in processes if info["pid"]}
 
 
 def run_external(url: str, run_dir: Path, redis_url: str, plan: Plan, fake: tuple[str, str, int]) -> list[Round]:

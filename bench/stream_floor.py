@@ -27,7 +27,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -102,7 +102,9 @@ async def floor_aiohttp(request: Callable[[], Any], go: asyncio.Event) -> FloorS
     return stream
 
 
-async def run_round(n: int, pids: dict[str, int], one: Callable[[asyncio.Event], Awaitable[FloorStream]]) -> str:
+async def run_round(
+    n: int, pids: dict[str, int], one: Callable[[asyncio.Event], Coroutine[Any, Any, FloorStream]]
+) -> str:
     go = asyncio.Event()
     tasks = [asyncio.create_task(one(go)) for _ in range(n)]
     await asyncio.sleep(0.1)  # every task is waiting on `go`

@@ -22,6 +22,7 @@ Run from the repository root:  .venv/bin/python -m bench.stream_latency --help
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -403,7 +404,7 @@ def main(
                         breakdown = profile_stream_chat(client, redis_url, profile_runs, warmup, once)
                     console.print("[bold]measure[/]")
                     for mode in ("vector", "hybrid"):
-                        once = lambda m=mode: stream_chat_once(client, m)  # noqa: E731
+                        once = functools.partial(stream_chat_once, client, mode)
                         results[f"stream_chat ({mode})"] = measure(f"stream_chat {mode}", once, runs, warmup)
                     once = lambda: queries_once(client, "vector")  # noqa: E731
                     results["queries (vector)"] = measure("queries vector", once, runs, warmup)

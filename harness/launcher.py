@@ -168,11 +168,11 @@ def serve(path: str) -> dict[str, Any] | None:
                 break
             if pid == 0:
                 break
-            conn = programs.pop(pid, None)
-            if conn is not None:
+            if pid in programs:
+                client = programs.pop(pid)
                 with contextlib.suppress(OSError):  # the client has gone
-                    conn.sendall(f"exit {os.waitstatus_to_exitcode(status)}\n".encode())
-                conn.close()
+                    client.sendall(f"exit {os.waitstatus_to_exitcode(status)}\n".encode())
+                client.close()
 
 
 def run_program(request: dict[str, Any]) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from typing import Any
 
 import numpy as np
 
@@ -57,6 +58,7 @@ def embedding_array(text: str, dim: int = EMBEDDING_2_DIM) -> np.ndarray:
     chars = [c for c in text.lower() if not c.isspace()]
     # Every unigram (weight 0.5), then every bigram (weight 1.0), in text order.
     features = chars + [a + b for a, b in zip(chars, chars[1:], strict=False)]
+    vec: np.ndarray[Any, np.dtype[np.float64]]
     if not features:
         vec = np.zeros(dim)
         vec[0] = 1.0
@@ -69,7 +71,7 @@ def embedding_array(text: str, dim: int = EMBEDDING_2_DIM) -> np.ndarray:
         weights = np.full(len(features), BIGRAM_WEIGHT)
         weights[: len(chars)] = UNIGRAM_WEIGHT
         # bincount adds each weight to its bin in input order, as a Python loop would: the same sums, bit for bit.
-        vec = np.bincount(packed >> 1, weights=_SIGNS[packed & 1] * weights, minlength=dim)
+        vec = np.bincount(packed >> 1, weights=_SIGNS[packed & 1] * weights, minlength=dim)  # type: ignore[assignment]
         norm = float(np.linalg.norm(vec))
         if norm == 0.0:
             vec[0] = 1.0
