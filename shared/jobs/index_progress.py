@@ -2,8 +2,10 @@
 
 Each batch owns three fields (its chunks planned, chunks embedded, documents finished); the job's counts
 are their sums, recomputed inside Redis on every update (a redelivered batch overwrites its own fields instead of adding
-to a counter twice). A batch marks itself finished in a set; the one whose mark completes the set, and
-only that one, finalises the job.
+to a counter twice). A batch marks itself finished in a set; the one whose mark completes the set finalises the
+job. So does a batch delivered again once the set is complete while the job has not ended: the finaliser died
+(its worker killed while it built the search indexes, say) and the broker or the prefork parent delivered the
+last batch again, which would otherwise find its mark already there and leave the job running for good.
 """
 
 from __future__ import annotations
@@ -38,7 +40,10 @@ return {sums.done, sums.planned}
 FINISH_BATCH_SCRIPT = """
 local added = redis.call('SADD', KEYS[1], ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
-if added == 1 and redis.call('SCARD', KEYS[1]) == tonumber(ARGV[2]) then return 1 end
+if redis.call('SCARD', KEYS[1]) ~= tonumber(ARGV[2]) then return 0 end
+if added == 1 then return 1 end
+local state = redis.call('HGET', KEYS[2], 'state')
+if state == 'queued' or state == 'running' then return 1 end
 return 0
 """
 
@@ -112,8 +117,9 @@ class IndexProgress:
         return attempt
 
     def finish_batch(self, batches: int) -> bool:
-        """Mark this batch finished; True for the one call that finished the job's last batch."""
-        script_keys = [keys.job_finished_batches_key(self.job_id)]
+        """Mark this batch finished; True when the caller is to finalise the job: it finished the job's last batch,
+        or it is a batch delivered again after that while the job is still open (its finaliser died)."""
+        script_keys = [keys.job_finished_batches_key(self.job_id), keys.job_key(self.job_id)]
         return bool(self._finish(keys=script_keys, args=[self.batch, batches, self.ttl_s]))
 
 

@@ -13,6 +13,7 @@ import redis
 
 from harness.fakes.zhipu_server import ZhipuFakeServer
 from harness.processes import BIN, RedisServer, Stack
+from shared import keys
 from shared.streams.events import REPLAY_FIELD, StreamEvent
 from tests.conftest import client_for, copy_sample_docs, stack_env
 from tests.support.jobs import index_and_wait, wait_for_job
@@ -148,3 +149,24 @@ def _contents(client: httpx.Client, collection: str) -> tuple[list[tuple[str, st
     documents = client.get(f"/v1/collections/{collection}/documents").json()["documents"]
     info = client.get(f"/v1/collections/{collection}").json()
     return sorted((d["source"], d["sha256"], d["chunks"]) for d in documents), info["chunks"]
+
+
+@pytest.mark.faults
+def test_a_last_batch_delivered_again_after_its_finaliser_died_ends_the_job(reaper_stack: Stack) -> None:
+    """A worker killed while it finalised the job (after its last batch was recorded finished, before the job's end,
+    e.g. in a long search index build) leaves the job running and the batch unacked, and the broker (or the prefork
+    parent) delivers it again. That state is set up here by recording the job's one batch finished before any worker
+    runs it: the delivery that follows must end the job, as the first would have."""
+    for name in [name for name in reaper_stack.processes if name.startswith("index")]:
+        reaper_stack.stop(name)
+    with client_for(reaper_stack) as client:
+        note = ("files", ("last.md", "# 最后一批\n\n最后一批再次送达时，作业照样结束。\n".encode(), "text/markdown"))
+        response = client.post("/v1/collections/refinalised/documents", files=[note])
+        assert response.status_code == 202, response.text
+        job_id = response.json()["job_id"]
+        with redis.Redis.from_url(reaper_stack.env["REDIS_URL"]) as r:
+            r.sadd(keys.job_finished_batches_key(job_id), 0)
+        reaper_stack.start_worker("index-again", "index,maintenance", "threads", 1)
+        job, _ = wait_for_job(client, job_id, timeout=60)
+    assert job["state"] == "succeeded", job
+    assert job["result"]["documents_indexed"] == 1, job["result"]
