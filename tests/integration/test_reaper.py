@@ -152,13 +152,16 @@ def _contents(client: httpx.Client, collection: str) -> tuple[list[tuple[str, st
 
 
 @pytest.mark.faults
-def test_a_last_batch_delivered_again_after_its_finaliser_died_ends_the_job(reaper_stack: Stack) -> None:
-    """A worker killed while it finalised the job (after its last batch was recorded finished, before the job's end,
-    e.g. in a long search index build) leaves the job running and the batch unacked, and the broker (or the prefork
-    parent) delivers it again. That state is set up here by recording the job's one batch finished before any worker
-    runs it: the delivery that follows must end the job, as the first would have."""
+def test_a_job_whose_worker_died_finalising_it_is_finalised_by_its_last_batch_again(
+    reaper_stack: Stack, zhipu: ZhipuFakeServer
+) -> None:
+    """A worker killed while it finalised a job (its last batch recorded finished, the job not ended yet: in a long
+    search index build, say) leaves the job running and the batch unacked. The reaper puts that batch back, and its
+    next run ends the job. Set up here by recording the job's one batch finished before a worker takes it, then
+    killing that worker mid-batch: the state a kill inside the finalisation leaves."""
     for name in [name for name in reaper_stack.processes if name.startswith("index")]:
         reaper_stack.stop(name)
+    zhipu.configure(embedding_delay_ms=1500)  # time to kill the worker mid-batch
     with client_for(reaper_stack) as client:
         note = ("files", ("last.md", "# 最后一批\n\n最后一批再次送达时，作业照样结束。\n".encode(), "text/markdown"))
         response = client.post("/v1/collections/refinalised/documents", files=[note])
@@ -166,7 +169,20 @@ def test_a_last_batch_delivered_again_after_its_finaliser_died_ends_the_job(reap
         job_id = response.json()["job_id"]
         with redis.Redis.from_url(reaper_stack.env["REDIS_URL"]) as r:
             r.sadd(keys.job_finished_batches_key(job_id), 0)
-        reaper_stack.start_worker("index-again", "index,maintenance", "threads", 1)
+        doomed = reaper_stack.start_worker("index-doomed", "index,maintenance", "threads", 1)
+
+        def indexing() -> bool:
+            docs = client.get(f"/v1/jobs/{job_id}/documents").json()["documents"]
+            return any(d["status"] == "indexing" for d in docs)
+
+        deadline = time.monotonic() + 60
+        while not indexing():
+            assert time.monotonic() < deadline, "the batch never started"
+            time.sleep(0.1)
+        os.kill(reaper_stack.processes.pop("index-doomed").pid, signal.SIGKILL)
+        doomed.wait(10)
+        zhipu.configure(embedding_delay_ms=0)
+        reaper_stack.start_worker("index-after", "index,maintenance", "threads", 1)
         job, _ = wait_for_job(client, job_id, timeout=60)
     assert job["state"] == "succeeded", job
     assert job["result"]["documents_indexed"] == 1, job["result"]
