@@ -73,6 +73,12 @@ def _usable(found: dict[str, bool], names: list[str]) -> bool:
     return all(found.get(name, False) for name in names)
 
 
+def search_indexes_usable(conn: psycopg.Connection, collection_id: int) -> bool:
+    """Whether the collection's search indexes are all built and valid."""
+    names = list(search_indexes(collection_id))
+    return _usable(index_validity(conn, names), names)
+
+
 def _drop(conn: psycopg.Connection, name: str) -> None:
     conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(SCHEMA, name)))
 

@@ -38,7 +38,7 @@ from psycopg_pool import ConnectionPool
 from shared.store.base import CollectionStore, Store, StoreUnavailableError
 from shared.store.blobs import BlobNotFoundError, BlobStore, blob_path, write_atomically
 from shared.store.keywords import plan_terms, query_terms, tokenize
-from shared.store.postgres_indexes import BUILD_MEMORY_MB, build_search_indexes
+from shared.store.postgres_indexes import BUILD_MEMORY_MB, build_search_indexes, search_indexes_usable
 from shared.store.postgres_schema import SCHEMA, chunk_table, create_chunk_table, migrate, term_table
 from shared.store.records import (
     COLLECTION_NAME_RULE,
@@ -201,8 +201,9 @@ class PostgresCollection(CollectionStore):
                 "FROM collections c WHERE name = %s",
                 (self.name,),
             ).fetchone()
-        if row is None:
-            raise LookupError(f"collection {self.name!r} does not exist")
+            if row is None:
+                raise LookupError(f"collection {self.name!r} does not exist")
+            built = search_indexes_usable(conn, int(row[0]))
         return CollectionInfo(
             name=self.name,
             embed_model=row[1],
@@ -211,6 +212,7 @@ class PostgresCollection(CollectionStore):
             chunks=int(row[6]),
             created_at=float(row[3]),
             updated_at=float(row[4]),
+            search_indexes_built=built,
         )
 
     def replace_documents(self, documents: Sequence[DocumentWrite]) -> None:

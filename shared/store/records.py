@@ -78,3 +78,6 @@ class CollectionInfo:
     chunks: int
     created_at: float
     updated_at: float
+    # False between a PostgreSQL collection's first load and the end of its search index build (HNSW, GIN): searches
+    # are exact scans meanwhile, the same answers, slower. The embedded store's are always there.
+    search_indexes_built: bool = True

@@ -80,6 +80,7 @@ def test_uploads_reach_workers_with_their_own_data_dirs_and_answers_cite_them(pg
         assert (info["documents"], info["chunks"]) == (FILES, FILES)
         # Loaded without them, the collection has its search indexes by the time its first job has finished.
         assert search_index_methods(pg_stack.env["VECTOR_STORE_URL"], "shared-pg") == ["gin", "hnsw"]
+        assert info["search_indexes_built"] is True
         assert [c["name"] for c in client.get("/v1/collections").json()] == ["shared-pg"]
 
         query = client.post("/v1/queries", json={"collection": "shared-pg", "question": "P0017 的实验测量了什么？"})

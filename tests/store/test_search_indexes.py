@@ -67,10 +67,12 @@ def _search_indexes(store: PostgresStore, name: str) -> dict[str, str]:
 
 def test_searches_answer_the_same_before_and_after_the_search_indexes_are_built(store: Store) -> None:
     _write(store, "kb")
+    assert store.collection("kb").info().search_indexes_built is (store.engine == "sqlite")
     before = _answers(store, "kb")
     assert [h for h in before if h[0] == "bm25"]  # the keyword side finds E1024 without its index
     built = store.collection("kb").build_search_indexes()
     assert built == ([] if store.engine == "sqlite" else ["chunks_1_tokens", "chunks_1_hnsw"])
+    assert store.collection("kb").info().search_indexes_built is True
     assert _answers(store, "kb") == before
     assert store.collection("kb").build_search_indexes() == []  # a second call finds them there
     _write(store, "kb", "d2", offset=1)  # a later job's rows go into the indexes as they are written
