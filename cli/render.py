@@ -38,6 +38,12 @@ def collections_table(out: Console, collections: list[dict[str, Any]]) -> None:
     for c in collections:
         table.add_row(c["name"], str(c["documents"]), str(c["chunks"]), f"{c['embed_model']} ({c['dimension']}-d)")
     out.print(table)
+    building = [c["name"] for c in collections if not c.get("search_indexes_built", True)]  # absent: an older API
+    if building:
+        out.print(
+            f"search indexes not built yet: {', '.join(building)} (their first index job builds them at its end; "
+            "questions are answered meanwhile, by slower exact scans)"
+        )
 
 
 def jobs_table(out: Console, jobs: list[dict[str, Any]]) -> None:
