@@ -89,8 +89,10 @@ class IndexProgress:
         chunks: list[int] | None = None,
         error: str | None = None,
         code: str | None = None,
+        counted: bool = False,
     ) -> None:
-        """Record one status for several documents (a batch's, which change together) in one round trip."""
+        """Record one status for several documents (a batch's, which change together) in one round trip; `counted`:
+        indexed documents whose chunks an earlier delivery already added to the indexed-chunks metric."""
         if not names_and_ids:
             return
         counts: list[int] = chunks or [0] * len(names_and_ids)
@@ -105,9 +107,20 @@ class IndexProgress:
         pipe = self.client.pipeline(transaction=False)
         pipe.hset(key, mapping=cast(Any, statuses))
         pipe.expire(key, self.ttl_s)
-        if status == DocStatus.INDEXED and indexed_chunks:  # for `/metrics`: chunks indexed per second
+        if status == DocStatus.INDEXED and indexed_chunks and not counted:  # `/metrics`: chunks indexed per second
             pipe.hincrby(keys.metric_counters_key(), metrics_store.field(metrics_store.INDEX_CHUNKS), indexed_chunks)
         pipe.execute()
+
+    def indexed_before(self, names: list[str]) -> set[str]:
+        """Which of these documents the job already records as indexed (by an earlier delivery of this batch)."""
+        if not names:
+            return set()
+        values = cast(list[str | None], self.client.hmget(keys.job_documents_key(self.job_id), names))
+        return {
+            name
+            for name, value in zip(names, values, strict=True)
+            if value is not None and DocumentStatus.from_stored(name, value).status == DocStatus.INDEXED
+        }
 
     def start_attempt(self) -> int:
         """Count a delivery of this batch; returns which attempt this is (1 for the first)."""

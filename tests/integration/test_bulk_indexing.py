@@ -14,10 +14,12 @@ from celery import Celery
 from harness.fakes.zhipu_server import ZhipuFakeServer
 from harness.processes import RedisServer, Stack
 from harness.sse import iter_events
+from shared import keys
 from shared.ingest.items import IndexItem
 from shared.jobs.dispatch import send
 from shared.jobs.tasks import IndexBatchTask
 from tests.conftest import client_for, stack_env
+from tests.support.contracts import wait_until
 from tests.support.jobs import wait_for_job
 from tests.support.teardown import stop_later
 
@@ -114,13 +116,18 @@ def test_a_task_delivered_twice_leaves_one_copy_of_each_chunk(client: httpx.Clie
     celery = Celery(broker=bulk_stack.env["REDIS_URL"])
     for _ in range(2):  # the same batch again, as a broker redelivery would send it
         send(celery, IndexBatchTask(job_id=body["job_id"], collection="twice", batch=0, batches=1, items=items))
-    # Both redeliveries ran once every document reads `unchanged` (written by the repeated batch).
-    deadline = time.monotonic() + 60
-    while client.get(f"/v1/jobs/{body['job_id']}/documents").json()["counts"] != {"unchanged": 20}:
-        assert time.monotonic() < deadline, "the repeated batch did not run"
-        time.sleep(0.2)
+    # Both redeliveries have run once the batch counts three deliveries and none is running (no heartbeat).
+    with redis.Redis.from_url(bulk_stack.env["REDIS_URL"], decode_responses=True) as r:
+
+        def both_ran() -> bool:
+            attempts = r.hget(keys.job_batches_key(body["job_id"]), "0:attempts")
+            return attempts == "3" and not r.exists(keys.batch_heartbeat_key(body["job_id"], 0))
+
+        wait_until(both_ran, 60, "the repeated batch to run twice")
     assert client.get("/v1/collections/twice").json()["chunks"] == chunks
     assert client.get(f"/v1/jobs/{body['job_id']}").json()["state"] == "succeeded"
+    # Still this job's indexed documents: a repeated batch finds them stored by its first delivery.
+    assert client.get(f"/v1/jobs/{body['job_id']}/documents").json()["counts"] == {"indexed": 20}
 
 
 def test_a_changed_file_replaces_its_old_chunks_and_deleting_removes_it_from_answers(

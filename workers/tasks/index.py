@@ -144,8 +144,13 @@ def _index_batch(rt: Runtime, progress: IndexProgress, collection: str, items: l
     limits = LoadLimits.from_settings(settings)
     documents: list[tuple[IndexItem, SplitDocument]] = []
     failed = 0
-    # The batch's documents are indexing from now until its one transaction stores them: one round trip.
-    progress.documents([(item.name, item.doc_id) for item in items], DocStatus.INDEXING)
+    # A delivery after one that stored documents (its worker died before the job ended, or the broker delivered it
+    # twice) finds them stored: they stay this job's indexed documents, never turn unchanged, and are not marked
+    # indexing again, so a delivery running beside another reads the same.
+    indexed_before = progress.indexed_before([item.name for item in items])
+    # The rest are indexing from now until the batch's one transaction stores them: one round trip.
+    indexing = [(item.name, item.doc_id) for item in items if item.name not in indexed_before]
+    progress.documents(indexing, DocStatus.INDEXING)
     for item in items:
         local = item
         try:
@@ -177,7 +182,8 @@ def _index_batch(rt: Runtime, progress: IndexProgress, collection: str, items: l
     if unchanged:
         progress.documents_done += len(unchanged)
         advance(sum(len(doc.chunks) for _, doc in unchanged))
-        _record_split(progress, unchanged, DocStatus.UNCHANGED)
+        _record_split(progress, [p for p in unchanged if p[0].name not in indexed_before], DocStatus.UNCHANGED)
+        _record_split(progress, [p for p in unchanged if p[0].name in indexed_before], DocStatus.INDEXED, counted=True)
     if changed:  # one embedding stream for the whole batch keeps every concurrent request slot busy
         vectors = embed_chunks(
             rt.embed_model, [c for _, doc in changed for c in doc.chunks], settings.EMBED_BATCH_SIZE, advance
@@ -200,10 +206,19 @@ def _index_batch(rt: Runtime, progress: IndexProgress, collection: str, items: l
     return {"indexed": len(changed), "unchanged": len(unchanged), "failed": failed}
 
 
-def _record_split(progress: IndexProgress, documents: list[tuple[IndexItem, SplitDocument]], status: DocStatus) -> None:
-    """One status, with each document's chunk count, for documents of the batch that changed together."""
+def _record_split(
+    progress: IndexProgress,
+    documents: list[tuple[IndexItem, SplitDocument]],
+    status: DocStatus,
+    counted: bool = False,
+) -> None:
+    """One status, with each document's chunk count, for documents of the batch that changed together (`counted`:
+    their chunks are already in the indexed-chunks metric)."""
     progress.documents(
-        [(item.name, item.doc_id) for item, _ in documents], status, [len(d.chunks) for _, d in documents]
+        [(item.name, item.doc_id) for item, _ in documents],
+        status,
+        [len(d.chunks) for _, d in documents],
+        counted=counted,
     )
 
 
