@@ -91,11 +91,11 @@ def test_a_question_is_embedded_with_the_query_prefix_and_finds_its_passage(
         assert query.status_code == 202, query.text
         with client.stream("GET", query.json()["stream_url"]) as stream:
             sources = next(iter_events(stream)).data
-    asked = [text for r in zhipu_server.requests("/embeddings") for text in r["body"]["input"]]
+    asked = [r["body"]["input"] for r in zhipu_server.requests("/embeddings")]
     assert [r["body"]["query"] for r in zhipu_server.requests("/rerank")] == ["什么是 KV 缓存？"]
-    # Only the question, with its prefix. Twice in one run on a loaded machine (one task, one rerank): the client
-    # retries a request whose pooled connection the server dropped as it went out, which the server had recorded.
-    assert asked and set(asked) == {"query: 什么是 KV 缓存？"}, asked
+    # Retrieval's request: the question alone, with its prefix. The extractive answerer embeds the question again,
+    # and its sentences, once the sources are sent; on a busy machine some of that may already be here.
+    assert asked[0] == ["query: 什么是 KV 缓存？"], asked
     assert sources and sources[0]["document"].endswith("大模型推理.txt"), sources
     info = local_http.get(f"{embed_stack.base_url}/v1/collections/{COLLECTION}").json()
     assert info["embed_model"].startswith(f"openai_compatible/{MODEL}"), info
