@@ -88,7 +88,7 @@ def build_search_indexes(conninfo: str, collection_id: int, memory_ceiling_mb: i
     statements = search_indexes(collection_id)
     names = list(statements)
     with psycopg.connect(conninfo, autocommit=True) as conn:
-        if _usable(index_validity(conn, names), names):  # the usual case for every job after a collection's first
+        if search_indexes_usable(conn, collection_id):  # the usual case for every job after a collection's first
             return []
         # Released when this connection closes, however the build ends.
         conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"search-indexes:{collection_id}",))
@@ -100,10 +100,8 @@ def build_search_indexes(conninfo: str, collection_id: int, memory_ceiling_mb: i
         memory_mb = set_build_memory(conn, collection_id, memory_ceiling_mb)
         missing = [name for name in names if not found.get(name, False)]
         log.info("building %s with maintenance_work_mem %d MB", ", ".join(missing), memory_mb)
-        built = []
-        for name, statement in statements.items():
-            if found.get(name, False):
-                continue
+        for name in missing:
+            statement = statements[name]
             if name in found:  # invalid: left by a concurrent build that died
                 _drop(conn, name)
             try:
@@ -122,6 +120,5 @@ def build_search_indexes(conninfo: str, collection_id: int, memory_ceiling_mb: i
                 _drop(conn, name)  # the failed concurrent build left it invalid
                 conn.execute("SET max_parallel_maintenance_workers = 0")  # one process builds in its own memory
                 conn.execute(statement)
-            built.append(name)
         conn.execute(sql.SQL("ANALYZE {}").format(chunk_table(collection_id)))
-        return built
+        return missing
