@@ -19,6 +19,8 @@ from shared.settings import Settings
 ROOT = Path(__file__).resolve().parents[1]
 BIN = ROOT / ".venv" / "bin"
 CELERY = [str(BIN / "celery"), "-A", "workers.celery_app:app"]
+# Beat and Flower run no task: the app without the task modules starts them with less than half the CPU and memory.
+TASKLESS = [str(BIN / "celery"), "-A", "workers.taskless_app:app"]
 # A program that dies sooner than --startsecs after its start counts as a failed start, and after STARTRETRIES of
 # those in a row supervisord gives up on it (FATAL) instead of restarting a broken configuration forever. A process
 # that cannot start (a store that does not answer: exit 3) takes several seconds to import and fail on a
@@ -89,11 +91,11 @@ def programs(args: argparse.Namespace, settings: Settings) -> list[Program]:
         command = [*CELERY, "worker", "-Q", "query,maintenance", "-P", "threads", "-c", str(args.query_concurrency)]
         stack.append(Program(f"worker-query-{i}", [*command, "-n", f"query-{i}@%h", "--loglevel=INFO"], 100, task_wait))
     # Sends the reaper every REAPER_INTERVAL_S; several beats are safe (the reaper holds a Redis lock).
-    beat = [*CELERY, "beat", "-s", str(args.run_dir / "celerybeat-schedule"), "--loglevel=INFO"]
+    beat = [*TASKLESS, "beat", "-s", str(args.run_dir / "celerybeat-schedule"), "--loglevel=INFO"]
     stack.append(Program("beat", beat, 200, 10))
     # Basic auth comes from FLOWER_BASIC_AUTH in the environment, never --basic-auth, so the password never
     # shows in `ps`.
-    flower = [*CELERY, "flower", f"--port={args.flower_port}", "--address=127.0.0.1"]
+    flower = [*TASKLESS, "flower", f"--port={args.flower_port}", "--address=127.0.0.1"]
     stack.append(Program("flower", flower, 200, 10))
     # Idle keep-alive connections outlive the clients' and proxies' own idle timeouts (docs/operations.md).
     # API_WORKERS uvicorn processes share the port and nothing else but Redis, so a stream begun on one resumes

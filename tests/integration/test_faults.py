@@ -61,7 +61,7 @@ def faults_stack(
         WORKER_PING_CACHE_S="0",
     )
     stack = Stack("faults", env, root).start([("worker", "index,query,maintenance", "threads", 4)])
-    stack.spawn("beat", [str(BIN / "celery"), "-A", "workers.celery_app:app", "beat", "-s", str(root / "beat")])
+    stack.spawn("beat", [str(BIN / "celery"), "-A", "workers.taskless_app:app", "beat", "-s", str(root / "beat")])
     yield stack
     stack.stop()
 

@@ -24,7 +24,7 @@ def flower(offline_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> It
     port = free_port()
     log = (Path(tmp_path_factory.mktemp("flower")) / "flower.log").open("ab")
     env = {**offline_stack.env, "FLOWER_BASIC_AUTH": f"{USER}:{PASSWORD}"}
-    args = [str(BIN / "celery"), "-A", "workers.celery_app:app", "flower", f"--port={port}", "--address=127.0.0.1"]
+    args = [str(BIN / "celery"), "-A", "workers.taskless_app:app", "flower", f"--port={port}", "--address=127.0.0.1"]
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -46,7 +46,7 @@ def reaper_stack(
         [("index", "index,maintenance", "threads", 1), ("query", "query,maintenance", "threads", 2)]
     )
     schedule = root / "celerybeat-schedule"
-    stack.spawn("beat", [str(BIN / "celery"), "-A", "workers.celery_app:app", "beat", "-s", str(schedule)])
+    stack.spawn("beat", [str(BIN / "celery"), "-A", "workers.taskless_app:app", "beat", "-s", str(schedule)])
     yield stack
     stop_later("reaper stack", stack.stop)  # while the next module starts
 
