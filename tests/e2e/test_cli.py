@@ -203,7 +203,9 @@ def slow_collection(zhipu_stack: Stack) -> Iterator[str]:
 def test_ctrl_c_during_ask_cancels_the_job_on_the_server(
     zhipu_stack: Stack, zhipu: ZhipuFakeServer, slow_collection: str
 ) -> None:
-    tokens = [f"词{i}" for i in range(60)]
+    # 30 s of answer if nothing cancels it: on a loaded machine a stalled relay can hand the client many tokens at
+    # once, and a 6 s answer was once over before the test's Ctrl-C reached ragq.
+    tokens = [f"词{i}" for i in range(300)]
     zhipu.configure(tokens=tokens, token_delay_ms=100)
     env = {**os.environ, "RAGQ_API": zhipu_stack.base_url, "NO_COLOR": "1"}
     proc = subprocess.Popen(
