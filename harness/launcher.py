@@ -16,7 +16,8 @@ Fork safety: the launcher imports nothing that starts a thread or a native runti
 first use, after the fork) and refuses to fork if it has more than one thread.
 
 Protocol, one Unix-socket connection per program: the client sends one JSON line
-`{"argv": [...], "env": {...}, "cwd": "...", "log": "..."}`; the launcher answers `pid N` once forked and
+`{"argv": [...], "env": {...}, "cwd": "...", "log": "..."}` (or `"stdout"` and `"stderr"`, two files, instead of
+`"log"`, for a command whose two streams are checked apart); the launcher answers `pid N` once forked and
 `exit N` (Popen's returncode: negative for a signal) when the program ends. The launcher exits when its stdin
 closes, which it does when the test process that started it ends.
 """
@@ -176,15 +177,15 @@ def serve(path: str) -> dict[str, Any] | None:
 
 
 def run_program(request: dict[str, Any]) -> None:
-    """Become the program: its log on stdout and stderr, no stdin, its environment, folder and argv; then run its
-    console script as `python SCRIPT ARGS...` would."""
-    log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    """Become the program: its log on stdout and stderr (or a file each), no stdin, its environment, folder and
+    argv; then run its console script as `python SCRIPT ARGS...` would."""
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    os.close(log)
     os.close(devnull)
+    for fd, key in ((1, "stdout"), (2, "stderr")):
+        target = os.open(request.get(key) or request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(target, fd)
+        os.close(target)
     os.environ.clear()
     os.environ.update(request["env"])
     os.chdir(request["cwd"])

@@ -102,6 +102,8 @@ class Process(Protocol):
 
     def kill(self) -> None: ...
 
+    def send_signal(self, sig: int) -> None: ...
+
 
 class LaunchedProcess:
     """A program forked by the launcher (harness/launcher.py), with Popen's methods: its exit status comes over
@@ -212,9 +214,11 @@ class Launcher:
                     raise RuntimeError(f"harness.launcher did not listen on {self.socket} in {timeout} s") from None
                 time.sleep(0.05)
 
-    def launch(self, args: list[str], env: dict[str, str], log: Path) -> LaunchedProcess:
+    def launch(self, args: list[str], env: dict[str, str], log: Path, stderr: Path | None = None) -> LaunchedProcess:
+        """Fork `args` (a console script of this venv); its output goes to `log`, or to `log` and `stderr` apart."""
         conn = self._connect()
-        conn.sendall(json.dumps({"argv": args, "env": env, "cwd": str(ROOT), "log": str(log)}).encode() + b"\n")
+        files = {"stdout": str(log), "stderr": str(stderr)} if stderr else {"log": str(log)}
+        conn.sendall(json.dumps({"argv": args, "env": env, "cwd": str(ROOT), **files}).encode() + b"\n")
         reply = b""
         while b"\n" not in reply and (chunk := conn.recv(256)):
             reply += chunk
@@ -247,6 +251,37 @@ def is_console_script(path: str) -> bool:
             return script.readline().strip() == f"#!{sys.executable}".encode()
     except OSError:
         return False
+
+
+def start_program(args: list[str], env: dict[str, str], log: Path) -> Process:
+    """Start a program with its output in `log`: a console script of this venv as a fork of the launcher when the
+    test suite uses one (`Stack.use_launcher`), anything else with Popen."""
+    if Stack.use_launcher and is_console_script(args[0]):
+        return Launcher.get().launch(args, env, log)
+    with log.open("ab") as out:
+        return subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def run_program(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`subprocess.run(args, capture_output=True, text=True)` from the project's folder, with no stdin; a console
+    script of this venv is forked by the launcher when the suite uses one, saving its interpreter's start and
+    imports (most of a short command's CPU)."""
+    if not (Stack.use_launcher and is_console_script(args[0])):
+        return subprocess.run(
+            args, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout
+        )
+    with tempfile.TemporaryDirectory(prefix="ragqueue-run-") as folder:
+        out, err = Path(folder) / "stdout", Path(folder) / "stderr"
+        proc = Launcher.get().launch(args, env, out, stderr=err)
+        try:
+            returncode = proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+            raise
+        return subprocess.CompletedProcess(
+            args, returncode, out.read_text(errors="replace"), err.read_text(errors="replace")
+        )
 
 
 def _wait(check: object, timeout: float, what: str) -> None:
@@ -296,12 +331,7 @@ class Stack:
         """Start one program of the stack, logging to <log_dir>/<stack>-<name>.log: a console script of this venv
         through the launcher (harness/launcher.py), anything else with Popen."""
         log = self.log_dir / f"{self.name}-{name}.log"
-        env = {**self.env, **self.env_for.get(name, {})}
-        proc: Process
-        if Stack.use_launcher and is_console_script(args[0]):
-            proc = Launcher.get().launch(args, env, log)
-        else:
-            proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+        proc = start_program(args, {**self.env, **self.env_for.get(name, {})}, log)
         self.processes[name] = proc
         if self not in Stack.spawned:
             Stack.spawned.append(self)

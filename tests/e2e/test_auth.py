@@ -7,7 +7,6 @@ collection, all served by the offline stack's real workers.
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 import uuid
 
@@ -16,7 +15,7 @@ import pytest
 
 from api import stream_tokens
 from harness import local_http
-from harness.processes import BIN, ROOT, Stack, free_port
+from harness.processes import BIN, Stack, free_port, run_program
 from harness.sse import read_stream
 from tests.e2e.conftest import LIMITED_TO, KeyedApi
 from tests.e2e.test_cli import one_line_error, ragq
@@ -233,7 +232,7 @@ def test_api_refuses_to_start_with_keys_but_no_stream_secret(offline_stack: Stac
     env = {**offline_stack.env, "API_KEYS": "a-key-long-enough-1234"}
     env.pop("STREAM_TOKEN_SECRET", None)
     args = [str(BIN / "uvicorn"), "api.main:app", "--port", str(free_port()), "--log-level", "warning"]
-    done = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    done = run_program(args, env)
     assert done.returncode == 3
     assert (
         done.stderr.strip()

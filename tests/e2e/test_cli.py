@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from cli.main import app as cli_app
 from harness import local_http
 from harness.fakes.zhipu_server import ZhipuFakeServer
-from harness.processes import Stack, free_port
+from harness.processes import Stack, free_port, run_program
 from tests.conftest import SAMPLE_DOCS, client_for, copy_sample_docs
 from tests.support.jobs import index_and_wait, wait_for_job
 
@@ -39,7 +39,7 @@ COMMANDS = ["index", "ask", "chat", "jobs", "job", "collections", "status", "eva
 def ragq(api: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "RAGQ_API": api, "NO_COLOR": "1", "COLUMNS": "200"}
     env.pop("RAGQ_API_KEY", None)
-    return subprocess.run([str(RAGQ), *args], capture_output=True, text=True, env=env, timeout=timeout)
+    return run_program([str(RAGQ), *args], env, timeout=timeout)
 
 
 def one_line_error(result: subprocess.CompletedProcess[str]) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +10,7 @@ import httpx
 import pytest
 
 from harness import local_http
-from harness.processes import BIN, ROOT, Stack, free_port
+from harness.processes import BIN, Stack, free_port, start_program
 
 pytestmark = pytest.mark.integration
 
@@ -22,10 +21,10 @@ USER, PASSWORD = "operator", "s3cret-for-this-test"
 def flower(offline_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Flower on the offline stack's Redis DB, started with the credentials through FLOWER_BASIC_AUTH."""
     port = free_port()
-    log = (Path(tmp_path_factory.mktemp("flower")) / "flower.log").open("ab")
+    log = Path(tmp_path_factory.mktemp("flower")) / "flower.log"
     env = {**offline_stack.env, "FLOWER_BASIC_AUTH": f"{USER}:{PASSWORD}"}
     args = [str(BIN / "celery"), "-A", "workers.taskless_app:app", "flower", f"--port={port}", "--address=127.0.0.1"]
-    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = start_program(args, env, log)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

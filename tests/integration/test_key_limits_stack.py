@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +23,7 @@ from celery import Celery
 
 from harness import local_http
 from harness.fakes.zhipu_server import ZhipuFakeServer
-from harness.processes import BIN, RedisServer, Stack, free_port
+from harness.processes import BIN, RedisServer, Stack, free_port, run_program
 from harness.sse import iter_events
 from tests.conftest import copy_sample_docs, stack_env
 from tests.e2e.conftest import wait_ready
@@ -179,7 +178,7 @@ def test_the_token_quota_stops_the_next_question_and_usage_matches_what_the_upst
         every = {u["key"]: u for u in admin.get("/v1/usage").json()["keys"]}
         metrics = local_http.get(f"{limited.urls[1]}/metrics").text
     env = {**os.environ, "RAGQ_API": limited.urls[0], "RAGQ_API_KEY": limited.keys["tokens"], "COLUMNS": "250"}
-    table = subprocess.run([str(BIN / "ragq"), "usage"], capture_output=True, text=True, env=env, timeout=60)
+    table = run_program([str(BIN / "ragq"), "usage"], env, timeout=60)
 
     chats = zhipu.requests("/chat/completions")
     assert len(chats) == 1

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from harness import local_http
-from harness.processes import BIN, ROOT, RedisServer, free_port
+from harness.processes import BIN, Process, RedisServer, free_port, run_program, start_program
 from tests.conftest import stack_env
 
 pytestmark = pytest.mark.integration
@@ -44,7 +44,7 @@ def wait_for(check: Callable[[], bool], what: str, timeout: float = 20) -> None:
 @dataclass
 class Api:
     url: str
-    process: subprocess.Popen[bytes]
+    process: Process
     log: Path
     keys: Path
 
@@ -69,8 +69,7 @@ def running_api(redis_server: RedisServer, tmp_path: Path, poll_s: str) -> Itera
     port = free_port()
     log = tmp_path / "api.log"
     args = [str(BIN / "uvicorn"), "api.main:app", "--host", "127.0.0.1", "--port", str(port)]
-    with log.open("ab") as out:
-        process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    process = start_program(args, env, log)
     api = Api(f"http://127.0.0.1:{port}", process, log, keys)
 
     def up() -> bool:
@@ -98,7 +97,7 @@ def test_a_misspelt_field_stops_the_api_at_start_naming_file_table_and_field(tmp
     env = {**os.environ, "API_KEYS_FILE": str(keys), "STREAM_TOKEN_SECRET": SECRET, "DATA_DIR": str(tmp_path)}
     env["REDIS_URL"] = "redis://127.0.0.1:1/0"  # never reached: the keys are checked first
     args = [str(BIN / "uvicorn"), "api.main:app", "--port", "0", "--log-level", "warning"]
-    done = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    done = run_program(args, env)
     assert done.returncode == 3, done.stderr
     [line] = [x for x in done.stderr.splitlines() if "cannot start" in x]
     assert str(keys) in line and '[[key]] #1 ("hr"), field `collection`: unknown field' in line

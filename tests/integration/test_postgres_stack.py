@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from harness.postgres import PostgresServer
-from harness.processes import BIN, ROOT, RedisServer, Stack
+from harness.processes import BIN, RedisServer, Stack, run_program
 from harness.sse import iter_events
 from tests.conftest import client_for, stack_env
 from tests.support.jobs import wait_for_job
@@ -111,7 +111,7 @@ def test_deleting_a_document_removes_it_for_every_machine(pg_stack: Stack) -> No
 
 def _start_and_fail(args: list[str], url: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "VECTOR_STORE_URL": url, "DATA_DIR": str(tmp_path), "REDIS_URL": "redis://127.0.0.1:1/0"}
-    return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    return run_program(args, env)
 
 
 API = [str(BIN / "uvicorn"), "api.main:app", "--port", "0", "--log-level", "warning"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.postgres import PostgresServer
-from harness.processes import BIN, ROOT
+from harness.processes import BIN, run_program
 from shared.store import ChunkRecord
 from shared.store.blobs import blob_key, blob_path
 from shared.store.postgres_store import PostgresStore
@@ -39,14 +39,7 @@ def _embedded(data: Path) -> SQLiteStore:
 def _migrate(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DATA_DIR": str(data)}
     env.pop("VECTOR_STORE_URL", None)
-    return subprocess.run(
-        [str(BIN / "ragqueue-admin"), "migrate-store", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_program([str(BIN / "ragqueue-admin"), "migrate-store", *args], env)
 
 
 def test_collections_are_copied_with_their_vectors_and_counts_checked(
