@@ -116,12 +116,12 @@ class UpStack:
         return self.status()[0]
 
 
-def wait_until(check: Callable[[], T | None], timeout: float, what: str) -> T:
+def wait_until(check: Callable[[], T | None], timeout: float, what: str, every: float = 0.2) -> T:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if value := check():
             return value
-        time.sleep(0.2)
+        time.sleep(every)
     raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
 
 
@@ -228,7 +228,8 @@ def wait_all_running(stack: UpStack, timeout: float = 60) -> tuple[dict[str, Row
     """`all_running`, waited for; on a timeout the error holds the last `make status` and the tail of the log of
     each program not running, so a program that crashed or started slowly on a busy machine says which."""
     try:
-        return wait_until(lambda: all_running(stack), timeout, "every program to be RUNNING")
+        # Each `make status` is make, bash, supervisorctl and a Python script: about 0.2 s of CPU.
+        return wait_until(lambda: all_running(stack), timeout, "every program to be RUNNING", every=0.5)
     except TimeoutError as exc:
         rows, out = stack.status()
         for name, row in rows.items():
@@ -260,7 +261,7 @@ def test_a_killed_worker_is_restarted_and_make_status_counts_it(stack: UpStack) 
         row = stack.rows()["worker-query-1"]
         return row if row.state == "RUNNING" and row.pid != before.pid else None
 
-    after = wait_until(restarted, 30, "supervisord to restart the killed worker")
+    after = wait_until(restarted, 30, "supervisord to restart the killed worker", every=0.5)
     assert (after.restarts, after.last_exit) == (1, "terminated by SIGKILL; not expected")
     assert not alive(before.pid)
     others = {name: row.restarts for name, row in stack.rows().items() if name != "worker-query-1"}
