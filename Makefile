@@ -8,7 +8,8 @@ PY := .venv/bin/python
 # processes than cores: much of a test's time is spent waiting on the stacks it starts (heartbeats, restarts,
 # idle timeouts), which another process's tests fill; but each process starts its own session stacks, so past a
 # point the extra CPU outweighs the overlap. On 2 cores, 844 tests, the same day: 3 took 259 s, 4 took 275 s,
-# 2 took 294 s (with the programs forked from harness/launcher.py; before it, 837 tests: 3 took 294-299 s).
+# 2 took 294 s (with the programs forked from harness/launcher.py; before it, 837 tests: 3 took 294-299 s). Again
+# with 856 tests on a slower day: 3 took 254 s (369 CPU-s), 2 took 299 s (325 CPU-s).
 TEST_PROCESSES ?= 3
 
 .PHONY: help install bytecode up down status demo test lint
