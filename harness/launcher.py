@@ -143,7 +143,11 @@ def serve(path: str) -> dict[str, Any] | None:
         for key, _ in selector.select(timeout=0.05):
             if key.fileobj is listener:
                 conn, _ = listener.accept()
-                request = json.loads(conn.makefile("rb").readline())
+                try:
+                    request = json.loads(conn.makefile("rb").readline())
+                except ValueError:  # a client that connected and sent no request (a probe): not the others' end
+                    conn.close()
+                    continue
                 if not _single_threaded():
                     conn.sendall(b"error the launcher has more than one thread and cannot fork safely\n")
                     conn.close()

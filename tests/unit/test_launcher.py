@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.processes import ROOT, Launcher
+from harness.processes import ROOT, Launcher, Stack, is_console_script, run_program
 
 PROGRAM = f"""#!{sys.executable}
 import json, os, sys
@@ -75,3 +75,21 @@ def test_an_exit_that_arrives_with_the_pid_is_not_lost(tmp_path: Path) -> None:
     server.join(5)
     listener.close()
     assert (launched.pid, launched.wait(5)) == (4242, 3)
+
+
+def test_a_command_run_through_the_launcher_gives_its_stdout_and_stderr_apart(tmp_path: Path) -> None:
+    script = tmp_path / "two-streams"
+    script.write_text(
+        f"#!{sys.executable}\nimport sys\nprint('为 stdout')\nprint('for stderr', file=sys.stderr)\nsys.exit(2)\n"
+    )
+    script.chmod(0o755)
+    assert Stack.use_launcher and is_console_script(str(script))  # so run_program forks it from the launcher
+    done = run_program([str(script)], {})
+    assert (done.returncode, done.stdout, done.stderr) == (2, "为 stdout\n", "for stderr\n")
+
+
+def test_a_connection_that_sends_no_request_does_not_end_the_launcher(program: Path, tmp_path: Path) -> None:
+    launcher = Launcher.get()
+    launcher._connect().close()  # connected, then gone without a word
+    launched = launcher.launch([str(program), "0"], {}, tmp_path / "probe.log")
+    assert launched.wait(30) == 0
