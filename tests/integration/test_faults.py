@@ -50,7 +50,10 @@ def faults_stack(
     env = stack_env(RedisServer(host="127.0.0.1", port=private_redis.port), "faults", root, zhipu_server)
     env.update(
         HEARTBEAT_INTERVAL_S="0.5",
-        HEARTBEAT_TTL_S="3",
+        # Past a whole-machine stall of a few seconds (seen once on a loaded CI machine: beat, worker and API all
+        # silent for ~3.5 s), after which the reaper found a live answer's heartbeat expired and ended it
+        # worker_lost instead of the cancel this module waits for.
+        HEARTBEAT_TTL_S="6",
         PING_INTERVAL_S="1",
         REAPER_INTERVAL_S="1",
         STREAM_ABANDON_GRACE_S=str(GRACE_S),
