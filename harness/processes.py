@@ -253,10 +253,15 @@ def is_console_script(path: str) -> bool:
         return False
 
 
+def _forked(args: list[str]) -> bool:
+    """Whether `args` starts as a fork of the launcher: a console script of this venv, when the suite uses one."""
+    return Stack.use_launcher and is_console_script(args[0])
+
+
 def start_program(args: list[str], env: dict[str, str], log: Path) -> Process:
     """Start a program with its output in `log`: a console script of this venv as a fork of the launcher when the
     test suite uses one (`Stack.use_launcher`), anything else with Popen."""
-    if Stack.use_launcher and is_console_script(args[0]):
+    if _forked(args):
         return Launcher.get().launch(args, env, log)
     with log.open("ab") as out:
         return subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -266,7 +271,7 @@ def run_program(args: list[str], env: dict[str, str], timeout: float = 120) -> s
     """`subprocess.run(args, capture_output=True, text=True)` from the project's folder, with no stdin; a console
     script of this venv is forked by the launcher when the suite uses one, saving its interpreter's start and
     imports (most of a short command's CPU)."""
-    if not (Stack.use_launcher and is_console_script(args[0])):
+    if not _forked(args):
         return subprocess.run(
             args, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout
         )
