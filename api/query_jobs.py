@@ -127,5 +127,6 @@ async def submit_and_subscribe(
         subscription=subscription,
         replay_ttl_s=settings.REPLAY_TTL_S,
         queue_timeout_s=settings.QUEUE_TIMEOUT_S,
+        heartbeat_grace_s=settings.HEARTBEAT_INTERVAL_S,
     )
     return job_id, events

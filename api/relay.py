@@ -50,6 +50,7 @@ async def relay_events(
     *,
     replay_ttl_s: int,
     queue_timeout_s: float,
+    heartbeat_grace_s: float,
     after_seq: int = 0,
     subscription: Subscription | None = None,
     poll_s: float = 1.0,
@@ -80,7 +81,7 @@ async def relay_events(
                 batch = await buffered_events(redis, job_id, last)
                 if not batch:
                     if (
-                        not await reap_if_dead(redis, job_id, replay_ttl_s)
+                        not await reap_if_dead(redis, job_id, replay_ttl_s, heartbeat_grace_s)
                         and time.monotonic() - quiet_since > queue_timeout_s
                     ):
                         await end_if_still_queued(redis, job_id, queue_timeout_s, replay_ttl_s)

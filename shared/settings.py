@@ -175,7 +175,8 @@ class Settings(BaseSettings):
     # A query job no worker has picked up after this long ends with `error` `queue_timeout`.
     QUEUE_TIMEOUT_S: float = 120.0
     # A running job's worker refreshes its heartbeat every interval; a heartbeat older than the TTL means the
-    # worker is gone, and the job's stream ends with `error` `worker_lost` (so within about TTL + 1 s).
+    # worker is gone, and the job's stream ends with `error` `worker_lost` (so within about TTL + interval + 1 s:
+    # a missing heartbeat is looked for again one interval later, as a machine that paused expires it at once).
     HEARTBEAT_INTERVAL_S: float = 2.0
     HEARTBEAT_TTL_S: float = 10.0
     TASK_SOFT_TIME_LIMIT_S: int = 1800

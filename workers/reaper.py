@@ -66,14 +66,20 @@ async def _reap(redis: aioredis.Redis, settings: Settings) -> ReapReport:
             pipe.hget(keys.job_key(job_id), JobField.STATE)
             pipe.exists(keys.heartbeat_key(job_id))
         replies = await pipe.execute()
+    silent: list[str] = []
     for (job_id, created_at), state, beating in zip(entries, replies[0::2], replies[1::2], strict=True):
         waited = now - created_at
         if (state is None and waited > settings.QUEUE_TIMEOUT_S) or (state is not None and state in FINAL_STATES):
             report.dropped += await redis.zrem(keys.open_queries_key(), job_id)
         elif state == JobState.RUNNING and not beating:
-            report.worker_lost += await reap_if_dead(redis, job_id, settings.REPLAY_TTL_S)
+            silent.append(job_id)
         elif state == JobState.QUEUED and waited > settings.QUEUE_TIMEOUT_S:
             report.queue_timeout += await end_if_still_queued(redis, job_id, waited, settings.REPLAY_TTL_S)
+    # Together, so the pass waits one grace however many heartbeats are missing.
+    reaped = await asyncio.gather(
+        *(reap_if_dead(redis, job_id, settings.REPLAY_TTL_S, settings.HEARTBEAT_INTERVAL_S) for job_id in silent)
+    )
+    report.worker_lost += sum(reaped)
     return report
 
 

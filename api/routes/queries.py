@@ -109,6 +109,7 @@ async def stream_query(
         after_seq=after,
         replay_ttl_s=settings.REPLAY_TTL_S,
         queue_timeout_s=settings.QUEUE_TIMEOUT_S,
+        heartbeat_grace_s=settings.HEARTBEAT_INTERVAL_S,
     )
     return event_source_response(events, settings)
 

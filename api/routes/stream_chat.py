@@ -94,6 +94,7 @@ async def stream_chat(
             after_seq=resume.after_seq,
             replay_ttl_s=settings.REPLAY_TTL_S,
             queue_timeout_s=settings.QUEUE_TIMEOUT_S,
+            heartbeat_grace_s=settings.HEARTBEAT_INTERVAL_S,
         )
     else:
         name = collection or settings.DEFAULT_COLLECTION

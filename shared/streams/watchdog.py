@@ -7,6 +7,8 @@ task is safe.
 
 from __future__ import annotations
 
+import asyncio
+
 import redis.asyncio as aioredis
 
 from shared import keys
@@ -17,16 +19,29 @@ from shared.streams.events import ErrorCode
 WORKER_LOST_MESSAGE = "the worker running this query stopped (killed or crashed) before it finished; please ask again"
 
 
-async def reap_if_dead(redis: aioredis.Redis, job_id: str, replay_ttl_s: int) -> bool:
-    """End a `running` query job whose worker stopped sending heartbeats; True if it was reaped."""
-    state, kind = await redis.hmget(keys.job_key(job_id), [JobField.STATE, JobField.KIND])  # type: ignore[misc]
-    if state != JobState.RUNNING or kind != JobKind.QUERY:
+async def reap_if_dead(redis: aioredis.Redis, job_id: str, replay_ttl_s: int, grace_s: float) -> bool:
+    """End a `running` query job whose worker stopped sending heartbeats; True if it was reaped.
+
+    A heartbeat found missing is looked for again `grace_s` later (the worker's beat interval) before the job is
+    ended. After a pause of the whole machine (a paused VM, a swap storm) Redis expires the key at once, while
+    the worker, alive, has not yet had its turn to refresh it; watchdog and worker wake together, and a single
+    look would end a live answer `worker_lost`.
+    """
+    if not await _running_without_heartbeat(redis, job_id):
         return False
-    if await redis.exists(keys.heartbeat_key(job_id)):
+    await asyncio.sleep(grace_s)
+    if not await _running_without_heartbeat(redis, job_id):
         return False
     return await end_query_async(
         redis, job_id, QueryEnding.failed(ErrorCode.WORKER_LOST, WORKER_LOST_MESSAGE), replay_ttl_s
     )
+
+
+async def _running_without_heartbeat(redis: aioredis.Redis, job_id: str) -> bool:
+    state, kind = await redis.hmget(keys.job_key(job_id), [JobField.STATE, JobField.KIND])  # type: ignore[misc]
+    if state != JobState.RUNNING or kind != JobKind.QUERY:
+        return False
+    return not await redis.exists(keys.heartbeat_key(job_id))
 
 
 async def end_if_still_queued(redis: aioredis.Redis, job_id: str, waited_s: float, replay_ttl_s: int) -> bool:

@@ -61,7 +61,13 @@ def test_events_that_arrived_together_come_in_one_batch_and_a_missed_one_is_fill
         try:
             subscription = await subscribe(hub, job_id)
             relay: AsyncIterator[EventBatch] = relay_events(
-                client, hub, job_id, subscription=subscription, replay_ttl_s=TTL_S, queue_timeout_s=60
+                client,
+                hub,
+                job_id,
+                subscription=subscription,
+                replay_ttl_s=TTL_S,
+                queue_timeout_s=60,
+                heartbeat_grace_s=1,
             )
             batches = []
             events.publish(EventName.TOKEN, TokenPayload(text="a"))
