@@ -97,8 +97,16 @@ class LoopAnswers:
                 job_ids = list(self._beating)
             if not job_ids:
                 continue
-            with contextlib.suppress(redis.RedisError):  # a Redis blip must not kill the loop; the next beat retries
+            # Nothing may end this loop: were it to stop, every answer on the loop would be reaped `worker_lost`
+            # while still streaming. A Redis blip is routine; anything else is logged. The next beat retries.
+            try:
                 async with self.aclient.pipeline(transaction=False) as pipe:
                     for job_id in job_ids:
                         pipe.set(keys.heartbeat_key(job_id), "1", px=self.ttl_ms)
                     await pipe.execute()
+            except redis.RedisError:
+                pass
+            except Exception:
+                log.exception(
+                    "refreshing %d answers' heartbeats failed; retrying in %.1f s", len(job_ids), self.interval_s
+                )
