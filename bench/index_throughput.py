@@ -61,6 +61,7 @@ class StackRun:
     peak_kib: int
     cpu_s: float = 0.0
     fake_cpu_s: float = 0.0
+    server_cpu_s: float = 0.0  # the API, the query worker, Redis and PostgreSQL, on the same cores
     error: str = ""
 
     @property
@@ -107,7 +108,9 @@ class PeakMemory:
     """Samples the peak RSS of some processes and all their descendants (prefork children come and go)."""
 
     roots: list[int]
-    interval: float = 0.2
+    # VmHWM is each process's own high-water mark, so sampling only has to see every process once: a scan of
+    # /proc costs CPU on the cores being measured.
+    interval: float = 1.0
     peaks: dict[int, int] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
 
@@ -184,6 +187,7 @@ def run_stack(
     engine: str = "sqlite",
     layout: str = "prefork",
     distinct: bool = True,
+    server_pids: tuple[int, ...] = (),
 ) -> StackRun:
     """Start API + N index processes + a query worker, index the corpus copies once, measure.
 
@@ -203,14 +207,17 @@ def run_stack(
             write_copy(corpus, stack.import_dir / "corpus" / f"copy-{copy}", copy if distinct else 0)
         fake.reset()
         index_pids = [p.pid for name, p in stack.processes.items() if name.startswith("index-")]
+        servers = [*server_pids, *(p.pid for name, p in stack.processes.items() if not name.startswith("index-"))]
         with httpx.Client(base_url=stack.base_url, timeout=30) as client, PeakMemory(index_pids) as memory:
             cpu_before, own_before = tree_cpu_s(index_pids), time.process_time()
+            servers_before = tree_cpu_s(servers)
             started = time.perf_counter()
             response = client.post("/v1/collections/bench/index-jobs", json={"paths": ["corpus"]})
             response.raise_for_status()
             job = _wait(client, response.json()["job_id"], timeout)
             seconds = time.perf_counter() - started
             cpu_s, own_cpu_s = tree_cpu_s(index_pids) - cpu_before, time.process_time() - own_before
+            server_cpu_s = tree_cpu_s(servers) - servers_before
         counters = fake.counters()
         result, error = job.get("result") or {}, job.get("error") or {}
         return StackRun(
@@ -224,6 +231,7 @@ def run_stack(
             peak_kib=memory.max_kib,
             cpu_s=cpu_s,
             fake_cpu_s=own_cpu_s,
+            server_cpu_s=server_cpu_s,
             error=str(error.get("message", "")),
         )
     finally:
@@ -293,7 +301,7 @@ def run_seed(fake: ZhipuFakeServer, corpus: Path) -> SeedRun:
 
 COLUMNS = (
     "path", "engine", "index processes", "state", "chunks", "wall s", "chunks/s", "vs seed", "requests",
-    "texts/request", "worker CPU ms/chunk", "fake CPU ms/chunk", "peak RSS MiB",
+    "texts/request", "worker CPU ms/chunk", "fake CPU ms/chunk", "servers CPU ms/chunk", "peak RSS MiB",
 )  # fmt: skip
 
 
@@ -303,7 +311,7 @@ def rows(runs: list[StackRun], seed: SeedRun | None) -> list[list[str]]:
         ratio = f"{r.rate / seed.rate:.2f}x" if seed and seed.rate else "-"
         per_request = f"{r.texts / r.requests:.1f}" if r.requests else "-"
         chunks = max(r.chunks, 1)
-        per_chunk = (f"{1000 * r.cpu_s / chunks:.2f}", f"{1000 * r.fake_cpu_s / chunks:.2f}")
+        per_chunk = [f"{1000 * cpu / chunks:.2f}" for cpu in (r.cpu_s, r.fake_cpu_s, r.server_cpu_s)]
         out.append(
             ["stack", r.engine, str(r.workers), r.state, str(r.chunks), f"{r.seconds:.2f}", f"{r.rate:.1f}", ratio]
             + [str(r.requests), per_request, *per_chunk, f"{r.peak_kib / 1024:.0f}"]
@@ -311,7 +319,7 @@ def rows(runs: list[StackRun], seed: SeedRun | None) -> list[list[str]]:
     if seed:
         out.append(
             ["seed (in-process)", "-", "-", "succeeded", str(seed.chunks), f"{seed.seconds:.2f}", f"{seed.rate:.1f}"]
-            + ["1.00x", str(seed.requests), f"{seed.chunks / max(seed.requests, 1):.1f}", "-", "-", "-"]
+            + ["1.00x", str(seed.requests), f"{seed.chunks / max(seed.requests, 1):.1f}", "-", "-", "-", "-"]
         )
     return out
 
@@ -375,8 +383,9 @@ def markdown(
         f"database in a private pgserver), submits one index job over {copies_note} and polls "
         "`GET /v1/jobs/{id}`: chunks/s is `result.chunks` / wall time from submit to the final state. Worker CPU is "
         "the index processes' user + system time during the job; fake CPU is the bench process's own (the fake "
-        "server computing and serialising vectors, and the polling), which shares the same cores. Peak RSS is the "
-        "largest VmHWM among the index processes. The seed row is `VectorStoreIndex.from_documents("
+        "server computing and serialising vectors, and the polling), which shares the same cores; servers CPU is the "
+        "API's, the query worker's, Redis's and PostgreSQL's (every server process), on the same cores. Peak RSS is "
+        "the largest VmHWM among the index processes. The seed row is `VectorStoreIndex.from_documents("
         "SimpleDirectoryReader(corpus, recursive=True).load_data(), embed_model=ZhipuAIEmbedding(...))` in one "
         "process (its own splitter settings, so its chunk count differs).",
         "",
@@ -482,6 +491,11 @@ def main(
             pg = PostgresServer.start(tmp / "pg") if "postgresql" in chosen else None
             if pg is not None:
                 resources.callback(pg.stop)
+            servers = tuple(
+                pid
+                for pid in (redis_server.process.pid if redis_server.process else None, pg.pid if pg else None)
+                if pid
+            )
             for engine in chosen:
                 for n in counts:
                     console.print(f"[bold]stack[/] {engine}, {n} index process(es)…")
@@ -491,7 +505,9 @@ def main(
                         assert pg is not None  # started above when the engines include it
                         run_env["VECTOR_STORE_URL"] = pg.fresh_database(f"bench_index_{n}")
                     runs.append(
-                        run_stack(n, fake, url, corpus, tmp, run_env, timeout, copies, engine, layout, distinct)
+                        run_stack(
+                            n, fake, url, corpus, tmp, run_env, timeout, copies, engine, layout, distinct, servers
+                        )
                     )
                     r = runs[-1]
                     console.print(f"  {r.state}: {r.chunks} chunks in {r.seconds:.2f} s ({r.rate:.0f}/s) {r.error}")

@@ -73,5 +73,10 @@ class PostgresServer:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         return str(self.server.get_uri(database=name))
 
+    @property
+    def pid(self) -> int:
+        """The postmaster's process id (its backends and workers are its children)."""
+        return int(self.server.get_pid())
+
     def stop(self) -> None:
         self.server.cleanup()
