@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Create .venv and install ragqueue with its dev extras; skipped when pyproject.toml has not changed since.
 #
-# The packages go in with uv (from PyPI, its wheels cached in ~/.cache/uv): 23 s here against pip's 48 s, the same
-# versions. pip does it instead when it is set to another index than PyPI (uv does not read pip's configuration,
+# The packages go in with uv (from PyPI, its wheels cached in ~/.cache/uv; from that cache alone when it holds them
+# all): about 40 s here, 29-31 of them compiling bytecode, against pip's 48 s plus compiling, the same versions. pip does it instead when it is set to another index than PyPI (uv does not read pip's configuration,
 # and a mirror is usually there because PyPI is not reachable), or when uv fails. Either way every module is
 # compiled to bytecode at install: with PYTHONDONTWRITEBYTECODE set, as on CI machines, nothing would be cached
 # later and every process would compile what it imports. (Compiling only what the programs and tests import, by
@@ -31,12 +31,22 @@ pypi_is_the_index() {
   [ -z "$configured" ] || [[ $configured == https://pypi.org/simple* ]]
 }
 
+# uv itself, fetched once per machine beside uv's own cache and shared by every checkout: fetching it for each new
+# venv took 4 s, and once a PyPI read timeout of 180 s.
+uv_home=${XDG_CACHE_HOME:-$HOME/.cache}/ragqueue/uv
+uv="$uv_home/bin/uv"
+
 with_uv() {
-  # uv itself from PyPI with the system's pip, into a folder of the venv's (the venv has no pip yet).
-  pypi_is_the_index && "$PYTHON" -m pip install --quiet --upgrade --target .venv/uv uv >>"$log" 2>&1 || return 1
+  pypi_is_the_index || return 1
+  if ! "$uv" --version >>"$log" 2>&1; then
+    # With the system's pip (the venv has none yet).
+    "$PYTHON" -m pip install --quiet --upgrade --target "$uv_home" uv >>"$log" 2>&1 || return 1
+  fi
   # Hard-linked from uv's cache (its default on Linux): copying the 1.5 GB took 18 s of the 41.
-  .venv/uv/bin/uv pip install --python .venv/bin/python --link-mode hardlink --compile-bytecode pip -e ".[dev]" \
-    >>"$log" 2>&1
+  local install=("$uv" pip install --python .venv/bin/python --link-mode hardlink --compile-bytecode pip -e ".[dev]")
+  # From the cache alone when it holds everything (a machine that installed before): resolving against PyPI took
+  # 4 s and rebuilt jieba's sdist (3.7 s) each time; a cache that lacks something fails at once, then PyPI.
+  "${install[@]}" --offline >>"$log" 2>&1 || "${install[@]}" >>"$log" 2>&1
   # NLTK refuses to open a data file with more than one link (a hardlink can point outside its data folder), and
   # LlamaIndex ships NLTK's stopwords and sentence tokenizer in its wheel: those files get a copy of their own.
   find .venv -type f -links +1 -path '*nltk*' -exec sh -c 'for f; do cp -p "$f" "$f.copy" && mv -f "$f.copy" "$f"; done' _ {} +
