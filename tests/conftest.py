@@ -72,7 +72,7 @@ def postgres_server() -> Iterator[PostgresServer]:
     yield server
 
     def stop() -> None:
-        server.stop()
+        server.discard()
         shutil.rmtree(folder, ignore_errors=True)
 
     stop_later("postgres", stop)

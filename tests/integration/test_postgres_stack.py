@@ -137,7 +137,7 @@ def test_a_database_without_pgvector_stops_the_api_with_one_line(tmp_path: Path)
             assert not conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'").fetchone()
         done = _start_and_fail(API, url, tmp_path)
     finally:
-        server.stop()
+        server.discard()
         shutil.rmtree(folder, ignore_errors=True)
     assert done.returncode == 3
     assert "lacks the pgvector extension" in done.stderr and "Traceback" not in done.stderr

@@ -178,5 +178,5 @@ def test_a_parallel_build_denied_its_shared_memory_is_done_by_one_process(
         finally:
             store.close()
     finally:
-        server.stop()
+        server.discard()
         shutil.rmtree(folder, ignore_errors=True)
