@@ -28,13 +28,20 @@ ctl() { $BIN/supervisorctl -c "$CONF" "$@"; }
 
 supervisord_answers() { [ -f "$CONF" ] && ctl pid >/dev/null 2>&1; }
 
+running() { # pid: alive and not a zombie. Redis and supervisord daemonize, so init reaps them once they exit: some
+  # inits (a Firecracker VM's) take up to 2 s, and `kill -0` succeeds on a zombie until then.
+  kill -0 "$1" 2>/dev/null || return 1
+  [ -r "/proc/$1/stat" ] || return 0
+  [[ $(sed -E 's/^.*\) (.).*/\1/' "/proc/$1/stat" 2>/dev/null) != Z ]]
+}
+
 stop() { # name: a process with a pid file in RUN_DIR
   local pidfile="$RUN_DIR/$1.pid"
   [ -f "$pidfile" ] || return 0
   local pid; pid=$(cat "$pidfile")
-  if kill -0 "$pid" 2>/dev/null; then
+  if running "$pid"; then
     kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 100); do running "$pid" || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
     echo "  $1 stopped"
   fi
@@ -92,7 +99,7 @@ case "${1:-}" in
       supervisord_pid=$(cat "$RUN_DIR/supervisord.pid")
       ctl shutdown >/dev/null
       waited=0
-      while kill -0 "$supervisord_pid" 2>/dev/null; do
+      while running "$supervisord_pid"; do
         if ((++waited % 50 == 0)); then echo "  waiting for running tasks to finish (see $RUN_DIR/supervisord.log)"; fi
         sleep 0.2
       done
@@ -109,13 +116,13 @@ case "${1:-}" in
   status)
     rc=0
     $BIN/python scripts/stack_status.py --run-dir "$RUN_DIR" || rc=$?
-    if [ -f "$RUN_DIR/redis.pid" ] && kill -0 "$(cat "$RUN_DIR/redis.pid")" 2>/dev/null; then
+    if [ -f "$RUN_DIR/redis.pid" ] && running "$(cat "$RUN_DIR/redis.pid")"; then
       echo "redis: running (pid $(cat "$RUN_DIR/redis.pid"), append-only file in $RUN_DIR/redis)"
     else
       echo "redis: none started here (make up starts one when nothing answers at $REDIS_URL)"
     fi
     pg_pid=$(head -n 1 "$RUN_DIR/postgres/postmaster.pid" 2>/dev/null || true)
-    if [ -n "$pg_pid" ] && kill -0 "$pg_pid" 2>/dev/null; then
+    if [ -n "$pg_pid" ] && running "$pg_pid"; then
       echo "postgres: running (pid $pg_pid, data in $RUN_DIR/postgres)"
     fi
     exit "$rc"
