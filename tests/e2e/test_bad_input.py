@@ -228,10 +228,10 @@ def test_jobs_offset_beyond_int64_is_422_not_a_redis_error(client: httpx.Client)
 @pytest.mark.parametrize("raw", ["²", "9" * 5000, "-1", "1.5", "+1", "0x1", "18446744073709551615"])
 def test_last_event_id_not_a_bounded_ascii_integer_is_422(client: httpx.Client, query_job: str, raw: str) -> None:
     url = f"/v1/queries/{query_job}/stream"
-    assert_error(client.get(url, headers={"Last-Event-ID": raw.encode()}), 422, "invalid_last_event_id")
+    assert_error(client.get(url, headers=[(b"Last-Event-ID", raw.encode())]), 422, "invalid_last_event_id")
     chat = "/stream_chat?param=q"
     assert_error(
-        client.get(chat, headers={"Last-Event-ID": f"{query_job}:{raw}".encode()}), 422, "invalid_last_event_id"
+        client.get(chat, headers=[(b"Last-Event-ID", f"{query_job}:{raw}".encode())]), 422, "invalid_last_event_id"
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -10,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 from typer.testing import CliRunner
@@ -225,7 +227,7 @@ def test_ctrl_c_during_ask_cancels_the_job_on_the_server(
     assert proc.stdout is not None
     seen = b""
     while "词2".encode() not in seen:  # three tokens are on the terminal
-        chunk = proc.stdout.read1(64)
+        chunk = cast(io.BufferedReader, proc.stdout).read1(64)
         assert chunk, proc.stderr.read() if proc.stderr else b""
         seen += chunk
     proc.send_signal(signal.SIGINT)

@@ -151,7 +151,7 @@ def _aim(case: schemathesis.Case, target: FuzzTarget) -> None:
         params["doc_id"] = target.doc_id
     body = case.body
     if isinstance(body, dict):
-        if isinstance(body.get("collection"), str) and NAME_RULE.fullmatch(body["collection"]):
+        if isinstance(name := body.get("collection"), str) and NAME_RULE.fullmatch(name):
             body["collection"] = FUZZ_COLLECTION
         # `model` (OpenAI's) and `/stream_chat`'s `collection` have no pattern: most name the collection, some not.
         if isinstance(body.get("model"), str) and _pick(4) > 0:

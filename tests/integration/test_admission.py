@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import cast
 
 import httpx
 import pytest
@@ -39,7 +40,7 @@ def door_stack(
 def _query_jobs(stack: Stack) -> list[str]:
     """Every query job recorded, and what the broker holds for the `query` queue."""
     r = redis.Redis.from_url(stack.env["REDIS_URL"], decode_responses=True)
-    ids = r.zrange("rag:jobs", 0, -1)
+    ids = cast(list[str], r.zrange("rag:jobs", 0, -1))
     return [i for i in ids if r.hget(f"rag:job:{i}", "kind") == "query"]
 
 

@@ -12,9 +12,10 @@ import redis.asyncio as aioredis
 from harness.processes import RedisServer, free_port
 from shared.jobs.records import new_job_id
 from shared.streams.append_batcher import AppendBatcher
-from shared.streams.events import REPLAY_FIELD, EventName, StreamEvent, TokenPayload
+from shared.streams.events import EventName, TokenPayload
 from shared.streams.publisher import AsyncEventPublisher, StreamClosed
 from shared.streams.replay_log import APPEND_SCRIPT, append_call
+from tests.support.jobs import replay_log
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +51,7 @@ def test_many_answers_at_once_each_get_dense_seqs_and_their_own_events_in_order(
     r = redis.Redis.from_url(redis_url, decode_responses=True)
     for job_id, seqs in zip(jobs, results, strict=True):
         assert seqs == list(range(1, EVENTS + 1))
-        stored = [StreamEvent.from_wire(f[REPLAY_FIELD]) for _, f in r.xrange(f"rag:replay:{job_id}")]
+        stored = replay_log(r, job_id)
         assert [(e.seq, e.data["text"]) for e in stored] == [(n + 1, f"{job_id[:4]}-{n}") for n in range(EVENTS)]
 
 
@@ -113,5 +114,5 @@ def test_appends_go_on_after_redis_lost_its_scripts_each_stored_once(redis_url: 
             await client.aclose()
 
     assert asyncio.run(run()) == [1, 2, 3, 4]
-    stored = [StreamEvent.from_wire(f[REPLAY_FIELD]) for _, f in r.xrange(f"rag:replay:{job_id}")]
+    stored = replay_log(r, job_id)
     assert [e.data["text"] for e in stored] == ["before", "after-0", "after-1", "after-2"]

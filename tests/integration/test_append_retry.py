@@ -14,8 +14,9 @@ from harness.processes import RedisServer
 from shared import keys
 from shared.jobs.records import JobState, new_job_id
 from shared.streams.endings import QueryEnding, end_query
-from shared.streams.events import REPLAY_FIELD, EventName, StreamEvent, TokenPayload
+from shared.streams.events import EventName, StreamEvent, TokenPayload
 from shared.streams.publisher import EventPublisher
+from tests.support.jobs import replay_log
 
 pytestmark = pytest.mark.integration
 
@@ -85,7 +86,7 @@ def relay(redis_server: RedisServer) -> Iterator[ReplyDropper]:
 
 
 def _events(direct: redis.Redis, job_id: str) -> list[StreamEvent]:
-    return [StreamEvent.from_wire(fields[REPLAY_FIELD]) for _, fields in direct.xrange(keys.replay_key(job_id))]
+    return replay_log(direct, job_id)
 
 
 def test_a_token_whose_reply_was_lost_is_stored_once_with_its_seq(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 import pytest
 import redis.asyncio as aioredis
@@ -125,7 +125,7 @@ def test_the_token_quota_stops_the_next_question_and_resets_the_next_utc_day(red
 async def _open_job(client: aioredis.Redis, key: Principal, gate: KeyGate) -> str:
     job_id = new_job_id()
     await gate.admit_question(job_id)
-    await client.hset(keys.job_key(job_id), mapping=initial_fields(job_id, JobKind.QUERY, "c", key.owner))
+    await client.hset(keys.job_key(job_id), mapping=cast(Any, initial_fields(job_id, JobKind.QUERY, "c", key.owner)))
     return job_id
 
 

@@ -14,9 +14,9 @@ import redis
 from harness.fakes.zhipu_server import ZhipuFakeServer
 from harness.processes import BIN, RedisServer, Stack
 from shared import keys
-from shared.streams.events import REPLAY_FIELD, StreamEvent
+from shared.streams.events import StreamEvent
 from tests.conftest import client_for, copy_sample_docs, stack_env
-from tests.support.jobs import index_and_wait, wait_for_job
+from tests.support.jobs import index_and_wait, replay_log, wait_for_job
 from tests.support.teardown import stop_later
 
 pytestmark = pytest.mark.integration
@@ -53,8 +53,7 @@ def reaper_stack(
 
 def _ending(stack: Stack, job_id: str) -> StreamEvent:
     r = redis.Redis.from_url(stack.env["REDIS_URL"], decode_responses=True)
-    entries = r.xrevrange(f"rag:replay:{job_id}", count=1)
-    return StreamEvent.from_wire(entries[0][1][REPLAY_FIELD])
+    return replay_log(r, job_id)[-1]
 
 
 def _wait_for_tokens(stack: Stack, job_id: str, count: int, timeout: float = 60.0) -> None:

@@ -6,6 +6,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -253,7 +254,7 @@ def test_a_missed_live_message_is_recovered_from_the_buffer(zhipu_stack: Stack, 
         assert response.status_code == 200
         for seq, event, data, terminal in [(1, "token", {"text": "悄悄"}, False), (2, "done", {"tokens": 1}, True)]:
             wire = StreamEvent(seq=seq, event=EventName(event), data=data).to_wire()
-            fields = {REPLAY_FIELD: wire, **({TERMINAL_FIELD: "1"} if terminal else {})}
+            fields: dict[Any, Any] = {REPLAY_FIELD: wire, **({TERMINAL_FIELD: "1"} if terminal else {})}
             r.xadd(f"rag:replay:{job_id}", fields, id=f"0-{seq}")  # no PUBLISH: the live message is "lost"
         events = _rest(iter_events(response), [])
     assert [(e.id, e.event) for e in events] == [(1, "token"), (2, "done")]

@@ -39,8 +39,7 @@ def store(engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterat
 def second_process_store(engine: str, store: Store, tmp_path: Path) -> Iterator[Store]:
     """Another process's view of the same store (its own objects, caches and connections)."""
     if isinstance(store, PostgresStore):
-        url = store.pool.conninfo
-        other: Store = PostgresStore(url, tmp_path / "uploads-2", pool_size=2)
+        other: Store = PostgresStore(store.url, tmp_path / "uploads-2", pool_size=2)
     else:
         other = SQLiteStore(tmp_path / "collections", tmp_path / "uploads")
     yield other

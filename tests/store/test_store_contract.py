@@ -89,7 +89,9 @@ def _batch(version: int) -> list[DocumentWrite]:
 
 def _everything(store: Store, name: str) -> list[tuple[str, ...]]:
     c = store.collection(name)
-    found = [("vector", h.chunk_id, f"{h.score:.5f}") for h in c.retrieve("", QUERY_VECTOR, 20, "vector")]
+    found: list[tuple[str, ...]] = [
+        ("vector", h.chunk_id, f"{h.score:.5f}") for h in c.retrieve("", QUERY_VECTOR, 20, "vector")
+    ]
     for question in ("页表 inode 进程调度", "交换 分区", "rev1", "rev2"):
         found += [("bm25", question, h.chunk_id, f"{h.score:.5f}") for h in c.retrieve(question, None, 20, "bm25")]
     info = c.info()

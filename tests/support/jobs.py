@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import redis
+
+from shared import keys
+from shared.streams.events import REPLAY_FIELD, StreamEvent
 
 FINAL = {"succeeded", "failed", "cancelled"}
 
@@ -34,5 +37,17 @@ def index_and_wait(client: httpx.Client, collection: str, paths: list[str]) -> d
 
 def write_queued_query(r: redis.Redis, job_id: str, collection: str) -> None:
     """The record the API writes for a question before it sends its task (for tests that send tasks directly)."""
-    record = {"id": job_id, "kind": "query", "state": "queued", "collection": collection, "created_at": time.time()}
-    r.hset(f"rag:job:{job_id}", mapping=record)
+    record: dict[str, str | float] = {
+        "id": job_id,
+        "kind": "query",
+        "state": "queued",
+        "collection": collection,
+        "created_at": time.time(),
+    }
+    r.hset(f"rag:job:{job_id}", mapping=cast(Any, record))  # redis-py types keys and values invariantly
+
+
+def replay_log(r: redis.Redis, job_id: str) -> list[StreamEvent]:
+    """A query job's events as its replay log holds them, in order (`r` decodes responses)."""
+    entries = cast(list[tuple[str, dict[str, str]]], r.xrange(keys.replay_key(job_id)))
+    return [StreamEvent.from_wire(fields[REPLAY_FIELD]) for _, fields in entries]

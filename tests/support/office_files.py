@@ -8,6 +8,7 @@ import re
 import zipfile
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from functools import partial
 
 import openpyxl
 from pptx import Presentation
@@ -65,9 +66,13 @@ def pptx_table(rows: Sequence[Sequence[str]], header_row: bool = True) -> bytes:
     return _saved(deck)
 
 
-def server_inventory(rows: int = 60) -> list[list[object]]:
+def server_inventory(rows: int = 60) -> list[list[str]]:
     """服务器清单: 编号 / 内存 / 机房, header in row 1; db-07 has 512GB in 北京."""
-    return [["编号", "内存", "机房"], *([f"db-{i:02d}", _MEMORY[(i + 1) % 3], _ROOMS[i % 4]] for i in range(1, rows))]
+    return [["编号", "内存", "机房"]] + [[f"db-{i:02d}", _MEMORY[(i + 1) % 3], _ROOMS[i % 4]] for i in range(1, rows)]
+
+
+def _cache_result(cell: re.Pattern[str], value: str, xml: str) -> str:
+    return cell.sub(rf"\g<1>{value}\g<2>", xml)
 
 
 def xlsx_workbook(
@@ -96,7 +101,7 @@ def xlsx_workbook(
     for (title, ref), value in (cached or {}).items():
         member = f"xl/worksheets/sheet{list(sheets).index(title) + 1}.xml"
         cell = re.compile(rf'(<c r="{ref}"[^>]*><f>[^<]*</f><v>)(</v>)')
-        data = rewrite_member(data, member, lambda xml, v=value, c=cell: c.sub(rf"\g<1>{v}\g<2>", xml))
+        data = rewrite_member(data, member, partial(_cache_result, cell, value))
     return data
 
 

@@ -43,12 +43,17 @@ def unit_of(nodeid: str) -> str:
     return UNIT_OF.get(module, module)
 
 
+def _fixture_names(item: pytest.Item) -> list[str]:
+    """The fixtures a test uses (a test function's; other items, such as a doctest, use none)."""
+    return list(getattr(item, "fixturenames", ()))
+
+
 def _cost(item: pytest.Item) -> int:
     """2: the module starts something of its own; 1: it uses a session stack; 0: it runs in process."""
     definitions = item._fixtureinfo.name2fixturedefs  # type: ignore[attr-defined]
-    if any(definitions[name][-1].scope == "module" for name in item.fixturenames if name in definitions):
+    if any(definitions[name][-1].scope == "module" for name in _fixture_names(item) if name in definitions):
         return 2
-    return 1 if any(name in item.fixturenames for name in STACK_FIXTURES) else 0
+    return 1 if any(name in _fixture_names(item) for name in STACK_FIXTURES) else 0
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -57,7 +62,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             f"{item.nodeid.split('::', 1)[0]} uses {fixture}"
             for item in items
             for fixture in SHARED
-            if fixture in item.fixturenames and UNIT_OF.get(item.nodeid.split("::", 1)[0]) != fixture
+            if fixture in _fixture_names(item) and UNIT_OF.get(item.nodeid.split("::", 1)[0]) != fixture
         }
     )
     if unlisted:

@@ -37,7 +37,7 @@ def _command(service: dict[str, Any]) -> list[str]:
     return command if isinstance(command, list) else shlex.split(command)
 
 
-def _resolve(target: str) -> object:
+def _resolve(target: str) -> Any:
     module, _, attr = target.partition(":")
     return getattr(importlib.import_module(module), attr)
 

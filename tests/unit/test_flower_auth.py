@@ -28,4 +28,4 @@ def test_a_login_is_generated_into_the_env_file_once_and_then_reused(
 @pytest.mark.parametrize("value", ["admin", "admin:", ":pw", "a:b,c"])
 def test_flower_basic_auth_needs_a_user_and_a_password(value: str) -> None:
     with pytest.raises(ValueError, match="FLOWER_BASIC_AUTH"):
-        Settings(FLOWER_BASIC_AUTH=value, _env_file=None)  # type: ignore[call-arg]
+        Settings(FLOWER_BASIC_AUTH=value, _env_file=None)  # type: ignore[call-arg,arg-type]

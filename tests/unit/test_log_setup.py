@@ -12,7 +12,7 @@ from shared.settings import Settings
 SETTINGS = Settings(  # type: ignore[call-arg]
     _env_file=None,
     ZHIPU_API_KEY="zhipu-key.abcdef",
-    FLOWER_BASIC_AUTH="ops:flower-pass-123",
+    FLOWER_BASIC_AUTH="ops:flower-pass-123",  # type: ignore[arg-type]  # pydantic makes the SecretStr
     REDIS_URL="redis://:redis-pass-456@redis:6379/0",
     VECTOR_STORE_URL="postgresql://rag:pg-pass-789@db:5432/rag",
 )

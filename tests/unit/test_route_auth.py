@@ -24,7 +24,8 @@ def _needs_key(route: APIRoute, inherited: tuple[Any, ...]) -> bool:
 
 
 def test_every_route_but_probes_metrics_and_the_page_needs_a_key() -> None:
-    api_routes, other = [], []
+    api_routes: list[tuple[Any, tuple[Any, ...]]] = []
+    other: list[tuple[Any, tuple[Any, ...]]] = []
     for route, inherited in routes(app.router.routes):
         (api_routes if isinstance(route, APIRoute) else other).append((route, inherited))
     assert len(api_routes) > 20
