@@ -7,8 +7,8 @@ exact, so exactly `limit` of them pass however they interleave.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, TypeVar, cast
+from collections.abc import Awaitable, Iterator
+from typing import Any, cast
 
 import pytest
 import redis.asyncio as aioredis
@@ -23,27 +23,16 @@ from shared.key_limits import KeyLimits
 from shared.settings import Settings
 from shared.streams.endings import QueryEnding, end_query_async
 from shared.usage import UsageField
+from tests.support.async_redis import run_with_client
 
 pytestmark = pytest.mark.integration
 
 NOON = 1_796_212_800.0  # 2026-12-02 12:00:00 UTC
-T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
 def redis_url(redis_server: RedisServer) -> Iterator[str]:
     yield redis_server.url(redis_server.claim_db("key limits"))
-
-
-def _run(redis_url: str, body: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
-    async def run() -> T:
-        client = aioredis.Redis.from_url(redis_url, decode_responses=True)
-        try:
-            return await body(client)
-        finally:
-            await client.aclose()
-
-    return asyncio.run(run())
 
 
 def _key(name: str, **limits: int) -> Principal:
@@ -85,7 +74,7 @@ def test_a_key_at_its_rate_gets_429_with_headers_and_another_key_is_unaffected(r
             "RateLimit-Reset": "60",
         }  # the next minute starts afresh
 
-    _run(redis_url, body)
+    run_with_client(redis_url, body)
 
 
 def test_concurrent_questions_against_a_daily_quota_admit_exactly_that_many(redis_url: str) -> None:
@@ -100,7 +89,7 @@ def test_concurrent_questions_against_a_daily_quota_admit_exactly_that_many(redi
         usage = await client.hgetall(keys.usage_key(key.key_id or "", usage_day_of(NOON)))
         assert usage == {UsageField.QUESTIONS: "3"}  # refused questions are not counted
 
-    _run(redis_url, body)
+    run_with_client(redis_url, body)
 
 
 def test_the_token_quota_stops_the_next_question_and_resets_the_next_utc_day(redis_url: str) -> None:
@@ -119,7 +108,7 @@ def test_the_token_quota_stops_the_next_question_and_resets_the_next_utc_day(red
             await _gate(client, key, NOON + 12 * 3600 - 1).admit_question(new_job_id())
         await _gate(client, key, NOON + 12 * 3600).admit_question(new_job_id())  # 00:00 UTC the next day
 
-    _run(redis_url, body)
+    run_with_client(redis_url, body)
 
 
 async def _open_job(client: aioredis.Redis, key: Principal, gate: KeyGate) -> str:
@@ -151,7 +140,7 @@ def test_a_stream_slot_is_freed_when_the_answer_ends_or_is_cancelled_or_expires(
         await _gate(client, key, expired).admit_question(new_job_id())
         assert third
 
-    _run(redis_url, body)
+    run_with_client(redis_url, body)
 
 
 def test_uploads_past_the_daily_bytes_are_refused_and_not_counted(redis_url: str) -> None:
@@ -166,4 +155,4 @@ def test_uploads_past_the_daily_bytes_are_refused_and_not_counted(redis_url: str
         usage = await client.hget(keys.usage_key(key.key_id or "", usage_day_of(NOON)), UsageField.UPLOAD_BYTES)
         assert usage == "1000"
 
-    _run(redis_url, body)
+    run_with_client(redis_url, body)

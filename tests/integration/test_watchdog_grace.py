@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, TypeVar, cast
+from collections.abc import Iterator
+from typing import Any, cast
 
 import pytest
 import redis
@@ -23,13 +23,13 @@ from shared.jobs.records import JobField, JobKind, JobState, new_job_id
 from shared.settings import Settings
 from shared.streams.events import REPLAY_FIELD, StreamEvent
 from shared.streams.watchdog import reap_if_dead
+from tests.support.async_redis import run_with_client
 from workers.event_loop import EventLoopThread
 from workers.loop_answers import LoopAnswers
 from workers.reaper import reap_once
 
 pytestmark = pytest.mark.integration
 
-T = TypeVar("T")
 GRACE_S = 0.6  # the beat interval the watchdog waits for
 TTL_S = 60
 
@@ -37,17 +37,6 @@ TTL_S = 60
 @pytest.fixture(scope="module")
 def redis_url(redis_server: RedisServer) -> Iterator[str]:
     yield redis_server.url(redis_server.claim_db("watchdog grace"))
-
-
-def _run(redis_url: str, body: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
-    async def run() -> T:
-        client = aioredis.Redis.from_url(redis_url, decode_responses=True)
-        try:
-            return await body(client)
-        finally:
-            await client.aclose()
-
-    return asyncio.run(run())
 
 
 async def _running_query(client: aioredis.Redis) -> str:
@@ -82,7 +71,7 @@ def test_a_worker_that_beats_again_within_a_beat_keeps_its_answer(redis_url: str
         reaped, _ = await asyncio.gather(reap_if_dead(client, job_id, TTL_S, GRACE_S), _beats_again(client, job_id))
         return reaped, await _outcome(client, job_id)
 
-    assert _run(redis_url, body) == (False, ("running", []))
+    assert run_with_client(redis_url, body) == (False, ("running", []))
 
 
 def test_a_worker_that_stays_silent_for_the_grace_is_reaped_worker_lost(redis_url: str) -> None:
@@ -90,7 +79,7 @@ def test_a_worker_that_stays_silent_for_the_grace_is_reaped_worker_lost(redis_ur
         job_id = await _running_query(client)
         return await reap_if_dead(client, job_id, TTL_S, GRACE_S), await _outcome(client, job_id)
 
-    assert _run(redis_url, body) == (True, ("failed", [("error", "worker_lost")]))
+    assert run_with_client(redis_url, body) == (True, ("failed", [("error", "worker_lost")]))
 
 
 def test_the_reaper_ends_only_the_silent_job_of_two_whose_heartbeats_expired_together(redis_url: str) -> None:
@@ -101,7 +90,7 @@ def test_the_reaper_ends_only_the_silent_job_of_two_whose_heartbeats_expired_tog
         report, _ = await asyncio.gather(reap_once(client, settings), _beats_again(client, alive))
         return report.worker_lost, await _outcome(client, alive), await _outcome(client, dead)
 
-    lost, alive, dead = _run(redis_url, body)
+    lost, alive, dead = run_with_client(redis_url, body)
     assert (lost, alive, dead) == (1, ("running", []), ("failed", [("error", "worker_lost")]))
 
 

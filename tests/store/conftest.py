@@ -36,6 +36,15 @@ def store(engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterat
 
 
 @pytest.fixture
+def pg(postgres_server: PostgresServer, tmp_path: Path) -> Iterator[PostgresStore]:
+    """PostgreSQL alone, for what only that engine has (search indexes, term tables)."""
+    opened = open_engine("postgresql", tmp_path, postgres_server)
+    assert isinstance(opened, PostgresStore)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
 def second_process_store(engine: str, store: Store, tmp_path: Path) -> Iterator[Store]:
     """Another process's view of the same store (its own objects, caches and connections)."""
     if isinstance(store, PostgresStore):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,6 @@ from shared.store import ChunkRecord, DocumentWrite, Store
 from shared.store.postgres_indexes import MIN_BUILD_MEMORY_MB, build_memory_mb, index_validity, set_build_memory
 from shared.store.postgres_store import PostgresStore
 from shared.store.retrieval_modes import RETRIEVAL_MODES
-from tests.store.conftest import open_engine
 
 TEXTS = [
     "KV 缓存把键向量和值向量保存在显存中",
@@ -26,14 +24,6 @@ TEXTS = [
     "错误码 E1024 表示显存不足",
 ]
 QUERY_VECTOR = np.array([0.9, 0.3, 0.1, -0.5], dtype=np.float32)
-
-
-@pytest.fixture
-def pg(postgres_server: PostgresServer, tmp_path: Path) -> Iterator[PostgresStore]:
-    opened = open_engine("postgresql", tmp_path, postgres_server)
-    assert isinstance(opened, PostgresStore)
-    yield opened
-    opened.close()
 
 
 def _write(store: Store, name: str, doc_id: str = "d1", offset: int = 0) -> None:

@@ -3,24 +3,9 @@ whether the collection is new or was made before migration 2."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
-from harness.postgres import PostgresServer
 from shared.store.postgres_schema import TERM_FILLFACTOR, migrate
 from shared.store.postgres_store import PostgresStore
-from tests.store.conftest import open_engine
 from tests.store.test_search_indexes import _write
-
-
-@pytest.fixture
-def pg(postgres_server: PostgresServer, tmp_path: Path) -> Iterator[PostgresStore]:
-    opened = open_engine("postgresql", tmp_path, postgres_server)
-    assert isinstance(opened, PostgresStore)
-    yield opened
-    opened.close()
 
 
 def _term_table_options(store: PostgresStore, name: str) -> list[str] | None:
