@@ -17,6 +17,7 @@ import redis
 
 from shared import keys
 from shared.jobs.document_status import DocStatus, DocumentStatus
+from shared.jobs.records import JobStage
 from shared.ops import metrics_store
 
 PROGRESS_SCRIPT = """
@@ -63,7 +64,7 @@ class IndexProgress:
         self.done = 0
         self.documents_done = 0
 
-    def update(self, stage: str) -> None:
+    def update(self, stage: JobStage) -> None:
         job = self.job_id
         self._progress(
             keys=[keys.job_key(job), keys.job_batches_key(job), keys.progress_channel(job)],

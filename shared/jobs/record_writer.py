@@ -14,7 +14,7 @@ import redis
 from shared import keys
 from shared.evaluation.result import EvaluationResult
 from shared.jobs.index_result import IndexResult
-from shared.jobs.records import JobError, JobField, JobState, final_fields
+from shared.jobs.records import JobError, JobField, JobStage, JobState, final_fields
 
 
 class JobRecordWriter:
@@ -34,10 +34,10 @@ class JobRecordWriter:
         pipe.publish(keys.progress_channel(self.job_id), json.dumps(fields))
         pipe.execute()
 
-    def running(self, stage: str | None = None) -> None:
+    def running(self, stage: JobStage | None = None) -> None:
         self._write({JobField.STATE: JobState.RUNNING.value, JobField.STAGE: stage or ""})
 
-    def progress(self, done: int, total: int, stage: str) -> None:
+    def progress(self, done: int, total: int, stage: JobStage) -> None:
         self._write({JobField.DONE: str(done), JobField.TOTAL: str(total), JobField.STAGE: stage})
 
     def finish(

@@ -25,6 +25,23 @@ class JobState(StrEnum):
 FINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
 
 
+class JobStage(StrEnum):
+    """What a running job is doing: its record's `stage`."""
+
+    # index jobs
+    PLANNING = "planning"
+    LOADING = "loading"
+    EMBEDDING = "embedding"
+    STORING = "storing"
+    # PostgreSQL: a collection's first load is stored without its HNSW and GIN indexes, built at its end
+    BUILDING_SEARCH_INDEXES = "building_search_indexes"
+    # query jobs
+    RETRIEVING = "retrieving"
+    GENERATING = "generating"
+    # evaluation jobs
+    EVALUATING = "evaluating"
+
+
 class JobKind(StrEnum):
     INDEX = "index"
     QUERY = "query"
@@ -58,7 +75,7 @@ class Progress(BaseModel):
 
     done: int = 0
     total: int = 0
-    stage: str | None = None
+    stage: JobStage | None = None
     documents_done: int | None = None
     documents_total: int | None = None
 
@@ -141,7 +158,7 @@ def parse_job(fields: dict[str, str]) -> JobRecord:
         progress=Progress(
             done=int(fields.get(f.DONE, 0)),
             total=int(fields.get(f.TOTAL, 0)),
-            stage=fields.get(f.STAGE) or None,
+            stage=JobStage(fields[f.STAGE]) if fields.get(f.STAGE) else None,
             documents_done=int(fields[f.DOCUMENTS_DONE]) if fields.get(f.DOCUMENTS_DONE) else None,
             documents_total=int(fields[f.FILES]) if fields.get(f.FILES) else None,
         ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -10,12 +11,16 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
+import redis
 
 from harness.postgres import PostgresServer
 from harness.processes import BIN, RedisServer, Stack, run_program
 from harness.sse import iter_events
+from shared import keys
+from shared.jobs.records import FINAL_STATES, JobStage
 from tests.conftest import client_for, stack_env
 from tests.support.jobs import wait_for_job
 from tests.support.teardown import stop_later
@@ -94,6 +99,35 @@ def test_uploads_reach_workers_with_their_own_data_dirs_and_answers_cite_them(pg
     assert "P0017" in "".join(e.data["text"] for e in events[1:-1])
     assert events[-1].event == "done"
     assert not (root / "query-data" / "collections").exists()
+
+
+def _stages_of_an_upload(stack: Stack, client: httpx.Client, collection: str, numbers: range) -> list[str]:
+    """The stages the job's record announced on its progress channel, in order, from submit to its end."""
+    with redis.Redis.from_url(stack.env["REDIS_URL"], decode_responses=True) as r, r.pubsub() as announcements:
+        announcements.psubscribe(keys.progress_channel("*"))  # before the job exists: it announces nothing unheard
+        parts = [("files", (f"lab/p{i:04d}.md", io.BytesIO(note(i)), "text/markdown")) for i in numbers]
+        response = client.post(f"/v1/collections/{collection}/documents", files=parts)
+        assert response.status_code == 202, response.text
+        channel, stages = keys.progress_channel(response.json()["job_id"]), list[str]()
+        while True:
+            message = announcements.get_message(timeout=60)
+            assert message is not None, f"the job announced no end: stages so far {stages}"
+            if message["type"] != "pmessage" or message["channel"] != channel or message["data"] == "progress":
+                continue  # another job's, or a batch's count (the record holds it; its stage is announced below)
+            fields = json.loads(message["data"])
+            if fields.get("stage"):
+                stages.append(fields["stage"])
+            if fields.get("state") in FINAL_STATES:
+                assert fields["state"] == "succeeded", fields
+                return stages
+
+
+def test_a_first_load_says_it_is_building_the_search_indexes_and_a_later_job_does_not(pg_stack: Stack) -> None:
+    with client_for(pg_stack) as client:
+        first = _stages_of_an_upload(pg_stack, client, "stages-pg", range(100, 104))
+        later = _stages_of_an_upload(pg_stack, client, "stages-pg", range(104, 108))
+    assert first[-1] == JobStage.BUILDING_SEARCH_INDEXES, first
+    assert JobStage.BUILDING_SEARCH_INDEXES not in later, later
 
 
 def test_deleting_a_document_removes_it_for_every_machine(pg_stack: Stack) -> None:

@@ -17,7 +17,7 @@ from celery import Task
 from shared.evaluation.relevance import RelevanceRule
 from shared.evaluation.result import EvalMode, EvaluationResult, ModeMetrics, QuestionOutcome, outcome
 from shared.jobs.record_writer import JobRecordWriter
-from shared.jobs.records import JobError, JobState
+from shared.jobs.records import JobError, JobStage, JobState
 from shared.jobs.tasks import EVALUATION_TASK, EvaluationTask
 from shared.providers.query_embeddings import embed_queries
 from shared.providers.upstream_errors import classify_embedding_error
@@ -30,7 +30,6 @@ from workers.runtime import Runtime, get_runtime
 
 log = logging.getLogger(__name__)
 RERANK_MODE: EvalMode = "hybrid+rerank"
-STAGE = "evaluating"
 
 
 @app.task(name=EVALUATION_TASK, bind=True)
@@ -39,7 +38,7 @@ def evaluate_retrieval(self: Task, request: dict[str, Any]) -> dict[str, Any]:
     task = EvaluationTask.model_validate(request)
     rt = get_runtime()
     job = JobRecordWriter(rt.redis, task.job_id, rt.settings.JOB_TTL_S)
-    job.running(STAGE)
+    job.running(JobStage.EVALUATING)
     try:
         result = _evaluate(rt, task, job)
     except LookupError:
@@ -82,7 +81,7 @@ def _evaluate(rt: Runtime, task: EvaluationTask, job: JobRecordWriter) -> Evalua
             ms = (time.perf_counter() - started) * 1000
             relevant = [rule.is_relevant(c.chunk_id, c.text, c.source) for c in chunks]
             outcomes[mode].append(outcome(line, case.question, relevant, len(case.relevant), task.k, ms))
-        job.progress(done, total, STAGE)
+        job.progress(done, total, JobStage.EVALUATING)
     return EvaluationResult(
         collection=task.collection,
         k=task.k,

@@ -33,7 +33,7 @@ from shared.jobs.heartbeat import Heartbeat
 from shared.jobs.index_progress import IndexProgress, document_statuses, queue_documents
 from shared.jobs.index_result import IndexResult
 from shared.jobs.record_writer import JobRecordWriter
-from shared.jobs.records import JobError, JobField, JobState
+from shared.jobs.records import JobError, JobField, JobStage, JobState
 from shared.jobs.tasks import INDEX_BATCH_TASK, INDEX_TASK, IndexBatchTask, IndexTask
 from shared.providers.upstream_errors import classify_embedding_error
 from shared.store import CollectionStore, DocumentWrite, EmbeddingMismatchError
@@ -58,7 +58,7 @@ def index_documents(self: Task, request: dict[str, Any]) -> dict[str, Any]:
     rt = get_runtime()
     settings = rt.settings
     job = JobRecordWriter(rt.redis, job_id, settings.JOB_TTL_S)
-    job.running("planning")
+    job.running(JobStage.PLANNING)
     try:
         items, skipped = _plan(rt, task)
     except (ImportPathError, EmbeddingMismatchError) as exc:
@@ -79,7 +79,7 @@ def index_documents(self: Task, request: dict[str, Any]) -> dict[str, Any]:
     for entry in skipped:  # listed as failed documents, so the job's result and statuses name them
         skipped_report.document(entry.name, "", DocStatus.FAILED, error=f"skipped: {entry.reason}")
     rt.redis.hset(keys.job_key(job_id), mapping={JobField.FILES: len(items), JobField.BATCHES: len(batches)})
-    job.running("loading")
+    job.running(JobStage.LOADING)
     for number, batch in enumerate(batches):
         send(app, IndexBatchTask(job_id=job_id, collection=collection, batch=number, batches=len(batches), items=batch))
     return {"files": len(items), "batches": len(batches)}
@@ -134,7 +134,7 @@ def _fail_batch(
 ) -> dict[str, int]:
     progress.documents([(item.name, item.doc_id) for item in items], DocStatus.FAILED, error=reason, code=code)
     progress.documents_done = len(items)
-    progress.update("storing")
+    progress.update(JobStage.STORING)
     return {"failed": len(items)}
 
 
@@ -167,11 +167,11 @@ def _index_batch(rt: Runtime, progress: IndexProgress, collection: str, items: l
             progress.documents_done += 1
             failed += 1
     progress.planned = sum(len(doc.chunks) for _, doc in documents)
-    progress.update("embedding")
+    progress.update(JobStage.EMBEDDING)
 
     def advance(n: int) -> None:
         progress.done += n
-        progress.update("embedding")
+        progress.update(JobStage.EMBEDDING)
 
     store = rt.store(collection)
     changed: list[tuple[IndexItem, SplitDocument]] = []
@@ -189,7 +189,7 @@ def _index_batch(rt: Runtime, progress: IndexProgress, collection: str, items: l
             rt.embed_model, [c for _, doc in changed for c in doc.chunks], settings.EMBED_BATCH_SIZE, advance
         )
         store.ensure(rt.embed_model_name, int(vectors.shape[1]))
-        progress.update("storing")
+        progress.update(JobStage.STORING)
         writes, start = [], 0
         for _, doc in changed:  # every document has at least one chunk (load_and_split ensures it)
             end = start + len(doc.chunks)
@@ -199,7 +199,7 @@ def _index_batch(rt: Runtime, progress: IndexProgress, collection: str, items: l
         store.replace_documents(writes)
         _record_split(progress, changed, DocStatus.INDEXED)
         progress.documents_done += len(changed)
-        progress.update("storing")
+        progress.update(JobStage.STORING)
         embedded = len(vectors)
         counts = {UsageField.EMBEDDED_CHUNKS: embedded, UsageField.EMBEDDED_TEXTS: embedded}
         record_usage(rt.redis, progress.job_id, {**counts, UsageField.DOCUMENTS_STORED: len(changed)})
@@ -229,6 +229,8 @@ def _finalise(rt: Runtime, job_id: str, collection: str) -> None:
     result = IndexResult.of(collection, statuses)
     store = rt.store(collection)
     if store.exists():
+        if not store.info().search_indexes_built:  # a first load on PostgreSQL: minutes for a large one
+            job.running(JobStage.BUILDING_SEARCH_INDEXES)
         _build_search_indexes(store, job_id)
         info = store.info()
         result.collection_documents, result.collection_chunks = info.documents, info.chunks

@@ -13,6 +13,7 @@ import numpy as np
 from celery import Task
 
 from shared.jobs.record_writer import JobRecordWriter
+from shared.jobs.records import JobStage
 from shared.jobs.tasks import QUERY_BATCH_TASK, QUERY_TASK, QueryBatchTask, QueryTask
 from shared.ops.log_setup import logging_job
 from shared.ops.metrics_store import record_answer
@@ -117,7 +118,7 @@ def _answer_job(rt: Runtime, task: QueryTask, query_vector: list[float] | None) 
     # process's event loop, which streams every answer of the process.
     rt.answers.begin(job_id)  # waits while the loop holds LOOP_MAX_ANSWERS; starts the heartbeat
     try:
-        job.running("retrieving")
+        job.running(JobStage.RETRIEVING)
         prepared = _prepare(rt, job, events, task, query_vector)
     except Exception as exc:
         rt.answers.end(job_id)
@@ -190,7 +191,7 @@ def _prepare(
         chunks, scores, outcome = rerank_chunks(reranker, question, chunks, ask.top_k)
     retrieved = time.perf_counter()
     events.publish(EventName.SOURCES, _source_payload(chunks, scores))
-    job.running("generating")
+    job.running(JobStage.GENERATING)
     return Prepared(question, chunks, ask.mode, started, retrieved, outcome, ask.owner, condensed)
 
 
