@@ -16,9 +16,11 @@ Deliberate choices:
 - `maintenance_work_mem` is set for the build to what the collection's HNSW graph takes, up to a ceiling
   (PG_INDEX_BUILD_MEMORY_MB). A graph that outgrows it is finished much more slowly (pgvector's "hnsw graph no
   longer fits into maintenance_work_mem"): 100,000 1024-d vectors took 207 s with 256 MB and 71 s with 1 GB
-  (docs/benchmarks.md). No more than the graph takes either: a parallel build reserves all of it as shared
-  memory, and a PostgreSQL in a container has 64 MB of /dev/shm unless given more. When the server cannot reserve
-  it ("could not resize shared memory segment"), the index is built again by one process, in its own memory.
+  (docs/benchmarks.md). From PARALLEL_BUILD_MIN_CHUNKS it is also at least the 32 MB a process PostgreSQL wants
+  for each parallel worker and the leader, or it plans none. No more than that either: a parallel build reserves
+  all of it as shared memory, and a PostgreSQL in a container has 64 MB of /dev/shm unless given more. When the
+  server cannot reserve it ("could not resize shared memory segment"), the index is built again by one process,
+  in its own memory.
 """
 
 from __future__ import annotations
@@ -37,14 +39,24 @@ BUILD_MEMORY_MB = 1024  # the default ceiling (PG_INDEX_BUILD_MEMORY_MB)
 # its "no longer fits" notice: 3,483 1024-d vectors in 16 MB), rounded up.
 GRAPH_BYTES_PER_ELEMENT = 1024
 MIN_BUILD_MEMORY_MB = 16
+# PostgreSQL gives a build no more parallel workers than leave each process (workers and leader) 32 MB of
+# maintenance_work_mem. A graph sized exactly (37 MB for 6,000 1024-d chunks) therefore got none, and one process
+# built it while the other cores idled: 2.1 s against 1.35-1.5 s with two workers. From this many chunks a build
+# asks for at least what its workers need.
+PARTICIPANT_MEMORY_MB = 32
+PARALLEL_BUILD_MIN_CHUNKS = 2_000
 _MB = 1 << 20
 
 
-def build_memory_mb(chunks: int, dimension: int, ceiling_mb: int) -> int:
+def build_memory_mb(chunks: int, dimension: int, ceiling_mb: int, workers: int = 0) -> int:
     """The maintenance_work_mem, in MB, for building the search indexes of `chunks` vectors of `dimension`: their
-    HNSW graph with a quarter more, at least MIN_BUILD_MEMORY_MB, and never more than `ceiling_mb`."""
+    HNSW graph with a quarter more, at least MIN_BUILD_MEMORY_MB (and, from PARALLEL_BUILD_MIN_CHUNKS, what
+    `workers` parallel workers and the leader need), and never more than `ceiling_mb`."""
     graph = chunks * (dimension * 4 + GRAPH_BYTES_PER_ELEMENT)
-    return min(ceiling_mb, max(MIN_BUILD_MEMORY_MB, -(-graph * 5 // 4 // _MB)))
+    floor = MIN_BUILD_MEMORY_MB
+    if workers and chunks >= PARALLEL_BUILD_MIN_CHUNKS:
+        floor = max(floor, PARTICIPANT_MEMORY_MB * (workers + 1))
+    return min(ceiling_mb, max(floor, -(-graph * 5 // 4 // _MB)))
 
 
 def set_build_memory(conn: psycopg.Connection, collection_id: int, ceiling_mb: int) -> int:
@@ -54,7 +66,8 @@ def set_build_memory(conn: psycopg.Connection, collection_id: int, ceiling_mb: i
         (collection_id,),
     ).fetchone()
     chunks, dimension = (int(row[0]), int(row[1])) if row else (0, 0)
-    memory_mb = build_memory_mb(chunks, dimension, ceiling_mb)
+    workers = int(conn.execute("SHOW max_parallel_maintenance_workers").fetchone()[0])  # type: ignore[index]
+    memory_mb = build_memory_mb(chunks, dimension, ceiling_mb, workers)
     conn.execute(sql.SQL("SET maintenance_work_mem = {}").format(sql.Literal(f"{memory_mb}MB")))
     return memory_mb
 
@@ -98,6 +111,10 @@ def build_search_indexes(conninfo: str, collection_id: int, memory_ceiling_mb: i
         if _usable(found, names):
             return []
         memory_mb = set_build_memory(conn, collection_id, memory_ceiling_mb)
+        # PostgreSQL also plans a build's workers from the size of the table's heap, which holds only TOAST pointers
+        # where the vectors are (a 6,000-chunk heap is under min_parallel_table_scan_size); the build's work is the
+        # vectors, so the heap's size does not decide (the memory above and max_parallel_maintenance_workers do).
+        conn.execute("SET min_parallel_table_scan_size = 0")
         missing = [name for name in names if not found.get(name, False)]
         log.info("building %s with maintenance_work_mem %d MB", ", ".join(missing), memory_mb)
         for name in missing:

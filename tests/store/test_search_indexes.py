@@ -13,7 +13,14 @@ import pytest
 
 from harness.postgres import PostgresServer
 from shared.store import ChunkRecord, DocumentWrite, Store
-from shared.store.postgres_indexes import MIN_BUILD_MEMORY_MB, build_memory_mb, index_validity, set_build_memory
+from shared.store.postgres_indexes import (
+    MIN_BUILD_MEMORY_MB,
+    PARALLEL_BUILD_MIN_CHUNKS,
+    PARTICIPANT_MEMORY_MB,
+    build_memory_mb,
+    index_validity,
+    set_build_memory,
+)
 from shared.store.postgres_store import PostgresStore
 from shared.store.retrieval_modes import RETRIEVAL_MODES
 
@@ -122,6 +129,12 @@ def test_the_build_memory_is_what_the_graph_takes_within_the_floor_and_the_ceili
     assert build_memory_mb(1_000, 1024, ceiling_mb=1024) == MIN_BUILD_MEMORY_MB
     assert build_memory_mb(0, 0, ceiling_mb=1024) == MIN_BUILD_MEMORY_MB
     assert build_memory_mb(1_000, 1024, ceiling_mb=8) == 8  # the ceiling wins, even below the floor
+    # With parallel workers, from PARALLEL_BUILD_MIN_CHUNKS: 32 MB for each worker and the leader, or PostgreSQL
+    # plans no worker; above that, the graph's own size; below it, one process.
+    assert build_memory_mb(6_000, 1024, ceiling_mb=1024, workers=2) == 3 * PARTICIPANT_MEMORY_MB
+    assert build_memory_mb(100_000, 1024, ceiling_mb=1024, workers=2) == 611
+    assert build_memory_mb(PARALLEL_BUILD_MIN_CHUNKS - 1, 1024, ceiling_mb=1024, workers=2) < 3 * PARTICIPANT_MEMORY_MB
+    assert build_memory_mb(6_000, 1024, ceiling_mb=64, workers=2) == 64
 
 
 def test_a_build_sizes_its_sessions_memory_from_the_collections_chunk_count(pg: PostgresStore) -> None:
@@ -139,6 +152,13 @@ def test_a_build_sizes_its_sessions_memory_from_the_collections_chunk_count(pg: 
         expected = build_memory_mb(200_000, 256, ceiling_mb=1024)
         assert set_build_memory(conn, collection_id, ceiling_mb=1024) == expected == 489
         assert conn.execute("SHOW maintenance_work_mem").fetchone() == (f"{expected}MB",)
+        # The server's max_parallel_maintenance_workers (2 by default) sets the floor of a mid-sized collection's.
+        conn.execute(
+            "UPDATE ragqueue.collections SET chunk_count = 6000, dimension = 1024 WHERE id = %s", (collection_id,)
+        )
+        assert set_build_memory(conn, collection_id, ceiling_mb=1024) == 3 * PARTICIPANT_MEMORY_MB
+        conn.execute("SET max_parallel_maintenance_workers = 0")
+        assert set_build_memory(conn, collection_id, ceiling_mb=1024) == build_memory_mb(6_000, 1024, 1024) == 37
 
 
 def test_a_parallel_build_denied_its_shared_memory_is_done_by_one_process(
