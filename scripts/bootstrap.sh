@@ -39,14 +39,21 @@ uv="$uv_home/bin/uv"
 with_uv() {
   pypi_is_the_index || return 1
   if ! "$uv" --version >>"$log" 2>&1; then
-    # With the system's pip (the venv has none yet).
-    "$PYTHON" -m pip install --quiet --upgrade --target "$uv_home" uv >>"$log" 2>&1 || return 1
+    # With the system's pip (the venv has none yet), into a folder of its own, then renamed into place in one
+    # step: a checkout installing at the same time never runs half a uv. When another got there first (or a
+    # broken copy is in the way), this checkout uses its own.
+    mkdir -p "${uv_home%/*}"
+    local fresh
+    fresh=$(mktemp -d "$uv_home.XXXXXX")
+    "$PYTHON" -m pip install --quiet --target "$fresh" uv >>"$log" 2>&1 || { rm -rf "$fresh"; return 1; }
+    if ! { mv -T "$fresh" "$uv_home" 2>/dev/null && "$uv" --version >>"$log" 2>&1; }; then uv="$fresh/bin/uv"; fi
   fi
   # Hard-linked from uv's cache (its default on Linux): copying the 1.5 GB took 18 s of the 41.
   local install=("$uv" pip install --python .venv/bin/python --link-mode hardlink --compile-bytecode pip -e ".[dev]")
   # From the cache alone when it holds everything (a machine that installed before): resolving against PyPI took
   # 4 s and rebuilt jieba's sdist (3.7 s) each time; a cache that lacks something fails at once, then PyPI.
-  "${install[@]}" --offline >>"$log" 2>&1 || "${install[@]}" >>"$log" 2>&1
+  "${install[@]}" --offline >>"$log" 2>&1 || "${install[@]}" >>"$log" 2>&1 || return 1
+  if [ "$uv" != "$uv_home/bin/uv" ]; then rm -rf "${uv%/bin/uv}"; fi  # this checkout's own copy, used once
   # NLTK refuses to open a data file with more than one link (a hardlink can point outside its data folder), and
   # LlamaIndex ships NLTK's stopwords and sentence tokenizer in its wheel: those files get a copy of their own.
   find .venv -type f -links +1 -path '*nltk*' -exec sh -c 'for f; do cp -p "$f" "$f.copy" && mv -f "$f.copy" "$f"; done' _ {} +
