@@ -135,7 +135,7 @@ def run(
 ) -> dict[str, float]:
     url = server.fresh_database(mode.replace("-", "_"))
     store = PostgresStore(url, uploads, pool_size=2)
-    postmaster = int(server.server.get_pid())
+    postmaster = server.pid
     c = store.collection("bench")
     c.ensure("fake/embedding-2", DIMENSION)
     if mode == "kept":

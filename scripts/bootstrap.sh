@@ -2,8 +2,9 @@
 # Create .venv and install ragqueue with its dev extras; skipped when pyproject.toml has not changed since.
 #
 # The packages go in with uv (from PyPI, its wheels cached in ~/.cache/uv; from that cache alone when it holds them
-# all): about 40 s here, 29-31 of them compiling bytecode, against pip's 48 s plus compiling, the same versions. pip does it instead when it is set to another index than PyPI (uv does not read pip's configuration,
-# and a mirror is usually there because PyPI is not reachable), or when uv fails. Either way every module is
+# all): about 40 s here, 29-31 of them compiling bytecode, against pip's 48 s plus compiling, the same versions.
+# pip does it instead when it is set to another index than PyPI (uv does not read pip's configuration, and a
+# mirror is usually there because PyPI is not reachable), or when uv fails. Either way every module is
 # compiled to bytecode at install: with PYTHONDONTWRITEBYTECODE set, as on CI machines, nothing would be cached
 # later and every process would compile what it imports. (Compiling only what the programs and tests import, by
 # importing it, took 19-23 s against uv's 26 s for all 12,300 modules, and missed modules loaded at run time.)
