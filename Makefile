@@ -9,8 +9,10 @@ PY := .venv/bin/python
 # idle timeouts), which another process's tests fill; but each process starts its own session stacks, so past a
 # point the extra CPU outweighs the overlap. On 2 cores, 844 tests, the same day: 3 took 259 s, 4 took 275 s,
 # 2 took 294 s (with the programs forked from harness/launcher.py; before it, 837 tests: 3 took 294-299 s). Again
-# with 856 tests on a slower day: 3 took 254 s (369 CPU-s), 2 took 299 s (325 CPU-s).
-TEST_PROCESSES ?= 3
+# with 856 tests on a slower day: 3 took 254 s (369 CPU-s), 2 took 299 s (325 CPU-s). With 865 tests, after a
+# session's end stopped costing CPU (an Intel Xeon host, 2026-12-03): 3 took 147 s, 4 took 121 s, 5 took 121 s,
+# and 3 and 4 spent the same CPU (153-154 CPU-s; 5: 166), so the fourth process only fills idle time.
+TEST_PROCESSES ?= 4
 
 .PHONY: help install bytecode up down status demo test lint
 
