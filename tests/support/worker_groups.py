@@ -4,12 +4,13 @@ Each xdist worker builds its own session fixtures (its own Redis, stacks, fake u
 distribution is what a fixture costs to build, not a test:
 - a test module is one unit: its module-scoped stacks start once, in one worker;
 - the modules that use a session fixture too costly to build twice are one unit together (SHARED);
-- units that start stacks run first and the in-process ones last, so the workers finish together (longest
-  work first) instead of one starting a stack while the other has nothing left to take.
+- the longest units run first (SECONDS, measured), then the rest by what they start: stacks first, in-process
+  ones last. A worker takes its next unit when it is nearly done with its last, so with the long work handed out
+  first the workers finish together instead of one running a 40 s module while the others have nothing left.
 The scheduler runs in the controlling process, which sees only test ids, so SHARED names modules by path;
 every worker checks at collection that the table is complete (a module that starts using such a fixture
 without being listed fails the run instead of silently building the fixture twice).
-Without xdist this plugin only orders the modules (each stays whole, in file order within its cost).
+Without xdist this plugin only orders the modules (each stays whole, in the order above).
 """
 
 from __future__ import annotations
@@ -34,6 +35,39 @@ SHARED: dict[str, tuple[str, ...]] = {
     "json_coalescing_stack": ("tests/integration/test_json_logs.py", "tests/integration/test_token_coalescing.py"),
 }
 UNIT_OF = {module: fixture for fixture, modules in SHARED.items() for module in modules}
+
+# Seconds the longest units took (their tests' setup, call and teardown), `pytest -n 4` on 2 cores, 2026-12-03.
+# They set only the order: a stale or missing figure costs balance, never a test. Measure again when a unit
+# grows or shrinks by several seconds (time each test's start and end per worker in a throwaway plugin).
+SECONDS: dict[str, float] = {
+    "tests/integration/test_faults.py": 46,
+    "tests/integration/test_make_up.py": 42,
+    "offline_kb": 36,
+    "tests/integration/test_reaper.py": 29,
+    "tests/integration/test_stream_endings.py": 23,
+    "tests/e2e/test_schema_fuzz.py": 19,
+    "tests/integration/test_admission.py": 16,
+    "tests/integration/test_key_limits_stack.py": 15,
+    "tests/e2e/test_browser_eventsource.py": 15,
+    "tests/integration/test_redis_restart_stream.py": 13,
+    "tests/e2e/test_auth_browser.py": 12,
+    "tests/e2e/test_auth.py": 12,
+    "tests/e2e/test_cli.py": 12,
+    "tests/unit/test_ocr_loaders.py": 11,
+    "tests/integration/test_real_folder.py": 10,
+    "tests/integration/test_readiness_codes.py": 9,
+    "tests/integration/test_self_hosted_models.py": 6,
+    "tests/integration/test_bulk_indexing.py": 6,
+    "tests/e2e/test_web_page.py": 6,
+    "tests/e2e/test_idempotency_in_progress.py": 6,
+    "tests/integration/test_openai_compatible.py": 6,
+    "tests/e2e/test_keepalive.py": 6,
+    "tests/integration/test_postgres_stack.py": 6,
+    "tests/unit/test_zhipu_llm.py": 6,
+    "tests/e2e/test_bad_input.py": 5,
+    "tests/e2e/test_feedback.py": 5,
+    "tests/store/test_search_indexes.py": 5,
+}
 STACK_FIXTURES = ("offline_stack", "zhipu_stack", "keyed_api", *SHARED)
 
 
@@ -74,7 +108,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         cost[unit] = max(cost.get(unit, 0), _cost(item))
         first.setdefault(unit, index)
     position = {id(item): index for index, item in enumerate(items)}
-    items.sort(key=lambda item: (-cost[unit_of(item.nodeid)], first[unit_of(item.nodeid)], position[id(item)]))
+    items.sort(key=lambda item: _order(unit_of(item.nodeid), cost, first, position[id(item)]))
+
+
+def _order(unit: str, cost: dict[str, int], first: dict[str, int], position: int) -> tuple[float, int, int, int]:
+    """Where a test goes: longest measured unit first, then the unmeasured by cost, each unit whole, in file order."""
+    return (-SECONDS.get(unit, 0.0), -cost[unit], first[unit], position)
 
 
 @pytest.hookimpl(optionalhook=True)
