@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-import platform
 import random
 import re
 import shutil
@@ -33,6 +32,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from bench.host import machine
 from harness.fakes.zhipu_server import ZhipuFakeServer
 from harness.postgres import PostgresServer
 from harness.processes import ROOT, RedisServer, Stack
@@ -340,14 +340,6 @@ def results_table(runs: list[StackRun], seed: SeedRun | None) -> Table:
     return table
 
 
-def machine() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
-    model = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), "unknown CPU")
-    system = f"{platform.system()} {platform.release()}, Python {platform.python_version()}"
-    return f"{os.cpu_count()} cores ({model}), {system}"
-
-
 def revision() -> str:
     """The commit measured, marked when the work tree differs from it."""
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
@@ -476,6 +468,7 @@ def main(
 
     Example: .venv/bin/python -m bench.index_throughput --corpus /work/shared/corpus --engines sqlite,postgresql
     """
+    console.print(f"machine: {machine()}")
     corpus = corpus.resolve()
     counts = workers or ([1, 2] if quick else [1, 2, 4])
     chosen = [e.strip() for e in engines.split(",") if e.strip()]

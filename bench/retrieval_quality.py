@@ -7,16 +7,14 @@ sets: `tune`, which ranking choices were made on, and `check`, which they were o
 embedded together and a retrieved chunk is relevant by the rule evaluation jobs use (shared/evaluation), so the
 figures are those `ragq eval` reports for the same collection.
 
-    .venv/bin/python bench/retrieval_quality.py                    # both engines, print the table
-    .venv/bin/python bench/retrieval_quality.py --engine sqlite    # one engine
-    .venv/bin/python bench/retrieval_quality.py --write-docs       # and record it in docs/benchmarks.md
+    .venv/bin/python -m bench.retrieval_quality                    # both engines, print the table
+    .venv/bin/python -m bench.retrieval_quality --engine sqlite    # one engine
+    .venv/bin/python -m bench.retrieval_quality --write-docs       # and record it in docs/benchmarks.md
 """
 
 from __future__ import annotations
 
 import json
-import os
-import platform
 import re
 import sys
 import tempfile
@@ -35,6 +33,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from bench.host import machine
 from shared.eval_set import RelevantChunk, read_eval_set
 from shared.evaluation.metrics import first_rank, hit_at, reciprocal_rank
 from shared.evaluation.relevance import RelevanceRule
@@ -295,8 +294,7 @@ def docs_section(results: list[EngineResult], command: str, chunk_size: int, ove
         [
             DOCS_HEADING,
             "",
-            f"Produced on {date.today().isoformat()} with `{command}` on a {os.cpu_count()}-core "
-            f"{platform.machine()} machine (Python {platform.python_version()}), embedding with the offline "
+            f"Produced on {date.today().isoformat()} with `{command}` on {machine()}, embedding with the offline "
             f"`{LOCAL_MODEL_NAME}` ({LOCAL_DIMENSION}-d, e5's `query: ` / `passage: ` prefixes), chunks of "
             f"{chunk_size} tokens with {overlap} overlap. Each corpus is read, normalised, split and embedded "
             "once, then stored in each engine (the embedded SQLite store in a temporary DATA_DIR; PostgreSQL 18 "
@@ -383,6 +381,7 @@ def main(
     a retrieved chunk contains its answer passage. Embedding runs at roughly 5-20 chunks/s on 2 cores: bound
     the corpus run with --max-files.
     """
+    console.print(f"machine: {machine()}")
     engines = ENGINES if engine == "both" else (engine,)
     if any(e not in ENGINES for e in engines):
         raise typer.BadParameter(f"--engine must be sqlite, postgresql or both, not {engine!r}")
@@ -426,7 +425,7 @@ def main(
                 where = f"{result.corpus.name}/{split}/{result.engine}/{mode}"
                 console.print(f"  not first {where}: {question} (rank {rank or f'>{HIT_AT}'})")
     if write_docs:
-        command = " ".join([".venv/bin/python bench/retrieval_quality.py", *sys.argv[1:]])
+        command = " ".join([".venv/bin/python -m bench.retrieval_quality", *sys.argv[1:]])
         record(DOCS_FILE, docs_section(results, command, chunk_size, chunk_overlap))
         console.print(f"recorded the results in {DOCS_FILE}")
 

@@ -50,13 +50,13 @@ from rich.console import Console
 from rich.table import Table
 from supervisor.xmlrpc import SupervisorTransport
 
+from bench.host import machine
 from bench.load_clients import ClientKind, Stream, StreamClient, stream_client
 from bench.stream_latency import (
     COLLECTION,
     FAKE_CONFIG,
     QUESTION,
     index_kb,
-    machine,
     pct,
     start_stack,
     write_section,
@@ -566,6 +566,7 @@ def main(
     plan = Plan(counts, repeat, timeout, path, "httpx" if client == "httpx" else "aiohttp")
     concurrency = query_concurrency or max(counts)
     nofile = raise_open_file_limit()
+    console.print(f"machine: {machine()}")
     console.print(f"open-file limit {nofile[0]} → {nofile[1]}; streams {counts} × {repeat}; path {path}")
     console.print(f"load generator: {client} (bench/load_clients.py)")
 

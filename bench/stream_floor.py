@@ -37,8 +37,9 @@ import httpx
 import typer
 from rich.console import Console
 
+from bench.host import machine
 from bench.stream_concurrency import TARGET_TTFT_P50_MS, cpu_seconds, raise_open_file_limit, serve_fake
-from bench.stream_latency import QUESTION, machine, pct
+from bench.stream_latency import QUESTION, pct
 
 CHAT_PATH = "/chat/completions"
 HEADERS = {"Authorization": "Bearer bench.key", "Accept": "text/event-stream"}

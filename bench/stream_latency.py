@@ -43,7 +43,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bench.index_throughput import machine
+from bench.host import machine
 from harness.fakes.zhipu_server import ZhipuFakeServer
 from harness.processes import ROOT, RedisServer, Stack
 from harness.sse import iter_events
@@ -387,6 +387,7 @@ def main(
 
     Example: .venv/bin/python -m bench.stream_latency --runs 20 --warmup 2
     """
+    console.print(f"machine: {machine()}")
     tmp = Path(tempfile.mkdtemp(prefix="bench-latency-"))
     redis_server = RedisServer.start(tmp)
     results: dict[str, list[Sample]] = {}
