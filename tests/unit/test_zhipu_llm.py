@@ -97,16 +97,18 @@ def test_closing_an_answer_midway_closes_the_upstream_stream(
     answerer: AsyncLLMAnswerer, zhipu: ZhipuFakeServer
 ) -> None:
     """A cancel closes the answer's generator (workers/generation.py); the LLM must stop generating for nobody."""
-    zhipu.configure(tokens=TOKENS, token_delay_ms=200)
 
-    async def read_three_then_close() -> None:
+    async def read_three_then_close() -> dict[str, Any]:
+        # Slow tokens for this answer only: set before the warm-up request, they made it take 2.4 s.
+        zhipu.configure(tokens=TOKENS, token_delay_ms=200)
         pieces = answerer.astream("什么是 KV 缓存？", CHUNKS, TokenUsage())
         assert [await anext(pieces) for _ in range(3)] == TOKENS[:3]
         await pieces.aclose()  # type: ignore[attr-defined]
         deadline = time.monotonic() + 2  # well under the 9 tokens × 200 ms the stream had left
         while not zhipu.requests("/chat/completions")[-1].get("disconnected") and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
+        # Read before the client is closed (which would end the stream anyway): the generator's close alone.
+        return zhipu.requests("/chat/completions")[-1]
 
-    _on_a_loop_without_threads(answerer, read_three_then_close())
-    record = zhipu.requests("/chat/completions")[-1]
+    record = _on_a_loop_without_threads(answerer, read_three_then_close())
     assert record["disconnected"] and not record["completed"]
