@@ -99,7 +99,7 @@ def test_closing_an_answer_midway_closes_the_upstream_stream(
     """A cancel closes the answer's generator (workers/generation.py); the LLM must stop generating for nobody."""
 
     async def read_three_then_close() -> dict[str, Any]:
-        # Slow tokens for this answer only: set before the warm-up request, they made it take 2.4 s.
+        # Slow tokens for this answer only, after the helper's warm-up request (which would stream them too: 2.4 s).
         zhipu.configure(tokens=TOKENS, token_delay_ms=200)
         pieces = answerer.astream("什么是 KV 缓存？", CHUNKS, TokenUsage())
         assert [await anext(pieces) for _ in range(3)] == TOKENS[:3]
